@@ -1,0 +1,69 @@
+"""The ``brainnet`` command line: argument parsing only.
+
+Each command lives in a module of this package that defines
+``register(subparsers)``; the module adds its parser(s) and sets
+``func=<callable(args) -> int>``. Every command calls one public API
+function; no science lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from brainnet.errors import BrainnetError
+
+EPILOG = """examples:
+  brainnet encode --subject 01          per-subject encoding on the embedded study
+  brainnet decode                       group decoding of EmoNet units (the paper's Fig. 4)
+  brainnet extract --stimuli imgs/ --layers fc7,fc8 --out acts.npz
+  brainnet COMMAND --help               options and examples of one command
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every command module of this package registered."""
+    from brainnet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="brainnet",
+        description="Compare deep-network units (EmoNet and any PyTorch model) with fMRI.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"brainnet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``brainnet`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BrainnetError as err:
+        print(f"brainnet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"brainnet {args.command}: interrupted; finished work is saved, "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Options shared by several commands, so every command spells them the same way."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    """Add a sub-command whose ``--help`` ends with ``examples``."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_weights_args(parser: argparse.ArgumentParser) -> None:
+    """``--weights PATH`` and ``--untrained-seed N``."""
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="EmoNet weights file (emonet-pytorch or emonet-py state dict); "
+        "without it, deterministic untrained weights are used",
+    )
+    parser.add_argument(
+        "--untrained-seed",
+        type=int,
+        default=0,
+        help="seed of the untrained weights used when --weights is not given (default 0)",
+    )
+
+
+def add_study_args(parser: argparse.ArgumentParser) -> None:
+    """``--study DIR`` (default: the embedded study) and ``--mask``."""
+    parser.add_argument(
+        "--study",
+        type=Path,
+        default=None,
+        help="study folder (default: the embedded demo study, created offline on first use)",
+    )
+    parser.add_argument(
+        "--mask",
+        default="occipital",
+        help="region: occipital (default), v1, v2, v3, v4, inferotemporal, whole-brain, or a NIfTI path",
+    )
+    parser.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help="precomputed features (.npz with one array per layer + stimulus_ids, or .tsv) "
+        "instead of extracting them from the stimuli",
+    )
+
+
+def add_output_args(parser: argparse.ArgumentParser, default: str = "brainnet_results") -> None:
+    """``--out DIR`` and ``--overwrite``."""
+    parser.add_argument("--out", type=Path, default=Path(default), help=f"output folder (default {default})")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results in --out that were made with other parameters",
+    )
+
+
+def add_compute_args(parser: argparse.ArgumentParser) -> None:
+    """``--seed`` and ``--n-jobs``."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--n-jobs", type=int, default=1, help="parallel workers (results do not depend on it)"
+    )
+
+
+def notice(message: str) -> None:
+    """Print a one-line notice for the user on stderr."""
+    print(f"brainnet: {message}", file=sys.stderr)

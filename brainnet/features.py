@@ -1,0 +1,185 @@
+"""Network feature sets: per-layer ``(n_stimuli, n_units)`` arrays keyed by stimulus id.
+
+A :class:`Features` object is what extraction returns and what every analysis
+takes on the network side. It is also how users bring their own features
+(``--features FILE``): ``.npz`` with one array per layer plus
+``stimulus_ids``, or ``.tsv`` with a ``stimulus_id`` column and one column
+per unit (a single layer, named by the file stem unless given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainnet.errors import BrainnetError, input_error
+from brainnet.results import atomic_save_npz, atomic_write_json, sha256_file
+
+__all__ = ["Features", "load_features", "save_features"]
+
+
+@dataclass(frozen=True)
+class Features:
+    """Activations of one network for one stimulus set.
+
+    Parameters
+    ----------
+    stimulus_ids : sequence of str, length n_stimuli
+        Unique ids, in row order.
+    layers : dict of str -> ndarray of shape (n_stimuli, n_units)
+        One matrix per layer, rows aligned with ``stimulus_ids``.
+    provenance : dict
+        What produced them (weights, preprocessing, model, source file).
+    """
+
+    stimulus_ids: tuple[str, ...]
+    layers: Mapping[str, np.ndarray]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = tuple(str(s) for s in self.stimulus_ids)
+        object.__setattr__(self, "stimulus_ids", ids)
+        if len(set(ids)) != len(ids):
+            dup = sorted({s for s in ids if ids.count(s) > 1})[:3]
+            raise BrainnetError(f"features: duplicate stimulus ids {dup}; each stimulus needs one row")
+        layers = {}
+        for name, arr in self.layers.items():
+            arr = np.asarray(arr)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            if arr.ndim != 2 or arr.shape[0] != len(ids):
+                raise BrainnetError(
+                    f"features: layer {name!r} has shape {arr.shape} but there are {len(ids)} "
+                    "stimulus ids; give one row per stimulus"
+                )
+            if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+                raise BrainnetError(
+                    f"features: layer {name!r} contains NaN, Inf or non-numbers; "
+                    "remove or impute them before the analysis"
+                )
+            layers[name] = arr
+        object.__setattr__(self, "layers", layers)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.layers)
+
+    @property
+    def n_stimuli(self) -> int:
+        return len(self.stimulus_ids)
+
+    def layer(self, name: str) -> np.ndarray:
+        """The ``(n_stimuli, n_units)`` matrix of one layer."""
+        try:
+            return self.layers[name]
+        except KeyError:
+            raise BrainnetError(
+                f"layer {name!r} is not in these features; available: {', '.join(self.layers)}"
+            ) from None
+
+    def rows_for(self, stimulus_ids: Sequence[str]) -> np.ndarray:
+        """Row index of each requested id (repeats allowed), shape ``(len(stimulus_ids),)``."""
+        index = {s: i for i, s in enumerate(self.stimulus_ids)}
+        missing = [s for s in stimulus_ids if str(s) not in index]
+        if missing:
+            raise BrainnetError(
+                f"features: no row for stimulus ids {sorted(set(map(str, missing)))[:5]}; "
+                "the features must cover every stimulus of the study"
+            )
+        return np.array([index[str(s)] for s in stimulus_ids], dtype=np.intp)
+
+    def align(self, stimulus_ids: Sequence[str]) -> Features:
+        """These features re-ordered (and subset) to ``stimulus_ids`` (unique)."""
+        rows = self.rows_for(stimulus_ids)
+        return Features(
+            tuple(stimulus_ids), {k: v[rows] for k, v in self.layers.items()}, self.provenance
+        )
+
+
+def save_features(features: Features, path: str | Path) -> Path:
+    """Write ``features`` to ``.npz`` (one array per layer + ``stimulus_ids``) atomically.
+
+    The provenance goes beside it as ``<path>.json`` (the npz holds no objects,
+    so it loads with ``allow_pickle=False``).
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise input_error(path, "features are written as .npz", "give an --out path ending in .npz")
+    if "stimulus_ids" in features.layers:
+        raise BrainnetError("features: a layer may not be called 'stimulus_ids'; rename it")
+    arrays = {name: np.ascontiguousarray(arr) for name, arr in features.layers.items()}
+    atomic_save_npz(path, stimulus_ids=np.array(features.stimulus_ids, dtype=str), **arrays)
+    atomic_write_json(path.with_name(path.name + ".json"), dict(features.provenance))
+    return path
+
+
+def load_features(path: str | Path, layer: str | None = None) -> Features:
+    """Read a features file (``.npz`` or ``.tsv``).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.npz`` with ``stimulus_ids`` and one ``(n_stimuli, n_units)`` array
+        per layer, or ``.tsv`` with a ``stimulus_id`` column and unit columns.
+    layer : str, optional
+        Name of the layer a ``.tsv`` holds (default: the file stem).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise input_error(path, "features file not found", "check the --features path")
+    suffix = "".join(path.suffixes[-1:]).lower()
+    if suffix == ".npz":
+        features = _load_npz(path)
+    elif suffix in (".tsv", ".txt"):
+        features = _load_tsv(path, layer or path.name.split(".")[0])
+    else:
+        raise input_error(path, f"unknown features format {suffix!r}", "use .npz or .tsv")
+    provenance = dict(features.provenance)
+    provenance.update({"source": str(path.resolve()), "sha256": sha256_file(path)})
+    return Features(features.stimulus_ids, features.layers, provenance)
+
+
+def _load_npz(path: Path) -> Features:
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise input_error(path, f"not a readable .npz ({type(err).__name__})", "re-create the file with brainnet extract or numpy.savez") from None
+    if "stimulus_ids" not in arrays:
+        raise input_error(path, "has no 'stimulus_ids' array", "save the ids with the layers: np.savez(path, stimulus_ids=ids, fc7=...)")
+    ids = arrays.pop("stimulus_ids")
+    if not arrays:
+        raise input_error(path, "holds no layer arrays", "save at least one (n_stimuli, n_units) array")
+    sidecar = path.with_name(path.name + ".json")
+    provenance = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+    try:
+        return Features(tuple(ids.tolist()), arrays, provenance)
+    except BrainnetError as err:
+        raise BrainnetError(f"{path}: {err}") from None
+
+
+def _load_tsv(path: Path, layer: str) -> Features:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype={"stimulus_id": str})
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+        raise input_error(path, f"not a readable UTF-8 TSV ({type(err).__name__})", "save it as tab-separated UTF-8 text") from None
+    if "stimulus_id" not in frame.columns:
+        raise input_error(path, "has no 'stimulus_id' column", "name the id column 'stimulus_id'")
+    units = frame.drop(columns="stimulus_id")
+    try:
+        values = units.to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        raise input_error(path, "unit columns must be numbers", "remove text columns other than stimulus_id") from None
+    try:
+        return Features(tuple(frame["stimulus_id"]), {layer: values}, {"units": list(units.columns)})
+    except BrainnetError as err:
+        raise BrainnetError(f"{path}: {err}") from None
