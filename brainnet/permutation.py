@@ -1,0 +1,384 @@
+"""The permutation (and bootstrap) engine shared by encoding, decoding and RSA.
+
+An analysis hands the engine a *batched statistic*: a function that takes a
+block of index arrays, shape ``(n_batch, n)``, and returns the statistic for
+each, shape ``(n_batch, *stat_shape)``. For a permutation, row ``k`` says
+which network row goes with stimulus ``i`` (``features[perm]``); for a
+bootstrap, which rows are drawn. The analysis makes that function fast by
+reusing what does not change across permutations (decompositions, kernels,
+ranks); the engine owns everything else:
+
+- permutation ``k`` is a pure function of ``(seed, k)``, so results do not
+  depend on the batch size, on ``n_jobs``, on Dask, or on interruptions;
+- p-values are ``(1 + #{null >= observed}) / (1 + N)`` and family-wise
+  corrected p-values use the maximum statistic over all elements;
+- checkpoints (atomic ``.npz``) let an interrupted run continue where it
+  stopped with the same final result;
+- batches run in threads (``n_jobs``) or on a Dask cluster (``scheduler``).
+
+Why hand-written: scipy's ``permutation_test`` re-evaluates an unbatched
+statistic and has no max-statistic correction or checkpoints; nilearn's
+``permuted_ols`` is specific to OLS; none of them is resumable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from brainnet.errors import BrainnetError
+from brainnet.results import atomic_save_npz
+
+__all__ = [
+    "PermutationResult",
+    "permutation_indices",
+    "bootstrap_indices",
+    "permutation_test",
+    "bootstrap_distribution",
+    "p_values",
+    "max_stat_p_values",
+]
+
+Alternative = Literal["greater", "less", "two-sided"]
+BatchStatistic = Callable[[np.ndarray], np.ndarray]
+
+
+def _block_labels(n: int, groups: np.ndarray | None) -> list[np.ndarray]:
+    if groups is None:
+        return [np.arange(n)]
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise BrainnetError(f"groups has shape {groups.shape}; give one label per row ({n})")
+    return [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+
+def permutation_indices(
+    n: int, start: int, stop: int, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Permutations ``start .. stop-1`` of ``range(n)``, shape ``(stop - start, n)``.
+
+    Permutation ``k`` depends only on ``(seed, k)``. With ``groups``, rows are
+    permuted only within blocks of equal label (exchangeability blocks).
+    """
+    blocks = _block_labels(n, groups)
+    out = np.empty((stop - start, n), dtype=np.intp)
+    for row, k in enumerate(range(start, stop)):
+        rng = np.random.default_rng([seed, k])
+        perm = np.arange(n)
+        for block in blocks:
+            perm[block] = block[rng.permutation(block.size)]
+        out[row] = perm
+    return out
+
+
+def bootstrap_indices(
+    n: int, start: int, stop: int, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Bootstrap draws ``start .. stop-1`` (rows drawn with replacement), shape ``(stop - start, n)``.
+
+    With ``groups``, rows are resampled within each block. Draw ``k`` depends
+    only on ``(seed, k)``; the streams differ from :func:`permutation_indices`.
+    """
+    blocks = _block_labels(n, groups)
+    out = np.empty((stop - start, n), dtype=np.intp)
+    for row, k in enumerate(range(start, stop)):
+        rng = np.random.default_rng([seed, k, 1])
+        draw = np.arange(n)
+        for block in blocks:
+            draw[block] = block[rng.integers(0, block.size, size=block.size)]
+        out[row] = draw
+    return out
+
+
+def _oriented(observed: np.ndarray, null: np.ndarray, alternative: Alternative):
+    if alternative == "greater":
+        return observed, null
+    if alternative == "less":
+        return -observed, -null
+    if alternative == "two-sided":
+        return np.abs(observed), np.abs(null)
+    raise BrainnetError(f"alternative {alternative!r} is unknown; use greater, less or two-sided")
+
+
+def p_values(observed: np.ndarray, null: np.ndarray, alternative: Alternative = "greater") -> np.ndarray:
+    """Element-wise permutation p-values ``(1 + #{null >= observed}) / (1 + N)``.
+
+    Parameters
+    ----------
+    observed : ndarray of shape stat_shape
+    null : ndarray of shape (n_permutations, *stat_shape)
+    """
+    obs, nul = _oriented(np.asarray(observed), np.asarray(null), alternative)
+    # NaN in the null (e.g. a constant permuted column) never counts as exceeding.
+    exceed = np.sum(nul >= obs, axis=0)
+    return (1.0 + exceed) / (1.0 + nul.shape[0])
+
+
+def max_stat_p_values(
+    observed: np.ndarray, null: np.ndarray, alternative: Alternative = "greater"
+) -> np.ndarray:
+    """Family-wise corrected p-values by the maximum statistic over all elements.
+
+    ``p_fwe[j] = (1 + #{max_j' null[k, j'] >= observed[j]}) / (1 + N)``
+    (Nichols & Holmes 2002): strong control of the family-wise error rate.
+    """
+    obs, nul = _oriented(np.asarray(observed), np.asarray(null), alternative)
+    flat = nul.reshape(nul.shape[0], -1)
+    maxima = np.nanmax(flat, axis=1) if flat.shape[1] else np.full(nul.shape[0], -np.inf)
+    maxima = np.sort(maxima)
+    exceed = maxima.size - np.searchsorted(maxima, obs, side="left")
+    return (1.0 + exceed) / (1.0 + maxima.size)
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Observed statistic, its permutation null, and p-values.
+
+    Attributes
+    ----------
+    observed : ndarray of shape stat_shape
+    null : ndarray of shape (n_permutations, *stat_shape)
+    alternative : {"greater", "less", "two-sided"}
+    seed : int
+    """
+
+    observed: np.ndarray
+    null: np.ndarray
+    alternative: Alternative
+    seed: int
+
+    @property
+    def n_permutations(self) -> int:
+        return int(self.null.shape[0])
+
+    @property
+    def p_value(self) -> np.ndarray:
+        """Uncorrected p-values, shape stat_shape."""
+        return p_values(self.observed, self.null, self.alternative)
+
+    @property
+    def p_fwe(self) -> np.ndarray:
+        """Max-statistic family-wise corrected p-values, shape stat_shape."""
+        return max_stat_p_values(self.observed, self.null, self.alternative)
+
+
+def _load_checkpoint(path: Path, meta: dict[str, Any]) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError):
+        return None  # unreadable checkpoint: start again rather than trust it
+    for key, value in meta.items():
+        if key not in stored or not np.array_equal(stored[key], value):
+            return None  # made for another run: never mix it into this one
+    return stored["draws"]
+
+
+def _run_draws(
+    statistic: BatchStatistic,
+    index_fn: Callable[[int, int], np.ndarray],
+    n_draws: int,
+    *,
+    batch_size: int,
+    n_jobs: int,
+    checkpoint: str | Path | None,
+    checkpoint_meta: dict[str, Any],
+    scheduler: Any,
+    progress: bool,
+) -> np.ndarray:
+    """Evaluate ``statistic`` on draws ``0 .. n_draws-1`` in batches; resumable."""
+    if n_draws < 0 or batch_size < 1 or n_jobs == 0:
+        raise BrainnetError("n_permutations must be >= 0, batch_size >= 1 and n_jobs != 0")
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    done = _load_checkpoint(ckpt, checkpoint_meta) if ckpt is not None else None
+    chunks: list[np.ndarray] = [] if done is None else [done]
+    start = 0 if done is None else done.shape[0]
+    bounds = [(b, min(b + batch_size, n_draws)) for b in range(start, n_draws, batch_size)]
+
+    def run(bound: tuple[int, int]) -> np.ndarray:
+        return np.asarray(statistic(index_fn(*bound)))
+
+    bar = _progress_bar(n_draws, start, progress)
+    last_save = time.monotonic()
+    for result in _execute(run, bounds, n_jobs, scheduler, statistic):
+        chunks.append(result)
+        bar.update(result.shape[0])
+        if ckpt is not None and time.monotonic() - last_save > 2.0:
+            atomic_save_npz(ckpt, draws=np.concatenate(chunks), **checkpoint_meta)
+            last_save = time.monotonic()
+    bar.close()
+    draws = np.concatenate(chunks) if chunks else np.empty((0,))
+    if ckpt is not None:
+        atomic_save_npz(ckpt, draws=draws, **checkpoint_meta)
+    return draws
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="perm", leave=False)
+
+
+def _execute(run, bounds, n_jobs: int, scheduler: Any, statistic: BatchStatistic):
+    """Yield ``run(bound)`` for each bound, in order."""
+    if scheduler is not None:
+        yield from _execute_dask(bounds, scheduler, run)
+        return
+    n_workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
+    if n_workers == 1 or len(bounds) <= 1:
+        for bound in bounds:
+            yield run(bound)
+        return
+    from threadpoolctl import threadpool_limits
+
+    # Threads share the precomputed arrays; give each its share of the BLAS threads.
+    with threadpool_limits(limits=max(1, (os.cpu_count() or 1) // n_workers)):
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            # Submit in waves so a checkpoint never waits on far-ahead batches.
+            for wave in range(0, len(bounds), n_workers):
+                yield from pool.map(run, bounds[wave : wave + n_workers])
+
+
+def _execute_dask(bounds, scheduler: Any, run):
+    from dask.distributed import Client
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        shipped = client.scatter(run, broadcast=True)
+        futures = [client.submit(_call, shipped, bound, pure=False) for bound in bounds]
+        for future in futures:
+            yield future.result()
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def _call(fn, bound):
+    return fn(bound)
+
+
+def permutation_test(
+    statistic: BatchStatistic,
+    n: int,
+    *,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    alternative: Alternative = "greater",
+    groups: np.ndarray | None = None,
+    batch_size: int = 64,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    scheduler: Any = None,
+    progress: bool = False,
+) -> PermutationResult:
+    """Permutation test of a batched statistic.
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(perms)`` with ``perms`` of shape ``(n_batch, n)`` returns
+        an array of shape ``(n_batch, *stat_shape)``. The observed value is
+        ``statistic(arange(n)[None])[0]``.
+    n : int
+        Number of exchangeable units (e.g. stimuli).
+    n_permutations : int
+        Number of random permutations (the identity is not counted among them).
+    seed : int
+        Permutation ``k`` is drawn from ``default_rng([seed, k])``.
+    alternative : {"greater", "less", "two-sided"}
+    groups : ndarray of shape (n,), optional
+        Exchangeability blocks; units are permuted only within a block.
+    batch_size : int
+        Permutations per call of ``statistic``. Results do not depend on
+        ``n_jobs`` or ``scheduler``; keep ``batch_size`` fixed for
+        bit-identical nulls.
+    n_jobs : int
+        Threads evaluating batches (-1: all cores).
+    checkpoint : path, optional
+        ``.npz`` file updated every few seconds; a rerun with the same
+        ``seed``, ``n``, ``n_permutations`` and observed statistic resumes
+        from it.
+    scheduler : str or dask.distributed.Client, optional
+        Run batches on a Dask cluster (address or client).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    PermutationResult
+    """
+    observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
+    meta = {
+        "kind": np.array("permutation"),
+        "seed": np.array(seed),
+        "n": np.array(n),
+        "n_draws": np.array(n_permutations),
+        "batch_size": np.array(batch_size),
+        "observed": observed,
+        "groups": np.asarray(groups if groups is not None else []),
+    }
+    null = _run_draws(
+        statistic,
+        lambda a, b: permutation_indices(n, a, b, seed, groups),
+        n_permutations,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        checkpoint=checkpoint,
+        checkpoint_meta=meta,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    null = null.reshape((n_permutations, *observed.shape))
+    return PermutationResult(observed=observed, null=null, alternative=alternative, seed=seed)
+
+
+def bootstrap_distribution(
+    statistic: BatchStatistic,
+    n: int,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    batch_size: int = 64,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    scheduler: Any = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Bootstrap distribution of a batched statistic, shape ``(n_bootstrap, *stat_shape)``.
+
+    ``statistic(draws)`` receives row indices drawn with replacement, shape
+    ``(n_batch, n)``. Same reproducibility and resume guarantees as
+    :func:`permutation_test`.
+    """
+    probe = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
+    meta = {
+        "kind": np.array("bootstrap"),
+        "seed": np.array(seed),
+        "n": np.array(n),
+        "n_draws": np.array(n_bootstrap),
+        "batch_size": np.array(batch_size),
+        "observed": probe,
+        "groups": np.asarray(groups if groups is not None else []),
+    }
+    draws = _run_draws(
+        statistic,
+        lambda a, b: bootstrap_indices(n, a, b, seed, groups),
+        n_bootstrap,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        checkpoint=checkpoint,
+        checkpoint_meta=meta,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    return draws.reshape((n_bootstrap, *probe.shape))

@@ -1,0 +1,36 @@
+import numpy as np
+from scipy import stats as sps
+
+from brainnet.stats import cohens_d, fdr_bh, pearson_columns, standard_error, zscore_columns
+
+
+def test_pearson_columns_matches_scipy_and_flags_constant_columns():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((30, 4)), rng.standard_normal((30, 4))
+    b[:, 3] = 1.0
+    r = pearson_columns(a, b)
+    for j in range(3):
+        assert np.isclose(r[j], sps.pearsonr(a[:, j], b[:, j])[0])
+    assert np.isnan(r[3])
+
+
+def test_zscore_columns_handles_constant():
+    x = np.column_stack([np.arange(5.0), np.ones(5)])
+    z = zscore_columns(x)
+    np.testing.assert_allclose(z[:, 0], sps.zscore(x[:, 0]))
+    np.testing.assert_array_equal(z[:, 1], 0)
+
+
+def test_fdr_bh_matches_scipy():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(size=200) ** 2
+    np.testing.assert_allclose(fdr_bh(p), sps.false_discovery_control(p))
+    with_nan = np.array([0.01, np.nan, 0.04])
+    q = fdr_bh(with_nan)
+    assert np.isnan(q[1]) and np.allclose(q[[0, 2]], sps.false_discovery_control([0.01, 0.04]))
+
+
+def test_effect_sizes():
+    x = np.array([0.2, 0.3, 0.25, 0.35])
+    assert np.isclose(cohens_d(x), x.mean() / x.std(ddof=1))
+    assert np.isclose(standard_error(x), sps.sem(x))
