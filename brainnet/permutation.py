@@ -49,6 +49,9 @@ __all__ = [
 Alternative = Literal["greater", "less", "two-sided"]
 BatchStatistic = Callable[[np.ndarray], np.ndarray]
 
+#: Seconds between checkpoint writes of a long run (a crash loses at most this much work).
+CHECKPOINT_SECONDS = 2.0
+
 
 def _block_labels(n: int, groups: np.ndarray | None) -> list[np.ndarray]:
     if groups is None:
@@ -212,7 +215,7 @@ def _run_draws(
     for result in _execute(run, bounds, n_jobs, scheduler, statistic):
         chunks.append(result)
         bar.update(result.shape[0])
-        if ckpt is not None and time.monotonic() - last_save > 2.0:
+        if ckpt is not None and time.monotonic() - last_save > CHECKPOINT_SECONDS:
             atomic_save_npz(ckpt, draws=np.concatenate(chunks), **checkpoint_meta)
             last_save = time.monotonic()
     bar.close()

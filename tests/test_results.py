@@ -1,0 +1,109 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainnet.errors import BrainnetError
+from brainnet.results import (
+    ResultDir,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_tsv,
+    fingerprint,
+    make_provenance,
+    sha256_file,
+)
+
+
+def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path):
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_json_has_no_nan_and_tsv_roundtrips(tmp_path):
+    atomic_write_json(tmp_path / "s.json", {"r": float("nan"), "v": np.float32(0.5), "a": np.arange(2)})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"r": None, "v": 0.5, "a": [0, 1]}
+    frame = pd.DataFrame({"unit": ["Awe", "Joy"], "r": [0.1, np.nan]})
+    atomic_write_tsv(tmp_path / "t.tsv", frame)
+    back = pd.read_csv(tmp_path / "t.tsv", sep="\t")
+    assert list(back["unit"]) == ["Awe", "Joy"] and np.isnan(back["r"][1])
+
+
+def test_provenance_records_what_produced_a_result(tmp_path):
+    f = tmp_path / "w.pt"
+    f.write_bytes(b"weights")
+    prov = make_provenance(weights=f"sha256:{sha256_file(f)}", seed=3, parameters={"cv": 5})
+    assert prov["brainnet_version"] == "0.1.0" and prov["seed"] == 3
+    assert prov["weights"].startswith("sha256:") and prov["parameters"] == {"cv": 5}
+    later = dict(prov, created="2000-01-01T00:00:00+00:00")
+    assert fingerprint(prov) == fingerprint(later)
+    assert fingerprint(prov) != fingerprint(dict(prov, seed=4))
+
+
+def test_result_dir_refuses_to_mix_parameters(tmp_path):
+    prov = make_provenance(weights="untrained-seed0", seed=0, parameters={"cv": 5})
+    out = ResultDir(tmp_path / "r", prov)
+    out.write_json("a.json", {"x": 1})
+    assert not out.complete
+    out.finish({"mean_r": 0.2})
+    assert out.complete
+    assert ResultDir(tmp_path / "r", prov).complete  # same parameters: reopens, stays complete
+    other = make_provenance(weights="untrained-seed0", seed=0, parameters={"cv": 10})
+    with pytest.raises(BrainnetError, match=r"holds results made with other parameters.*--overwrite"):
+        ResultDir(tmp_path / "r", other)
+    fresh = ResultDir(tmp_path / "r", other, overwrite=True)
+    assert not fresh.complete and not (tmp_path / "r" / "a.json").exists()
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, numpy as np
+    import brainnet.permutation as engine
+    engine.CHECKPOINT_SECONDS = 0.0
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(40), rng.standard_normal((40, 3))
+    def stat(perms):
+        time.sleep(float(sys.argv[3]))
+        return (x[perms] - x.mean()) @ (y - y.mean(0))
+    res = engine.permutation_test(stat, 40, n_permutations=200, seed=2, batch_size=10,
+                                  checkpoint=sys.argv[1])
+    np.save(sys.argv[2], res.null)
+    """
+)
+
+
+def test_permutation_run_killed_with_sigkill_resumes_to_same_result(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(_SCRIPT)
+    ckpt, out = tmp_path / "ckpt.npz", tmp_path / "null.npy"
+    ref_out = tmp_path / "ref.npy"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "ref.npz"), str(ref_out), "0"], check=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(ckpt), str(out), "0.15"])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if ckpt.exists():
+            with np.load(ckpt) as saved:
+                if saved["draws"].shape[0] >= 30:
+                    break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    with np.load(ckpt) as saved:
+        n_done = saved["draws"].shape[0]
+    assert 30 <= n_done < 200
+    subprocess.run([sys.executable, str(script), str(ckpt), str(out), "0"], check=True)
+    np.testing.assert_array_equal(np.load(out), np.load(ref_out))
