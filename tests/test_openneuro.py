@@ -1,0 +1,262 @@
+"""fetch_dataset against a local HTTP server: good, missing, corrupt, truncated, resumed, unsafe."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from brainnet.datasets import openneuro as O
+from brainnet.errors import BrainnetError
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+RNG = bytes(range(256)) * 64  # 16 KiB of deterministic "image" bytes
+GOOD = {
+    "participants.tsv": b"participant_id\nsub-01\nsub-02\n",
+    "sub-01/func/sub-01_task-x_run-01_events.tsv": b"onset\tduration\tstim_file\n0\t1\ta.jpg\n",
+    "sub-01/func/sub-01_task-x_run-01_bold.nii.gz": RNG,
+    "sub-02/func/sub-02_task-x_run-01_events.tsv": b"onset\tduration\tstim_file\n0\t1\tb.jpg\n",
+    "sub-02/func/sub-02_task-x_run-01_bold.nii.gz": RNG[::-1],
+    "stimuli/a.jpg": b"\xff\xd8jpeg-a",
+}
+
+
+class _Server:
+    """Serves ``files`` at ``/ds000001/<path>``; records every requested path."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.truncate: set[str] = set()
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                path = self.path.split("/ds000001/", 1)[-1]
+                server.requests.append(path)
+                if path not in server.files:
+                    self.send_error(404)
+                    return
+                data = server.files[path]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if path in server.truncate:
+                    self.wfile.write(data[: len(data) // 3])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ds000001"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = _Server()
+    srv.files = dict(GOOD)
+    yield srv
+    srv.close()
+
+
+def _entry(path: str, data: bytes, algo: str) -> list:
+    checksum = {"md5": _md5, "sha256": _sha256}.get(algo, lambda d: None)(data)
+    return [path, len(data), algo, checksum]
+
+
+def _manifest(tmp_path: Path, extra: dict[str, list] | None = None) -> Path:
+    algos = {"participants.tsv": "git", "stimuli/a.jpg": "sha256"}
+    entries = {p: _entry(p, d, algos.get(p, "md5" if p.endswith(".gz") else "git")) for p, d in GOOD.items()}
+    entries.update(extra or {})
+    parts = {
+        "metadata": ["participants.tsv"],
+        "events": ["sub-*/func/*_events.tsv"],
+        "bold": ["sub-*/func/*_bold.nii.gz"],
+        "stimuli": ["stimuli/**"],
+    }
+    from brainnet.datasets.manifests import glob_to_regex
+
+    content = {
+        "schema_version": 1,
+        "accession": "ds000001",
+        "version": "1.0.0",
+        "licence": "CC0",
+        "tasks": ["x"],
+        "subjects": ["01", "02"],
+        "stimuli": {"how": "in_dataset", "description": "test"},
+        "workflows": {"image_encoding": {"parts": ["metadata", "events", "stimuli"]}},
+        "download": {"url_template": "http://127.0.0.1:9/{path}"},
+        "parts": {
+            name: {"globs": globs, "files": [e for p, e in entries.items() if any(glob_to_regex(g).match(p) for g in globs)]}
+            for name, globs in parts.items()
+        },
+    }
+    path = tmp_path / "ds000001.json"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def test_good_fetch_selects_parts_and_subjects(server, tmp_path):
+    root = tmp_path / "bids"
+    report = O.fetch_dataset(_manifest(tmp_path), root, subjects="01", what="metadata,events,bold", mirror=server.url, progress=False)
+    assert report.complete
+    assert sorted(report.downloaded) == sorted(["participants.tsv", "sub-01/func/sub-01_task-x_run-01_events.tsv", "sub-01/func/sub-01_task-x_run-01_bold.nii.gz"])
+    for rel in report.downloaded:
+        assert (root / rel).read_bytes() == GOOD[rel]
+    assert not (root / "sub-02").exists() and not (root / "stimuli").exists()
+    assert report.n_bytes == sum(len(GOOD[p]) for p in report.downloaded)
+    # no temporary file is left beside the data
+    assert not [p for p in root.rglob(".*") if p.is_file() and p.parent.name != ".brainnet"]
+
+
+def test_default_parts_are_the_workflow_parts(server, tmp_path):
+    report = O.fetch_dataset(_manifest(tmp_path), tmp_path / "bids", mirror=server.url, progress=False)
+    assert report.complete
+    assert {p.split("/")[0] for p in report.downloaded} == {"participants.tsv", "sub-01", "sub-02", "stimuli"}
+    assert not any(p.endswith("bold.nii.gz") for p in report.downloaded)
+
+
+def test_missing_file_is_reported_and_strict_raises(server, tmp_path):
+    del server.files["sub-02/func/sub-02_task-x_run-01_events.tsv"]
+    manifest = _manifest(tmp_path)
+    root = tmp_path / "bids"
+    report = O.fetch_dataset(manifest, root, what=["events"], mirror=server.url, progress=False)
+    assert report.missing == {"sub-02/func/sub-02_task-x_run-01_events.tsv": "server answered HTTP 404"}
+    assert report.downloaded == ["sub-01/func/sub-01_task-x_run-01_events.tsv"]
+    assert "missing sub-02/func/sub-02_task-x_run-01_events.tsv: server answered HTTP 404" in report.summary()
+    with pytest.raises(BrainnetError, match=r"bids: 1 of 2 files of ds000001 could not be fetched \(first: sub-02/.*HTTP 404\); rerun the same command"):
+        O.fetch_dataset(manifest, root, what=["events"], mirror=server.url, progress=False, strict=True)
+
+
+def test_corrupt_file_leaves_nothing(server, tmp_path):
+    rel = "sub-01/func/sub-01_task-x_run-01_bold.nii.gz"
+    server.files[rel] = bytes(len(GOOD[rel]))  # right size, wrong content
+    root = tmp_path / "bids"
+    report = O.fetch_dataset(_manifest(tmp_path), root, subjects=["sub-01"], what="bold", mirror=server.url, progress=False)
+    assert list(report.missing) == [rel]
+    assert report.missing[rel].startswith(f"md5 mismatch: got {_md5(server.files[rel])}, expected {_md5(GOOD[rel])}")
+    assert not (root / rel).exists()
+    assert list((root / rel).parent.iterdir()) == []
+
+
+def test_corrupt_sha256_file_leaves_nothing(server, tmp_path):
+    server.files["stimuli/a.jpg"] = b"\xff\xd8jpeg-b"
+    root = tmp_path / "bids"
+    report = O.fetch_dataset(_manifest(tmp_path), root, what="stimuli", mirror=server.url, progress=False)
+    assert report.missing["stimuli/a.jpg"].startswith("sha256 mismatch")
+    assert list((root / "stimuli").iterdir()) == []
+
+
+def test_truncated_transfer_leaves_nothing(server, tmp_path):
+    rel = "sub-02/func/sub-02_task-x_run-01_bold.nii.gz"
+    server.truncate.add(rel)
+    root = tmp_path / "bids"
+    report = O.fetch_dataset(_manifest(tmp_path), root, subjects="02", what="bold", mirror=server.url, progress=False)
+    assert list(report.missing) == [rel]
+    assert "truncated" in report.missing[rel]
+    assert list((root / rel).parent.iterdir()) == []
+
+
+def test_resume_downloads_nothing_then_repairs(server, tmp_path):
+    manifest = _manifest(tmp_path)
+    root = tmp_path / "bids"
+    first = O.fetch_dataset(manifest, root, what="events,bold", mirror=server.url, progress=False)
+    assert first.complete and len(first.downloaded) == 4
+    server.requests.clear()
+    second = O.fetch_dataset(manifest, root, what="events,bold", mirror=server.url, progress=False)
+    assert second.downloaded == [] and sorted(second.skipped) == sorted(first.downloaded)
+    assert server.requests == []
+    # a partial file (interrupted copy) and a corrupt one are fetched again, nothing else
+    bold1 = root / "sub-01/func/sub-01_task-x_run-01_bold.nii.gz"
+    bold1.write_bytes(GOOD[str(bold1.relative_to(root))][:100])
+    ev2 = root / "sub-02/func/sub-02_task-x_run-01_bold.nii.gz"
+    ev2.write_bytes(b"X" * len(GOOD[str(ev2.relative_to(root))]))
+    os.utime(ev2, ns=(1, 1))  # a new mtime invalidates the verified record even at equal size
+    third = O.fetch_dataset(manifest, root, what="events,bold", mirror=server.url, progress=False)
+    assert sorted(third.downloaded) == sorted(["sub-01/func/sub-01_task-x_run-01_bold.nii.gz", "sub-02/func/sub-02_task-x_run-01_bold.nii.gz"])
+    assert sorted(server.requests) == sorted(third.downloaded)
+    assert bold1.read_bytes() == GOOD[str(bold1.relative_to(root))]
+
+
+def test_a_failed_file_is_retried_on_the_next_run(server, tmp_path):
+    rel = "sub-01/func/sub-01_task-x_run-01_events.tsv"
+    saved = server.files.pop(rel)
+    manifest = _manifest(tmp_path)
+    root = tmp_path / "bids"
+    assert not O.fetch_dataset(manifest, root, what="events", mirror=server.url, progress=False).complete
+    server.files[rel] = saved
+    server.requests.clear()
+    again = O.fetch_dataset(manifest, root, what="events", mirror=server.url, progress=False)
+    assert again.complete and again.downloaded == [rel] and server.requests == [rel]
+
+
+def test_symlink_out_of_root_is_refused(server, tmp_path):
+    root = tmp_path / "bids"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    root.mkdir()
+    (root / "sub-01").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(BrainnetError, match=r"sub-01/func/.*outside the data folder .*; remove the link"):
+        O.fetch_dataset(_manifest(tmp_path), root, what="events", mirror=server.url, progress=False)
+    assert list(outside.iterdir()) == [] and server.requests == []
+
+
+def test_manifest_escaping_the_root_is_refused(server, tmp_path):
+    path = _manifest(tmp_path)
+    data = json.loads(path.read_text())
+    data["parts"]["stimuli"]["globs"] = ["**"]
+    data["parts"]["stimuli"]["files"].append(["../evil.sh", 3, "git", None])
+    path.write_text(json.dumps(data))
+    with pytest.raises(BrainnetError, match=r"unsafe file path '../evil.sh'"):
+        O.fetch_dataset(path, tmp_path / "bids", mirror=server.url, progress=False)
+    assert not (tmp_path / "evil.sh").exists() and server.requests == []
+
+
+def test_unknown_part_is_a_one_line_error(tmp_path):
+    with pytest.raises(BrainnetError, match=r"^--what derivatives: ds000001 has no such part; choose from metadata,events,bold,stimuli$"):
+        O.plan_fetch(_manifest(tmp_path), what="derivatives")
+
+
+def test_plan_of_a_real_manifest():
+    manifest, files = O.plan_fetch("ds002837", subjects="1,2", what="derivatives")
+    assert manifest.version == "2.0.0"
+    assert {f.subject for f in files} == {"1", "2"}
+    assert all(f.algo == "md5" and len(f.checksum) == 32 for f in files)
+
+
+def test_cli_helpers(server, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dataset")
+    O.add_fetch_arguments(parser)
+    manifest = str(_manifest(tmp_path))
+    assert O.is_dataset_name("ds002837") and O.is_dataset_name(manifest) and not O.is_dataset_name("weights")
+    args = parser.parse_args([manifest, "--subjects", "01", "--what", "events", "--data-dir", str(tmp_path / "d"), "--mirror", server.url])
+    assert O.run_fetch(args.dataset, args) == 0
+    assert "1 downloaded" in capsys.readouterr().out
+    args = parser.parse_args(["ds002837", "--what", "derivatives", "--subjects", "1", "--dry-run"])
+    assert O.run_fetch(args.dataset, args) == 0
+    assert capsys.readouterr().out.startswith("ds002837 2.0.0: 2 files, 1.50 GB")
