@@ -15,6 +15,7 @@ __all__ = [
     "fdr_bh",
     "cohens_d",
     "standard_error",
+    "spearman_brown",
 ]
 
 
@@ -84,3 +85,14 @@ def standard_error(x: np.ndarray, axis: int = 0) -> np.ndarray:
     """Standard error of the mean (ddof=1) along ``axis``."""
     x = np.asarray(x, dtype=np.float64)
     return x.std(axis=axis, ddof=1) / np.sqrt(x.shape[axis])
+
+
+def spearman_brown(r: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """Reliability of a measure ``factor`` times longer: ``factor*r / (1 + (factor-1)*r)``.
+
+    With ``factor=2`` this steps a split-half correlation up to the
+    reliability of the full data. NaN stays NaN.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return factor * r / (1.0 + (factor - 1.0) * r)

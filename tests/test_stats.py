@@ -34,3 +34,14 @@ def test_effect_sizes():
     x = np.array([0.2, 0.3, 0.25, 0.35])
     assert np.isclose(cohens_d(x), x.mean() / x.std(ddof=1))
     assert np.isclose(standard_error(x), sps.sem(x))
+
+
+def test_spearman_brown_steps_up_split_half_correlation():
+    from brainnet.stats import spearman_brown
+
+    # Two halves with reliability r each -> full length reliability 2r/(1+r).
+    np.testing.assert_allclose(spearman_brown(np.array([0.0, 0.5, 1.0])), [0.0, 2 / 3, 1.0])
+    # Stepping up by k then by 1/k is the identity.
+    r = np.linspace(0.05, 0.95, 7)
+    np.testing.assert_allclose(spearman_brown(spearman_brown(r, 3.0), 1 / 3.0), r)
+    assert np.isnan(spearman_brown(np.nan))

@@ -1,0 +1,633 @@
+"""Per-subject encoding models: network features -> every voxel.
+
+Design choices (kept consistent across fit, noise ceiling and permutations):
+
+- **Unit of analysis = stimulus.** Repeats of a stimulus are averaged first
+  (``SubjectData.averaged()``), so a stimulus is never split across training
+  and test sets, and the noise ceiling is the reliability of that same
+  average.
+- **Outer cross-validation** is ``KFold(cv, shuffle=True, random_state=seed)``
+  over stimuli. Features are standardised on the training stimuli of each
+  fold (as a ``StandardScaler`` in a pipeline).
+- **Ridge** chooses one penalty per voxel inside each training fold, by exact
+  leave-one-out error (``inner="loo"``, the default, equal to scikit-learn's
+  ``RidgeCV(alpha_per_target=True)``) or an inner k-fold (``inner=k``, equal to
+  himalaya's ``RidgeCV(cv=k)``). See :mod:`brainnet._ridge`.
+- **PLS** uses scikit-learn's ``PLSRegression(scale=False)`` on the
+  standardised features, one PLS2 model for all voxels; it has no fast
+  permutation path (each permutation refits), so use fewer permutations.
+- **Scores** per voxel are Pearson r and R² of the pooled out-of-fold
+  predictions.
+- **Permutations** re-pair brain responses with network features. The folds
+  are attached to the *feature rows* (which stimuli's features are in the
+  training set), so a permutation is literally: responses re-ordered by the
+  inverse permutation, features and folds unchanged, model refitted
+  (including the inner choice of penalties). Because the features of every
+  fold are unchanged, each fold's SVD is reused for every permutation and
+  permutations are batched as extra target columns; the result equals
+  refitting scikit-learn on the permuted data (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted
+
+from brainnet._ridge import RidgeBasis, cross_val_predict_blocks
+from brainnet.errors import BrainnetError
+from brainnet.permutation import max_stat_p_values, p_values, permutation_test
+from brainnet.stats import pearson_columns, spearman_brown
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_PERMUTATIONS",
+    "VoxelwiseRidgeCV",
+    "EncodingResult",
+    "make_folds",
+    "cross_validated_encoding",
+    "encoding_permutation_test",
+    "split_half_noise_ceiling",
+    "encode",
+    "encode_subject",
+]
+
+#: Penalty grid (features are standardised, so it does not depend on units).
+DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
+#: Default permutations: enough for p >= 0.002 and a run well under a minute on
+#: the embedded study; the paper-style 10,000 is ``n_permutations=10000``.
+DEFAULT_PERMUTATIONS = 500
+MODELS = ("ridge", "pls")
+
+
+def _alphas(alphas) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise BrainnetError(f"--alphas {np.ravel(a).tolist()}: penalties must be positive numbers; e.g. --alphas 0.1 1 10 100")
+    return np.sort(a)
+
+
+class VoxelwiseRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression with one penalty per target, chosen by inner cross-validation.
+
+    Parameters
+    ----------
+    alphas : array-like of shape (n_alphas,), optional
+        Candidate penalties (default :data:`DEFAULT_ALPHAS`).
+    inner : "loo" or int
+        ``"loo"``: exact leave-one-out error (as scikit-learn's
+        ``RidgeCV(alpha_per_target=True)``); an int ``k``: unshuffled inner
+        ``KFold(k)`` (as himalaya's ``RidgeCV(cv=k)``).
+    standardize : bool
+        Standardise the features on the training data (as ``StandardScaler``).
+
+    Attributes
+    ----------
+    best_alphas_ : ndarray of shape (n_targets,)
+    coef_ : ndarray of shape (n_targets, n_features)
+        Weights on the original (unstandardised) features; computed on access.
+    intercept_ : ndarray of shape (n_targets,)
+    """
+
+    def __init__(self, alphas=None, inner="loo", standardize: bool = True):
+        self.alphas = alphas
+        self.inner = inner
+        self.standardize = standardize
+
+    def fit(self, X, y):
+        """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,) or (n_samples, n_targets)."""
+        X = np.asarray(X)
+        y = np.asarray(y)
+        self._ravel = y.ndim == 1
+        y2 = y[:, None] if self._ravel else y
+        if X.shape[0] != y2.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y2.shape[0]}")
+        self.basis_ = RidgeBasis(X, _alphas(self.alphas), self.inner, self.standardize)
+        self.c_, self.y_mean_, self.best_index_ = self.basis_.fit_targets(y2)
+        self.best_alphas_ = self.basis_.alphas[self.best_index_]
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X):
+        """Predictions, shape (n_samples, n_targets) (or (n_samples,) for a 1-d ``y``)."""
+        check_is_fitted(self, "basis_")
+        out = self.basis_.predict(self.basis_.rows(X), self.c_, self.y_mean_, self.best_index_)
+        return out[:, 0] if self._ravel else out
+
+    @property
+    def coef_(self) -> np.ndarray:
+        check_is_fitted(self, "basis_")
+        w = self.basis_.coef(self.c_, self.best_index_) / self.basis_.scale[:, None]
+        return w[:, 0] if self._ravel else w.T
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        check_is_fitted(self, "basis_")
+        icpt = self.y_mean_ - self.basis_.mean @ (self.coef_.T if not self._ravel else self.coef_)
+        return icpt[0] if self._ravel else icpt
+
+
+def make_folds(n_stimuli: int, cv: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Outer folds over stimuli: ``KFold(cv, shuffle=True, random_state=seed)``.
+
+    Raises :class:`BrainnetError` when there are too few stimuli (every
+    training set needs at least 3 stimuli and every test set one).
+    """
+    if not isinstance(cv, int | np.integer) or cv < 2:
+        raise BrainnetError(f"--cv {cv}: needs at least 2 folds; e.g. --cv 5")
+    if n_stimuli < cv or n_stimuli - int(np.ceil(n_stimuli / cv)) < 3:
+        raise BrainnetError(
+            f"--cv {cv}: {n_stimuli} stimuli are too few for {cv}-fold cross-validation "
+            f"(each training set needs >= 3 stimuli); use a smaller --cv or more stimuli"
+        )
+    splitter = KFold(n_splits=cv, shuffle=True, random_state=seed)
+    return [(np.sort(tr), np.sort(te)) for tr, te in splitter.split(np.arange(n_stimuli))]
+
+
+def _ridge_bases(x, folds, alphas, inner):
+    bases = []
+    for train, test in folds:
+        if inner != "loo" and len(train) < 2 * int(inner):
+            raise BrainnetError(
+                f"--inner {inner}: a training fold has only {len(train)} stimuli; "
+                "use inner='loo' or a smaller inner k"
+            )
+        basis = RidgeBasis(x[train], alphas, inner)
+        bases.append((basis, train, test, basis.rows(x[test])))
+    return bases
+
+
+def _pls_predict(x, y, folds, n_components):
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.preprocessing import StandardScaler
+
+    pred = np.empty(y.shape, dtype=np.float64)
+    for train, test in folds:
+        k = min(n_components, len(train) - 1, x.shape[1])
+        scaler = StandardScaler().fit(x[train])
+        pls = PLSRegression(n_components=k, scale=False).fit(scaler.transform(x[train]), y[train])
+        pred[test] = pls.predict(scaler.transform(x[test]))
+    return pred
+
+
+def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    y = y.astype(np.float64, copy=False)
+    ss_res = ((y - pred) ** 2).sum(axis=0)
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.nan)
+
+
+class _Encoder:
+    """Cross-validated encoding of fixed features; refits for any response matrix."""
+
+    def __init__(self, x, folds, *, model="ridge", alphas=None, inner="loo", n_components=5):
+        if model not in MODELS:
+            raise BrainnetError(f"--model {model}: unknown model; use ridge or pls")
+        self.model, self.folds, self.n_components = model, folds, n_components
+        self.x = np.asarray(x)
+        self.alphas = _alphas(alphas)
+        self.bases = _ridge_bases(self.x, folds, self.alphas, inner) if model == "ridge" else None
+
+    def predict(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Out-of-fold predictions (n_stimuli, n_columns) and chosen alphas (n_folds, n_columns)."""
+        if self.model == "ridge":
+            pred, best = cross_val_predict_blocks(self.bases, y)
+            return pred, self.alphas[best]
+        return _pls_predict(self.x, y, self.folds, self.n_components), None
+
+    def permuted_r(self, y: np.ndarray, perms: np.ndarray) -> np.ndarray:
+        """Per-voxel r for each permutation, shape (n_perms, n_voxels).
+
+        Row ``perm`` pairs response row ``i`` with feature row ``perm[i]``: the
+        responses are re-ordered by the inverse permutation (features and folds
+        fixed) and all permutations are fitted at once as extra columns.
+        """
+        n, v = y.shape
+        ys = np.concatenate([y[np.argsort(p)] for p in perms], axis=1)
+        pred, _ = self.predict(ys)
+        return pearson_columns(ys, pred).reshape(len(perms), v)
+
+
+def cross_validated_encoding(
+    features: np.ndarray,
+    responses: np.ndarray,
+    *,
+    model: str = "ridge",
+    cv: int = 5,
+    alphas=None,
+    inner="loo",
+    n_components: int = 5,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Out-of-fold predictions and per-voxel scores.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_stimuli, n_units)
+    responses : ndarray of shape (n_stimuli, n_voxels)
+        Rows aligned with ``features`` (repeats already averaged).
+
+    Returns
+    -------
+    dict with ``r`` and ``r2`` (n_voxels,), ``predictions`` (n_stimuli, n_voxels),
+    ``alphas`` (n_folds, n_voxels) for ridge (else None) and ``folds``.
+    """
+    x, y = _check_arrays(features, responses)
+    folds = make_folds(x.shape[0], cv, seed)
+    enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
+    pred, chosen = enc.predict(y)
+    return {
+        "r": pearson_columns(y, pred),
+        "r2": _r2_columns(y, pred),
+        "predictions": pred,
+        "alphas": chosen,
+        "folds": folds,
+    }
+
+
+def _check_arrays(features, responses) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(features), np.asarray(responses)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise BrainnetError(
+            f"features {x.shape} and responses {y.shape} must be 2-d with one row per stimulus each"
+        )
+    dtype = np.float32 if (x.dtype == np.float32 and y.dtype == np.float32) else np.float64
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
+def _blas_limit(n_voxels: int, n_jobs: int):
+    """One BLAS thread for small problems or when permutations run in parallel.
+
+    Below a few thousand voxels the products are too small for BLAS threads to
+    pay off, and on a busy machine their spin-waiting costs up to 10x.
+    """
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    if n_voxels < 4000 or n_jobs != 1:
+        return threadpool_limits(limits=1, user_api="blas")
+    return nullcontext()
+
+
+def _batch_size(n_voxels: int) -> int:
+    # Permutations are fitted as extra columns; keep a batch around 32k columns.
+    return int(max(1, min(64, 32768 // max(n_voxels, 1))))
+
+
+def encoding_permutation_test(
+    features: np.ndarray,
+    responses: np.ndarray,
+    *,
+    model: str = "ridge",
+    cv: int = 5,
+    alphas=None,
+    inner="loo",
+    n_components: int = 5,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int = 0,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+):
+    """Permutation test of the per-voxel out-of-fold r (see the module docstring).
+
+    Returns
+    -------
+    brainnet.permutation.PermutationResult
+        ``observed`` and ``null`` of shape (n_voxels,) and (n_permutations, n_voxels).
+    """
+    x, y = _check_arrays(features, responses)
+    folds = make_folds(x.shape[0], cv, seed)
+    enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
+    with _blas_limit(y.shape[1], n_jobs):
+        return permutation_test(
+            lambda perms: enc.permuted_r(y, perms),
+            x.shape[0],
+            n_permutations=n_permutations,
+            seed=seed,
+            batch_size=_batch_size(y.shape[1]) if model == "ridge" else 1,
+            n_jobs=n_jobs,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+
+
+def split_half_noise_ceiling(
+    patterns: np.ndarray, stimulus_ids: Sequence[str]
+) -> np.ndarray | None:
+    """Per-voxel noise ceiling of r for the repeat-averaged responses, or None.
+
+    Repeats of each stimulus (in trial order) are split alternately into two
+    halves and averaged; the split-half correlation across stimuli, stepped
+    up with Spearman-Brown to the full number of repeats, is the reliability
+    of the average, and its square root is the highest r a model can reach.
+    Only stimuli shown at least twice are used; None when there are fewer
+    than 3 such stimuli.
+
+    Parameters
+    ----------
+    patterns : ndarray of shape (n_trials, n_voxels)
+    stimulus_ids : sequence of str, length n_trials
+
+    Returns
+    -------
+    ceiling : ndarray of shape (n_voxels,) or None
+    """
+    ids = np.asarray([str(s) for s in stimulus_ids])
+    half_a, half_b = [], []
+    for sid in dict.fromkeys(ids):
+        rows = np.flatnonzero(ids == sid)
+        if rows.size >= 2:
+            half_a.append(patterns[rows[0::2]].mean(axis=0))
+            half_b.append(patterns[rows[1::2]].mean(axis=0))
+    if len(half_a) < 3:
+        return None
+    r_half = pearson_columns(np.array(half_a), np.array(half_b))
+    reliability = spearman_brown(r_half, 2.0)
+    return np.sqrt(np.clip(reliability, 0.0, 1.0))
+
+
+@dataclass
+class EncodingResult:
+    """What :func:`encode` / :func:`encode_subject` found.
+
+    Attributes
+    ----------
+    summary : dict
+        The content of ``summary.json`` (without provenance).
+    voxel_scores : pandas.DataFrame
+        One row per voxel: voxel, i, j, k, r, r2, p, p_fwe [, noise_ceiling].
+    null : ndarray of shape (n_permutations, n_voxels)
+        Permutation null of the per-voxel r.
+    r_map : nibabel image or None
+        Map of r (through the subject's masker).
+    provenance : dict
+    """
+
+    summary: dict[str, Any]
+    voxel_scores: Any
+    null: np.ndarray
+    r_map: Any = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def write(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write summary.json, voxel_scores.tsv, r_map.nii.gz and null_mean_r.tsv into ``out``."""
+        import pandas as pd
+
+        from brainnet.results import ResultDir
+
+        rd = ResultDir(out, self.provenance, overwrite=overwrite)
+        rd.write_tsv("voxel_scores.tsv", self.voxel_scores)
+        rd.write_tsv("null_mean_r.tsv", pd.DataFrame({"mean_r": np.nanmean(self.null, axis=1)}))
+        if self.r_map is not None:
+            rd.write_nifti("r_map.nii.gz", self.r_map)
+        rd.finish(self.summary)
+        self.path = rd.path
+        return rd.path
+
+
+def encode(
+    features: np.ndarray,
+    responses: np.ndarray,
+    *,
+    model: str = "ridge",
+    cv: int = 5,
+    alphas=None,
+    inner="loo",
+    n_components: int = 5,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    noise_ceiling: np.ndarray | None = None,
+    voxel_ijk: np.ndarray | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+) -> EncodingResult:
+    """Array-level encoding analysis: scores, permutation p-values and a summary.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_stimuli, n_units)
+    responses : ndarray of shape (n_stimuli, n_voxels)
+    noise_ceiling : ndarray of shape (n_voxels,), optional
+        From :func:`split_half_noise_ceiling`.
+    voxel_ijk : ndarray of shape (n_voxels, 3), optional
+        Voxel coordinates for the table.
+
+    Returns
+    -------
+    EncodingResult
+    """
+    import pandas as pd
+
+    if n_permutations < 0:
+        raise BrainnetError(f"--permutations {n_permutations}: must be >= 0")
+    x, y = _check_arrays(features, responses)
+    folds = make_folds(x.shape[0], cv, seed)
+    enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
+    with _blas_limit(y.shape[1], n_jobs):
+        pred, chosen = enc.predict(y)
+        res = permutation_test(
+            lambda perms: enc.permuted_r(y, perms),
+            x.shape[0],
+            n_permutations=n_permutations,
+            seed=seed,
+            batch_size=_batch_size(y.shape[1]) if model == "ridge" else 1,
+            n_jobs=n_jobs,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+    r = pearson_columns(y, pred)
+    valid = np.isfinite(r)
+    p = np.where(valid, res.p_value, np.nan)
+    p_fwe = np.where(valid, max_stat_p_values(np.where(valid, r, -np.inf), res.null), np.nan)
+    mean_r = float(np.nanmean(r)) if valid.any() else float("nan")
+    null_mean = np.nanmean(res.null, axis=1) if res.null.size else np.empty(0)
+    p_mean = float(p_values(np.array(mean_r), null_mean)) if n_permutations else float("nan")
+    ijk = np.full((y.shape[1], 3), -1) if voxel_ijk is None else np.asarray(voxel_ijk)
+    table = pd.DataFrame(
+        {
+            "voxel": np.arange(y.shape[1]),
+            "i": ijk[:, 0],
+            "j": ijk[:, 1],
+            "k": ijk[:, 2],
+            "r": r,
+            "r2": _r2_columns(y, pred),
+            "p": p,
+            "p_fwe": p_fwe,
+        }
+    )
+    if noise_ceiling is not None:
+        table["noise_ceiling"] = noise_ceiling
+    summary = {
+        "analysis": "encoding",
+        "model": model,
+        "n_stimuli": int(x.shape[0]),
+        "n_units": int(x.shape[1]),
+        "n_voxels": int(y.shape[1]),
+        "cv": int(cv),
+        "mean_r": mean_r,
+        "median_r": float(np.nanmedian(r)) if valid.any() else float("nan"),
+        "mean_r2": float(np.nanmean(table["r2"])) if valid.any() else float("nan"),
+        "p_value": p_mean,
+        "n_permutations": int(n_permutations),
+        "n_voxels_p_fwe_05": int(np.sum(p_fwe < 0.05)),
+        "noise_ceiling": None if noise_ceiling is None else float(np.nanmean(noise_ceiling)),
+        "noise_ceiling_method": "unavailable (no repeated stimuli)"
+        if noise_ceiling is None
+        else "split-half reliability of repeats, Spearman-Brown corrected, sqrt",
+        "mean_r_over_noise_ceiling": None
+        if noise_ceiling is None or not np.nanmean(noise_ceiling) > 0
+        else mean_r / float(np.nanmean(noise_ceiling)),
+    }
+    if chosen is not None:
+        summary["median_alpha"] = float(np.median(chosen))
+    return EncodingResult(summary=summary, voxel_scores=table, null=res.null)
+
+
+def _subject_label(study, subject: str) -> str:
+    label = str(subject)
+    label = label[4:] if label.startswith("sub-") else label
+    if label not in study.subjects:
+        shown = ", ".join(study.subjects[:8]) + (", ..." if len(study.subjects) > 8 else "")
+        raise BrainnetError(
+            f"--subject {subject}: no such subject in {study.root}; choose one of {shown}"
+        )
+    return label
+
+
+def encode_subject(
+    study=None,
+    subject: str = "01",
+    *,
+    layer: str = "fc8",
+    model: str = "ridge",
+    cv: int = 5,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    alphas=None,
+    inner="loo",
+    n_components: int = 5,
+    mask: str | Path = "occipital",
+    features: str | Path | None = None,
+    weights: str | Path | None = None,
+    untrained_seed: int = 0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> EncodingResult:
+    """Encode one subject's voxels from one network layer (``brainnet encode``).
+
+    Parameters
+    ----------
+    study : Study, path or None
+        A :class:`brainnet.study.Study`, a study folder, or None for the
+        embedded demo study.
+    subject : str
+        Subject label (``"01"`` or ``"sub-01"``).
+    layer : str
+        Network layer whose units are the features.
+    model : {"ridge", "pls"}
+    cv : int
+        Outer folds over stimuli.
+    n_permutations : int
+        Permutations of the stimulus -> feature assignment.
+    alphas : array-like, optional
+        Ridge penalty grid (default ``logspace(-2, 5, 15)``).
+    inner : "loo" or int
+        Inner selection of the per-voxel penalty.
+    n_components : int
+        PLS components.
+    mask, features, weights, untrained_seed
+        Region, precomputed features file, EmoNet weights (or the seed of
+        untrained weights).
+    seed : int
+        Seed of the folds and permutations.
+    out : path, optional
+        Results go to ``<out>/sub-<label>/encode-<layer>/``; nothing is written
+        when None.
+
+    Returns
+    -------
+    EncodingResult
+    """
+    from brainnet.results import make_provenance
+    from brainnet.study import Study, load_study
+
+    study = study if isinstance(study, Study) else load_study(study)
+    label = _subject_label(study, subject)
+    if model not in MODELS:
+        raise BrainnetError(f"--model {model}: unknown model; use ridge or pls")
+    alphas = _alphas(alphas)
+    data = study.load_subject(label, mask=mask)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    y, ids = data.averaged()
+    x = feats.layer(layer)[feats.rows_for(ids)]
+    ceiling = split_half_noise_ceiling(data.patterns, data.stimulus_ids)
+    parameters = {
+        "subject": label,
+        "layer": layer,
+        "model": model,
+        "cv": cv,
+        "n_permutations": n_permutations,
+        "alphas": alphas.tolist(),
+        "inner": inner,
+        "n_components": n_components if model == "pls" else None,
+        "unit": "repeat-averaged stimulus",
+    }
+    fprov = dict(feats.provenance)
+    provenance = make_provenance(
+        weights=fprov.get("weights"),
+        features=fprov,
+        study=study.provenance(),
+        mask={"name": data.mask_name, "n_voxels": int(y.shape[1])},
+        seed=seed,
+        parameters=parameters,
+    )
+    checkpoint = None
+    target = None
+    if out is not None:
+        from brainnet.results import ResultDir
+
+        target = Path(out) / f"sub-{label}" / f"encode-{layer}"
+        checkpoint = ResultDir(target, provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
+    result = encode(
+        x,
+        y,
+        model=model,
+        cv=cv,
+        alphas=alphas,
+        inner=inner,
+        n_components=n_components,
+        n_permutations=n_permutations,
+        noise_ceiling=ceiling,
+        voxel_ijk=data.voxel_ijk,
+        seed=seed,
+        n_jobs=n_jobs,
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+    result.summary = {
+        "analysis": "encoding",
+        "subject": label,
+        "layer": layer,
+        "n_subjects": 1,
+        "weights": fprov.get("weights"),
+        **{k: v for k, v in result.summary.items() if k != "analysis"},
+    }
+    result.provenance = provenance
+    r_values = np.nan_to_num(np.asarray(result.voxel_scores["r"], dtype=np.float32))
+    result.r_map = data.masker.inverse_transform(r_values)
+    if target is not None:
+        result.write(target, overwrite=False)
+    return result

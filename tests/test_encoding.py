@@ -1,0 +1,204 @@
+"""Per-subject encoding: agreement with scikit-learn / himalaya, exact permutations, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from brainnet.encoding import (
+    DEFAULT_ALPHAS,
+    VoxelwiseRidgeCV,
+    cross_validated_encoding,
+    encode,
+    encoding_permutation_test,
+    make_folds,
+    split_half_noise_ceiling,
+)
+from brainnet.errors import BrainnetError
+from brainnet.permutation import permutation_indices
+from brainnet.stats import pearson_columns
+
+
+def _data(n=60, p=30, v=12, n_signal=6, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p)) * rng.uniform(0.5, 3, p) + rng.uniform(-2, 2, p)
+    w = np.zeros((p, v))
+    n_signal = min(n_signal, v)
+    w[:, :n_signal] = rng.standard_normal((p, n_signal)) / np.sqrt(p)
+    y = x @ w + noise * rng.standard_normal((n, v)) + rng.uniform(-1, 1, v)
+    return x, y
+
+
+@pytest.mark.parametrize("shape", [(50, 200), (50, 12)], ids=["p>n", "p<n"])
+def test_ridge_matches_sklearn_ridgecv_and_ridge_per_target(shape):
+    n, p = shape
+    x, y = _data(n=n, p=p, v=15, noise=2.0)
+    x_new = _data(n=8, p=p, seed=1)[0]
+    model = VoxelwiseRidgeCV(alphas=DEFAULT_ALPHAS).fit(x, y)
+    ref = make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True)).fit(x, y)
+    np.testing.assert_array_equal(model.best_alphas_, ref[-1].alpha_)
+    assert len(np.unique(model.best_alphas_)) > 1  # the per-target choice is exercised
+    np.testing.assert_allclose(model.predict(x_new), ref.predict(x_new), rtol=1e-8, atol=1e-10)
+    for j, alpha in enumerate(model.best_alphas_):
+        single = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(x, y[:, j])
+        np.testing.assert_allclose(model.predict(x_new)[:, j], single.predict(x_new), rtol=1e-8, atol=1e-10)
+    # Weights on the raw features reproduce the predictions.
+    np.testing.assert_allclose(x_new @ model.coef_.T + model.intercept_, model.predict(x_new), atol=1e-9)
+
+
+def test_ridge_inner_kfold_matches_himalaya():
+    himalaya = pytest.importorskip("himalaya.ridge")
+    x, y = _data(n=60, p=80, v=10, noise=2.0)
+    x_new = _data(n=8, p=80, seed=1)[0]
+    model = VoxelwiseRidgeCV(alphas=DEFAULT_ALPHAS, inner=5).fit(x, y)
+    scaler = StandardScaler().fit(x)
+    ref = himalaya.RidgeCV(alphas=DEFAULT_ALPHAS, cv=5, fit_intercept=True, solver_params={"warn": False})
+    ref.fit(scaler.transform(x), y)
+    np.testing.assert_allclose(model.best_alphas_, ref.best_alphas_, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x_new), ref.predict(scaler.transform(x_new)), atol=1e-8)
+
+
+def test_estimator_api_one_target_and_params():
+    x, y = _data(v=3)
+    model = VoxelwiseRidgeCV(alphas=[1.0, 10.0]).fit(x, y[:, 0])
+    assert model.predict(x).shape == (x.shape[0],)
+    assert model.get_params()["alphas"] == [1.0, 10.0]
+    assert np.isfinite(model.score(x, y[:, 0]))
+
+
+def test_cross_validated_encoding_equals_sklearn_on_the_same_folds():
+    x, y = _data()
+    out = cross_validated_encoding(x, y, cv=5, seed=3)
+    pred = np.empty_like(y)
+    for train, test in make_folds(len(x), 5, seed=3):
+        ref = make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True))
+        pred[test] = ref.fit(x[train], y[train]).predict(x[test])
+    np.testing.assert_allclose(out["predictions"], pred, atol=1e-9)
+    np.testing.assert_allclose(out["r"], [sps.pearsonr(y[:, j], pred[:, j])[0] for j in range(y.shape[1])])
+    r2 = 1 - ((y - pred) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(out["r2"], r2)
+
+
+def test_pls_matches_sklearn_plsregression_on_the_same_folds():
+    x, y = _data(p=15)
+    out = cross_validated_encoding(x, y, model="pls", n_components=3, cv=4, seed=1)
+    pred = np.empty_like(y)
+    for train, test in make_folds(len(x), 4, seed=1):
+        ref = make_pipeline(StandardScaler(), PLSRegression(n_components=3, scale=False))
+        pred[test] = ref.fit(x[train], y[train]).predict(x[test])
+    np.testing.assert_allclose(out["predictions"], pred, atol=1e-9)
+
+
+def _literal_null(x, y, perms, folds, inner="loo"):
+    """Refit scikit-learn (or himalaya) from scratch on each permuted data set."""
+    null = []
+    for perm in perms:
+        # Response row i goes with feature row perm[i]; folds follow the feature rows.
+        y_perm = np.empty_like(y)
+        y_perm[perm] = y
+        pred = np.empty_like(y)
+        for train, test in folds:
+            ref = make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True))
+            pred[test] = ref.fit(x[train], y_perm[train]).predict(x[test])
+        null.append(pearson_columns(y_perm, pred))
+    return np.array(null)
+
+
+def test_fast_permutation_null_equals_literal_refits():
+    x, y = _data(n=40, p=25, v=6)
+    res = encoding_permutation_test(x, y, n_permutations=24, seed=5)
+    perms = permutation_indices(len(x), 0, 24, seed=5)
+    literal = _literal_null(x, y, perms, make_folds(len(x), 5, seed=5))
+    np.testing.assert_allclose(res.null, literal, atol=1e-10)
+    observed = _literal_null(x, y, [np.arange(len(x))], make_folds(len(x), 5, seed=5))[0]
+    np.testing.assert_allclose(res.observed, observed, atol=1e-10)
+    # Batching (columns of many permutations at once) and threads change nothing.
+    again = encoding_permutation_test(x, y, n_permutations=24, seed=5, n_jobs=2)
+    np.testing.assert_allclose(again.null, res.null, atol=1e-12)
+
+
+def test_pls_permutations_are_literal_refits():
+    x, y = _data(n=30, p=10, v=4)
+    res = encoding_permutation_test(x, y, model="pls", n_components=2, n_permutations=20, seed=2)
+    folds = make_folds(len(x), 5, seed=2)
+    for k, perm in enumerate(permutation_indices(len(x), 0, 20, seed=2)):
+        y_perm = np.empty_like(y)
+        y_perm[perm] = y
+        pred = np.empty_like(y)
+        for train, test in folds:
+            ref = make_pipeline(StandardScaler(), PLSRegression(n_components=2, scale=False))
+            pred[test] = ref.fit(x[train], y_perm[train]).predict(x[test])
+        np.testing.assert_allclose(res.null[k], pearson_columns(y_perm, pred), atol=1e-9)
+
+
+def test_signal_voxels_recovered_and_significant():
+    x, y = _data(n=80, p=30, v=40, n_signal=10, noise=0.7, seed=4)
+    result = encode(x, y, n_permutations=99, seed=0)
+    table = result.voxel_scores
+    signal, null = table["r"][:10], table["r"][10:]
+    assert signal.min() > null.max()
+    # Out-of-fold r of pure-noise voxels is biased slightly negative, never positive.
+    assert signal.mean() > 0.4 and null.mean() < 0.05
+    assert (table["p_fwe"][:10] <= 0.01).all()
+    assert (table["p_fwe"][10:] > 0.05).mean() > 0.9
+    assert result.summary["p_value"] == pytest.approx(1 / 100)
+    assert list(table.columns) == ["voxel", "i", "j", "k", "r", "r2", "p", "p_fwe"]
+
+
+def test_null_p_values_are_uniform(science_scale):
+    n_runs, n_perm = (60, 99) if science_scale == "quick" else (400, 199)
+    p_mean, p_vox = [], []
+    for run in range(n_runs):
+        rng = np.random.default_rng(1000 + run)
+        x = rng.standard_normal((30, 8))
+        y = rng.standard_normal((30, 3))
+        res = encode(x, y, n_permutations=n_perm, seed=run)
+        p_mean.append(res.summary["p_value"])
+        p_vox.extend(res.voxel_scores["p"])
+    for p in (np.array(p_mean), np.array(p_vox)):
+        hits = int(np.sum(p <= 0.05))
+        # Two-sided binomial test against the nominal 5 % rate.
+        assert sps.binomtest(hits, p.size, 0.05).pvalue > 0.001, (hits, p.size)
+    assert sps.kstest(np.array(p_vox), "uniform").pvalue > 0.001
+
+
+def test_noise_ceiling_recovers_known_reliability():
+    rng = np.random.default_rng(0)
+    n_stim, v, repeats = 1000, 20, 4
+    noise_sd = np.linspace(0.5, 3, v)
+    signal = rng.standard_normal((n_stim, v))
+    trials = np.repeat(signal, repeats, axis=0) + rng.standard_normal((n_stim * repeats, v)) * noise_sd
+    ids = np.repeat([f"s{i}" for i in range(n_stim)], repeats)
+    ceiling = split_half_noise_ceiling(trials, ids)
+    truth = np.sqrt(1 / (1 + noise_sd**2 / repeats))  # corr(average, signal)
+    np.testing.assert_allclose(ceiling, truth, atol=0.1)
+    assert abs(ceiling.mean() - truth.mean()) < 0.02
+    assert split_half_noise_ceiling(signal, [f"s{i}" for i in range(n_stim)]) is None
+
+
+def test_summary_reports_noise_ceiling_or_unavailable():
+    x, y = _data(n=30, v=3)
+    without = encode(x, y, n_permutations=5).summary
+    assert without["noise_ceiling"] is None and without["noise_ceiling_method"].startswith("unavailable")
+    with_nc = encode(x, y, n_permutations=5, noise_ceiling=np.full(3, 0.8)).summary
+    assert with_nc["noise_ceiling"] == pytest.approx(0.8)
+    assert with_nc["mean_r_over_noise_ceiling"] == pytest.approx(with_nc["mean_r"] / 0.8)
+
+
+def test_bad_inputs_give_one_line_messages():
+    x, y = _data(n=12, v=2)
+    with pytest.raises(BrainnetError, match=r"^--cv 5: 4 stimuli are too few"):
+        make_folds(4, 5)
+    with pytest.raises(BrainnetError, match=r"^--cv 1: needs at least 2 folds"):
+        make_folds(20, 1)
+    with pytest.raises(BrainnetError, match=r"^--model svm: unknown model; use ridge or pls$"):
+        encode(x, y, model="svm", n_permutations=0)
+    with pytest.raises(BrainnetError, match=r"^--alphas \[-1.0\]: penalties must be positive"):
+        VoxelwiseRidgeCV(alphas=[-1.0]).fit(x, y)
+    with pytest.raises(BrainnetError, match=r"features \(12, 30\) and responses \(11, 2\)"):
+        encode(x, y[:11], n_permutations=0)
