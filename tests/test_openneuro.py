@@ -248,15 +248,37 @@ def test_plan_of_a_real_manifest():
     assert all(f.algo == "md5" and len(f.checksum) == 32 for f in files)
 
 
-def test_cli_helpers(server, tmp_path, capsys):
+def _fetch_like_parser() -> argparse.ArgumentParser:
+    """The options brainnet.cli.fetch has (what, --dest, --url, --quiet) plus the dataset options."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("dataset")
+    parser.add_argument("what")
+    parser.add_argument("--dest", type=Path, default=None)
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--quiet", action="store_true")
     O.add_fetch_arguments(parser)
+    return parser
+
+
+def test_cli_helpers(server, tmp_path, capsys):
+    parser = _fetch_like_parser()
     manifest = str(_manifest(tmp_path))
     assert O.is_dataset_name("ds002837") and O.is_dataset_name(manifest) and not O.is_dataset_name("weights")
-    args = parser.parse_args([manifest, "--subjects", "01", "--what", "events", "--data-dir", str(tmp_path / "d"), "--mirror", server.url])
-    assert O.run_fetch(args.dataset, args) == 0
+    args = parser.parse_args([manifest, "--subjects", "01", "--what", "events", "--dest", str(tmp_path / "d"), "--url", server.url, "--quiet"])
+    assert O.run_fetch(args.what, args) == 0
     assert "1 downloaded" in capsys.readouterr().out
+    del server.files["sub-02/func/sub-02_task-x_run-01_events.tsv"]
+    args = parser.parse_args([manifest, "--what", "events", "--dest", str(tmp_path / "d"), "--url", server.url, "--quiet"])
+    assert O.run_fetch(args.what, args) == 1
+    assert "missing sub-02/func/sub-02_task-x_run-01_events.tsv: server answered HTTP 404" in capsys.readouterr().out
     args = parser.parse_args(["ds002837", "--what", "derivatives", "--subjects", "1", "--dry-run"])
-    assert O.run_fetch(args.dataset, args) == 0
+    assert O.run_fetch(args.what, args) == 0
     assert capsys.readouterr().out.startswith("ds002837 2.0.0: 2 files, 1.50 GB")
+
+
+def test_register_fetchers(monkeypatch, tmp_path, capsys):
+    fetchers = {"weights": ("EmoNet weights", None)}
+    O.register_fetchers(fetchers)
+    assert set(fetchers) == {"weights", "ds001499", "ds002837", "ds003823", "ds004192", "ds004496"}
+    args = _fetch_like_parser().parse_args(["ds004192", "--what", "events", "--subjects", "01", "--dry-run"])
+    assert fetchers["ds004192"][1](args) == 0
+    assert capsys.readouterr().out.startswith("ds004192 1.0.5: 120 files")
