@@ -1,0 +1,530 @@
+"""The study format: stimuli and per-subject single-trial fMRI patterns.
+
+A *study* is a BIDS-derivative style folder::
+
+    <study>/dataset_description.json   (DatasetType "derivative", GeneratedBy)
+    <study>/participants.tsv           (participant_id: sub-01, ...)
+    <study>/stimuli.tsv                (stimulus_id, file relative to stimuli/, optional category)
+    <study>/stimuli/...                (image files)
+    <study>/sub-<label>/func/sub-<label>_task-<task>_space-<space>_desc-singletrial_betas.nii.gz
+    <study>/sub-<label>/func/sub-<label>_task-<task>_desc-singletrial_events.tsv
+
+The betas image is 4-D with one volume per trial; the events table has one
+row per volume with ``stimulus_id`` (a stimulus of ``stimuli.tsv``) and
+optionally ``run``. A stimulus may be shown several times.
+
+:func:`load_study` opens such a folder (or, with no path, the embedded demo
+study, simulated offline on first use) and :meth:`Study.load_subject` returns
+the ``(n_trials, n_voxels)`` patterns inside a region mask with a fitted
+nilearn ``NiftiMasker`` to map voxel values back to NIfTI. Voxels that are
+NaN or constant across trials are dropped, counted in ``n_dropped`` and
+reported with a notice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from brainnet.errors import BrainnetError, input_error
+
+__all__ = ["DEMO_STUDY", "Study", "SubjectData", "load_study", "embedded_study_path"]
+
+# Fixed parameters of the embedded demo study (changing them needs a new folder name).
+DEMO_STUDY: dict[str, Any] = {
+    "name": "demo-v1",
+    "n_subjects": 18,
+    "n_stimuli": 112,
+    "seed": 0,
+    "resolution_mm": 4.0,
+}
+
+_BETAS = re.compile(
+    r"^sub-(?P<sub>[A-Za-z0-9]+)(?:_ses-[A-Za-z0-9]+)?_task-(?P<task>[A-Za-z0-9]+)"
+    r"(?:_space-(?P<space>[A-Za-z0-9]+))?(?:_res-[A-Za-z0-9]+)?_desc-singletrial_betas\.nii(?:\.gz)?$"
+)
+_MISSING = {"", "n/a", "nan", "none", "null"}
+
+
+def _notice(message: str) -> None:
+    from brainnet.cli._common import notice
+
+    notice(message)
+
+
+@dataclass
+class SubjectData:
+    """One subject's single-trial patterns inside a mask.
+
+    Attributes
+    ----------
+    subject : str
+        Label without ``sub-``.
+    patterns : ndarray of shape (n_trials, n_voxels), float32
+        One row per trial (betas volume), bad voxels dropped.
+    stimulus_ids : ndarray of shape (n_trials,), str
+        The stimulus shown on each trial.
+    runs : ndarray of shape (n_trials,), int, or None
+        Run of each trial when the events table has a ``run`` column.
+    masker : nilearn.maskers.NiftiMasker
+        Fitted on the final voxel set: ``masker.inverse_transform(values)``
+        with ``values`` of shape ``(n_voxels,)`` gives a 3-D image.
+    voxel_ijk : ndarray of shape (n_voxels, 3), int
+        Voxel indices in the data grid, in column order of ``patterns``.
+    n_dropped : int
+        Mask voxels dropped because they were NaN or constant.
+    mask_name : str
+        The mask the patterns were taken from.
+    study_stimulus_ids : tuple of str
+        The study's stimulus order (used by :meth:`averaged`).
+    """
+
+    subject: str
+    patterns: np.ndarray
+    stimulus_ids: np.ndarray
+    runs: np.ndarray | None
+    masker: Any
+    voxel_ijk: np.ndarray
+    n_dropped: int
+    mask_name: str
+    study_stimulus_ids: tuple[str, ...] = field(default=())
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.patterns.shape[1])
+
+    def averaged(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Patterns with the repeats of each stimulus averaged.
+
+        Returns
+        -------
+        patterns : ndarray of shape (n_stimuli, n_voxels)
+        stimulus_ids : tuple of str
+            The study's stimulus ids that occur in this subject, in study order.
+        """
+        order = self.study_stimulus_ids or tuple(dict.fromkeys(self.stimulus_ids.tolist()))
+        present = set(self.stimulus_ids.tolist())
+        ids = tuple(s for s in order if s in present)
+        index = {s: i for i, s in enumerate(ids)}
+        rows = np.array([index[s] for s in self.stimulus_ids.tolist()])
+        sums = np.zeros((len(ids), self.patterns.shape[1]), dtype=np.float64)
+        np.add.at(sums, rows, self.patterns)
+        counts = np.bincount(rows, minlength=len(ids))[:, None]
+        return (sums / counts).astype(np.float32), ids
+
+
+@dataclass
+class _Raw:
+    """A subject's mask voxels before bad voxels are dropped."""
+
+    subject: str
+    values: np.ndarray  # (n_trials, n_mask_voxels)
+    mask: np.ndarray  # 3-D bool
+    affine: np.ndarray
+    shape: tuple[int, ...]
+    stimulus_ids: np.ndarray
+    runs: np.ndarray | None
+    betas_path: Path
+
+
+def _read_table(path: Path, what: str, fix: str):
+    import pandas as pd
+
+    if not path.is_file():
+        raise input_error(path, f"{what} not found", fix)
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise input_error(path, f"not a readable UTF-8 TSV ({type(err).__name__})", "save it as tab-separated UTF-8 text") from None
+
+
+def _require_columns(frame, path: Path, columns: Sequence[str], fix: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        have = ", ".join(frame.columns) or "none"
+        raise input_error(path, f"missing column {', '.join(repr(c) for c in missing)} (columns: {have})", fix)
+
+
+class Study:
+    """A study folder in brainnet's format (see the module docstring).
+
+    Parameters
+    ----------
+    root : str or Path
+        The study folder.
+    task : str, optional
+        Task label; needed only when the folder holds several tasks.
+
+    Attributes
+    ----------
+    root : Path
+    task : str
+    subjects : list of str
+        Labels without ``sub-``, in ``participants.tsv`` order.
+    stimulus_ids : tuple of str
+        In ``stimuli.tsv`` order.
+    categories : dict of str -> str, or None
+        Category of each stimulus when ``stimuli.tsv`` has a ``category`` column.
+    """
+
+    def __init__(self, root: str | Path, task: str | None = None) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise input_error(self.root, "study folder not found", "give --study a folder in the brainnet study format (see brainnet simulate)")
+        self.subjects = self._read_participants()
+        self.stimulus_ids, self.stimulus_files, self.categories = self._read_stimuli()
+        self.task = self._find_task(task)
+        self._stimuli = None
+
+    def __repr__(self) -> str:
+        return f"Study({str(self.root)!r}, task={self.task!r}, {len(self.subjects)} subjects, {len(self.stimulus_ids)} stimuli)"
+
+    # -- tables ---------------------------------------------------------------
+    def _read_participants(self) -> list[str]:
+        path = self.root / "participants.tsv"
+        frame = _read_table(path, "participants.tsv", "add participants.tsv with a participant_id column (sub-01, sub-02, ...)")
+        _require_columns(frame, path, ["participant_id"], "name the subject column participant_id (values like sub-01)")
+        labels = [s.strip().removeprefix("sub-") for s in frame["participant_id"] if s.strip().lower() not in _MISSING]
+        if not labels:
+            raise input_error(path, "lists no participants", "add one row per subject (participant_id = sub-<label>)")
+        if len(set(labels)) != len(labels):
+            raise input_error(path, "lists a participant twice", "keep one row per subject")
+        return labels
+
+    def _read_stimuli(self):
+        path = self.root / "stimuli.tsv"
+        frame = _read_table(path, "stimuli.tsv", "add stimuli.tsv with columns stimulus_id and file (relative to stimuli/)")
+        _require_columns(frame, path, ["stimulus_id", "file"], "use the columns stimulus_id, file and optionally category")
+        ids = tuple(s.strip() for s in frame["stimulus_id"])
+        if not ids or any(s.lower() in _MISSING for s in ids):
+            raise input_error(path, "has empty stimulus_id cells or no rows", "give every stimulus an id")
+        if len(set(ids)) != len(ids):
+            dup = sorted({s for s in ids if ids.count(s) > 1})[:3]
+            raise input_error(path, f"duplicate stimulus ids {dup}", "give every stimulus one row")
+        files = tuple(s.strip() for s in frame["file"])
+        categories = None
+        if "category" in frame.columns:
+            categories = {s: c.strip() for s, c in zip(ids, frame["category"], strict=True) if c.strip().lower() not in _MISSING} or None
+        return ids, files, categories
+
+    def _find_task(self, task: str | None) -> str:
+        found: dict[str, set[str]] = {}
+        for path in self.root.glob("sub-*/func/*_desc-singletrial_betas.nii*"):
+            m = _BETAS.match(path.name)
+            if m:
+                found.setdefault(m["task"], set()).add(m["sub"])
+        if task is not None:
+            if task not in found:
+                have = ", ".join(sorted(found)) or "none"
+                raise input_error(self.root, f"no single-trial betas for task {task!r} (tasks: {have})", "choose one of the tasks found")
+            return task
+        if not found:
+            raise input_error(
+                self.root,
+                "no single-trial betas found",
+                "expected sub-<label>/func/sub-<label>_task-<task>_space-<space>_desc-singletrial_betas.nii.gz",
+            )
+        if len(found) > 1:
+            raise input_error(self.root, f"holds several tasks ({', '.join(sorted(found))})", "choose one with task=")
+        return next(iter(found))
+
+    # -- stimuli and features --------------------------------------------------
+    @property
+    def stimuli(self):
+        """The :class:`~brainnet.stimuli.StimulusSet` of ``stimuli.tsv`` (images must exist)."""
+        if self._stimuli is None:
+            from brainnet.stimuli import load_stimuli
+
+            self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=self.root / "stimuli")
+        return self._stimuli
+
+    def features(self, layers=("fc8",), weights=None, seed: int = 0, features_file=None):
+        """Network features of the study's stimuli, rows in ``stimulus_ids`` order.
+
+        Parameters
+        ----------
+        layers : sequence of str
+            Layers to extract (ignored for ``features_file`` except as a check).
+        weights : str or Path, optional
+            EmoNet weights; None means deterministic untrained weights (``seed``).
+        seed : int
+            Seed of the untrained weights.
+        features_file : str or Path, optional
+            Precomputed features (``.npz``/``.tsv``) used instead of extracting.
+
+        Returns
+        -------
+        brainnet.features.Features
+        """
+        if features_file is not None:
+            from brainnet.features import load_features
+
+            feats = load_features(features_file)
+            missing = [s for s in self.stimulus_ids if s not in set(feats.stimulus_ids)]
+            if missing:
+                raise input_error(
+                    features_file,
+                    f"no features for {len(missing)} stimuli of the study (e.g. {missing[:3]})",
+                    "give features whose stimulus_ids cover the study's stimuli.tsv",
+                )
+            return feats.align(self.stimulus_ids)
+        from brainnet.extract import extract_activations
+
+        layers = (layers,) if isinstance(layers, str) else tuple(layers)
+        feats = extract_activations(self.stimuli, layers=layers, weights=weights, seed=seed)
+        return feats.align(self.stimulus_ids)
+
+    # -- subjects --------------------------------------------------------------
+    def _label(self, subject: str) -> str:
+        label = str(subject).strip().removeprefix("sub-")
+        if label not in self.subjects:
+            raise BrainnetError(
+                f"--subject {subject}: not in {self.root / 'participants.tsv'}; available: {', '.join(self.subjects)}"
+            )
+        return label
+
+    def subject_files(self, subject: str) -> tuple[Path, Path]:
+        """``(betas, events)`` paths of one subject."""
+        label = self._label(subject)
+        func = self.root / f"sub-{label}" / "func"
+        betas = sorted(
+            p for p in func.glob(f"sub-{label}_*desc-singletrial_betas.nii*")
+            if (m := _BETAS.match(p.name)) and m["task"] == self.task
+        ) if func.is_dir() else []
+        if not betas:
+            expected = func / f"sub-{label}_task-{self.task}_space-<space>_desc-singletrial_betas.nii.gz"
+            raise input_error(expected, "single-trial betas not found", f"add the 4-D betas of sub-{label} or remove it from participants.tsv")
+        events = func / f"sub-{label}_task-{self.task}_desc-singletrial_events.tsv"
+        return betas[0], events
+
+    def _events(self, path: Path, n_volumes: int, betas: Path):
+        frame = _read_table(path, "single-trial events", "add one row per betas volume with a stimulus_id column")
+        _require_columns(frame, path, ["stimulus_id"], "name the column of trial stimuli stimulus_id")
+        if len(frame) != n_volumes:
+            raise input_error(path, f"{len(frame)} rows but {betas.name} has {n_volumes} volumes", "give exactly one events row per betas volume")
+        ids = np.array([s.strip() for s in frame["stimulus_id"]], dtype=str)
+        known = set(self.stimulus_ids)
+        unknown = sorted({s for s in ids.tolist() if s not in known})
+        if unknown:
+            raise input_error(path, f"{len(unknown)} stimulus ids not in stimuli.tsv (e.g. {unknown[:3]})", "add them to stimuli.tsv or fix the events")
+        runs = None
+        if "run" in frame.columns:
+            try:
+                runs = frame["run"].astype(int).to_numpy()
+            except ValueError:
+                raise input_error(path, "column 'run' holds non-integers", "number runs 1, 2, ...") from None
+        return ids, runs
+
+    def _read_subject(self, subject: str, mask) -> _Raw:
+        from brainnet.masks import load_mask
+
+        label = self._label(subject)
+        betas, events = self.subject_files(label)
+        try:
+            img = nib.load(str(betas))
+        except Exception as err:  # nibabel raises many types for non-images
+            raise input_error(betas, f"not a readable NIfTI ({type(err).__name__})", "re-create the betas file") from None
+        if img.ndim != 4:
+            raise input_error(betas, f"betas must be 4-D (one volume per trial), got shape {img.shape}", "stack the trial volumes into one 4-D image")
+        ids, runs = self._events(events, img.shape[3], betas)
+        is_path = isinstance(mask, Path) or (isinstance(mask, str) and Path(mask).suffix in (".nii", ".gz"))
+        if is_path:
+            mask_img = load_mask(mask)
+            if mask_img.shape != img.shape[:3] or not np.allclose(mask_img.affine, img.affine, atol=1e-3):
+                raise input_error(
+                    mask,
+                    f"mask grid (shape {mask_img.shape}) differs from the data grid of {betas.name} (shape {img.shape[:3]}) or its affine",
+                    "resample the mask to the data, e.g. nilearn.image.resample_to_img(mask, betas, interpolation='nearest')",
+                )
+        else:
+            mask_img = load_mask(mask, target_img=img)
+        inside = np.asarray(mask_img.dataobj) > 0
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        values = data[inside].T.copy()
+        return _Raw(label, values, inside, img.affine, img.shape[:3], ids, runs, betas)
+
+    def _finish(self, raw: _Raw, bad: np.ndarray, mask_name: str, quiet: bool = False) -> SubjectData:
+        from nilearn.maskers import NiftiMasker
+
+        keep = ~bad
+        if not keep.any():
+            raise BrainnetError(
+                f"--mask {mask_name}: every voxel of the mask is NaN or constant in {raw.betas_path}; "
+                "the mask does not overlap the data: choose a mask inside the data's field of view"
+            )
+        final = raw.mask.copy()
+        final[raw.mask] = keep
+        ijk = np.argwhere(final)
+        masker = NiftiMasker(mask_img=nib.Nifti1Image(final.astype(np.uint8), raw.affine), standardize=None).fit()
+        n_dropped = int(bad.sum())
+        if n_dropped and not quiet:
+            _notice(f"sub-{raw.subject}: dropped {n_dropped} of {bad.size} voxels of mask {mask_name} (NaN or constant across trials); {int(keep.sum())} voxels kept")
+        return SubjectData(
+            subject=raw.subject,
+            patterns=np.ascontiguousarray(raw.values[:, keep]),
+            stimulus_ids=raw.stimulus_ids,
+            runs=raw.runs,
+            masker=masker,
+            voxel_ijk=ijk,
+            n_dropped=n_dropped,
+            mask_name=mask_name,
+            study_stimulus_ids=self.stimulus_ids,
+        )
+
+    def load_subject(self, subject: str, mask: str | Path = "occipital") -> SubjectData:
+        """One subject's ``(n_trials, n_voxels)`` patterns inside ``mask``.
+
+        Parameters
+        ----------
+        subject : str
+            Label, with or without ``sub-``.
+        mask : str or Path
+            A region of :data:`brainnet.masks.MASKS` (resampled to the data)
+            or a NIfTI path on the data's grid.
+        """
+        raw = self._read_subject(subject, mask)
+        return self._finish(raw, _bad_voxels(raw.values), str(mask))
+
+    def load_subjects(self, subjects: Sequence[str] | None = None, mask: str | Path = "occipital") -> list[SubjectData]:
+        """Several subjects on ONE shared voxel set.
+
+        A voxel NaN or constant in any subject is dropped in all; the count
+        is reported once. All subjects must share the data grid.
+        """
+        labels = [self._label(s) for s in (subjects if subjects is not None else self.subjects)]
+        raws = [self._read_subject(s, mask) for s in labels]
+        first = raws[0]
+        for raw in raws[1:]:
+            if raw.shape != first.shape or not np.allclose(raw.affine, first.affine, atol=1e-3):
+                raise input_error(
+                    raw.betas_path,
+                    f"grid (shape {raw.shape}) differs from sub-{first.subject}'s (shape {first.shape}) or its affine",
+                    "resample every subject's betas to one grid (e.g. MNI152 at one resolution)",
+                )
+        bad = np.zeros(first.values.shape[1], dtype=bool)
+        for raw in raws:
+            bad |= _bad_voxels(raw.values)
+        if bad.any():
+            _notice(
+                f"dropped {int(bad.sum())} of {bad.size} voxels of mask {mask} that are NaN or constant "
+                f"in at least one of {len(raws)} subjects; {int((~bad).sum())} voxels kept"
+            )
+        return [self._finish(raw, bad, str(mask), quiet=True) for raw in raws]
+
+    # -- provenance ------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """``{"path", "task", "n_subjects", "files_sha256"}``: a digest over every file of the study."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            rel = path.relative_to(self.root).as_posix()
+            digest.update(f"{rel}\0{_cached_sha256(path)}\n".encode())
+        return {"path": str(self.root.resolve()), "task": self.task, "n_subjects": len(self.subjects), "files_sha256": digest.hexdigest()}
+
+
+def _bad_voxels(values: np.ndarray) -> np.ndarray:
+    """Voxels (columns) with any NaN/Inf or no variance across trials."""
+    finite = np.all(np.isfinite(values), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanmax(values, axis=0) - np.nanmin(values, axis=0) if values.shape[0] else np.zeros(values.shape[1])
+    return ~finite | ~(spread > 0)
+
+
+_HASH_CACHE: dict[str, tuple[int, int, str]] = {}
+
+
+def _cached_sha256(path: Path) -> str:
+    """sha256 of a file, reused while its size and mtime are unchanged."""
+    from brainnet._paths import cache_dir
+    from brainnet.results import atomic_write_json, sha256_file
+
+    stat = path.stat()
+    key = str(path.resolve())
+    hit = _HASH_CACHE.get(key)
+    if hit is None:
+        store = cache_dir("hashes") / (re.sub(r"[^A-Za-z0-9]", "_", key)[-150:] + ".json")
+        if store.is_file():
+            try:
+                saved = json.loads(store.read_text(encoding="utf-8"))
+                hit = (saved["size"], saved["mtime_ns"], saved["sha256"])
+            except (ValueError, KeyError, OSError):
+                hit = None
+    if hit is not None and hit[0] == stat.st_size and hit[1] == stat.st_mtime_ns:
+        _HASH_CACHE[key] = hit
+        return hit[2]
+    value = sha256_file(path)
+    _HASH_CACHE[key] = (stat.st_size, stat.st_mtime_ns, value)
+    store = cache_dir("hashes") / (re.sub(r"[^A-Za-z0-9]", "_", key)[-150:] + ".json")
+    atomic_write_json(store, {"path": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value})
+    return value
+
+
+def embedded_study_path() -> Path:
+    """Folder of the embedded demo study, simulated offline on first use.
+
+    The study is built in a temporary folder and renamed into place, so an
+    interrupted or concurrent creation never leaves half a study.
+    """
+    from brainnet._paths import cache_dir
+
+    parent = cache_dir("studies")
+    final = parent / DEMO_STUDY["name"]
+    if (final / "dataset_description.json").is_file():
+        return final
+    import tempfile
+
+    from brainnet.simulate import simulate_study
+
+    _notice(f"creating the embedded demo study in {final} (once, offline)")
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{DEMO_STUDY['name']}."))
+    try:
+        simulate_study(
+            tmp / "study",
+            n_subjects=DEMO_STUDY["n_subjects"],
+            n_stimuli=DEMO_STUDY["n_stimuli"],
+            seed=DEMO_STUDY["seed"],
+            resolution_mm=DEMO_STUDY["resolution_mm"],
+        )
+        try:
+            os.rename(tmp / "study", final)
+        except OSError:
+            # Another process finished first: keep its study.
+            if not (final / "dataset_description.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load_study(path: str | Path | None = None, task: str | None = None) -> Study:
+    """Open a study folder, or the embedded demo study when ``path`` is None.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A folder in the study format (module docstring). None: the embedded
+        demo study (18 subjects, 112 stimuli, 4 mm MNI grid, simulated with
+        seed 0 from untrained-EmoNet fc8 features; created under the brainnet
+        cache on first use).
+    task : str, optional
+        Task label when the folder holds several.
+
+    Returns
+    -------
+    Study
+    """
+    if path is None:
+        return Study(embedded_study_path(), task)
+    return Study(path, task)
