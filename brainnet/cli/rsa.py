@@ -1,0 +1,119 @@
+"""``brainnet rsa``: representational similarity with the network as one more subject."""
+
+from __future__ import annotations
+
+from brainnet.cli._common import (
+    add_command,
+    add_compute_args,
+    add_output_args,
+    add_study_args,
+    add_weights_args,
+    notice,
+)
+
+EXAMPLES = """\
+  brainnet rsa                                   fc8 vs the 18 subjects of the embedded study
+  brainnet rsa --layers conv1,conv2,conv3,conv4,conv5,fc6,fc7,fc8 --out results
+  brainnet rsa --rdm crossnobis --noise shrinkage --compare whitened-pearson
+  brainnet rsa --study my_study --weights emonet.pt --permutations 10000 --bootstrap 1000
+"""
+
+
+def register(subparsers) -> None:
+    from brainnet.rsa import COMPARISONS, RDM_METRICS
+
+    parser = add_command(
+        subparsers,
+        "rsa",
+        "RSA: compare each network layer's RDM with the subjects' RDMs, as a 19th subject",
+        EXAMPLES,
+    )
+    add_study_args(parser)
+    add_weights_args(parser)
+    parser.add_argument(
+        "--layers",
+        default="fc8",
+        help="comma-separated network layers (default fc8; conv1,...,fc8)",
+    )
+    parser.add_argument(
+        "--subjects", default=None, help="comma-separated subject labels (default: all)"
+    )
+    parser.add_argument(
+        "--rdm",
+        default="correlation",
+        choices=RDM_METRICS,
+        help="dissimilarity (default correlation)",
+    )
+    parser.add_argument(
+        "--noise",
+        default="identity",
+        choices=("identity", "diagonal", "shrinkage"),
+        help="noise precision for --rdm crossnobis (default identity = cross-validated Euclidean)",
+    )
+    parser.add_argument(
+        "--compare",
+        default="spearman",
+        choices=COMPARISONS,
+        help="RDM comparison (default spearman)",
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=10000,
+        help="condition-label permutations of the network RDM (default 10000, as the paper)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap draws over subjects and over stimuli for the CIs (default 1000)",
+    )
+    add_compute_args(parser)
+    add_output_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from brainnet.errors import BrainnetError
+    from brainnet.rsa import network_as_subject
+
+    for option, value in (("--permutations", args.permutations), ("--bootstrap", args.bootstrap)):
+        if value < 0:
+            raise BrainnetError(f"{option} {value}: must be 0 or more")
+    if args.weights is None and args.features is None:
+        notice(
+            f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet"
+        )
+    subjects = args.subjects.split(",") if args.subjects else None
+    result = network_as_subject(
+        args.study,
+        layers=args.layers,
+        mask=args.mask,
+        subjects=subjects,
+        rdm=args.rdm,
+        compare=args.compare,
+        noise=args.noise,
+        n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap,
+        weights=args.weights,
+        untrained_seed=args.untrained_seed,
+        features_file=args.features,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    n = len(result.subjects)
+    print(
+        f"RSA ({args.rdm} RDMs, {result.parameters['compare']}), {n} subjects x "
+        f"{len(result.stimulus_ids)} stimuli; noise ceiling "
+        f"{result.noise_ceiling_lower:.3f}-{result.noise_ceiling_upper:.3f}"
+    )
+    for res in result.layers.values():
+        print(
+            f"  {res.layer:6s} network-human r = {res.network_human_r:.3f} "
+            f"[{res.ci_subjects[0]:.3f}, {res.ci_subjects[1]:.3f}], p = {res.p_value:.4g} "
+            f"(FWE {res.p_fwe:.4g}), rank {res.network_rank} of {n + 1}"
+        )
+    print(f"results: {args.out / 'group'}")
+    return 0
