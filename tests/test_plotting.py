@@ -1,0 +1,570 @@
+"""Tests of brainnet.plotting: every figure's content, and ``brainnet figures``.
+
+``build_results_folder`` writes a synthetic results folder with the layout of
+the analyses (encode, decode, power, rsa); test_report.py reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+
+from brainnet import plotting  # noqa: E402
+from brainnet.errors import BrainnetError  # noqa: E402
+from brainnet.results import ResultDir, make_provenance  # noqa: E402
+
+EMO = [f"emotion {i}" for i in range(20)]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _ax(fig):
+    return fig.axes[0]
+
+
+# ------------------------------------------------------------ unit scores
+
+
+def test_unit_scores_bars_sorted_with_se_ceiling_and_marks():
+    rng = np.random.default_rng(0)
+    true_means = np.linspace(0.05, 0.45, 20)[rng.permutation(20)]
+    r = true_means + rng.normal(0, 0.02, (6, 20))
+    p = np.where(np.arange(20) % 3 == 0, 0.001, 0.5)
+    fig = plotting.plot_unit_scores(r, EMO, noise_ceiling=0.6, p_values=p, alpha=0.05)
+    ax = _ax(fig)
+    bars = ax.patches
+    assert len(bars) == 20
+    means = r.mean(axis=0)
+    order = np.argsort(-means)
+    np.testing.assert_allclose([b.get_height() for b in bars], means[order])
+    assert [t.get_text() for t in ax.get_xticklabels()] == [EMO[i] for i in order]
+    assert sum(t.get_text() == "*" for t in ax.texts) == int((p < 0.05).sum())
+    # asterisks sit above the bars of the significant units
+    star_x = sorted(round(t.get_position()[0]) for t in ax.texts if t.get_text() == "*")
+    assert star_x == sorted(int(np.where(order == i)[0][0]) for i in np.where(p < 0.05)[0])
+    assert any(np.allclose(line.get_ydata(), 0.6) for line in ax.get_lines())
+    assert "Pearson r" in ax.get_ylabel() and ax.get_xlabel()
+    # SE error bars: one segment per unit with the sample SE
+    (errbar,) = [c for c in ax.containers if hasattr(c, "errorbar") and c.errorbar is not None]
+    segs = errbar.errorbar.lines[2][0].get_segments()
+    se = r.std(axis=0, ddof=1) / np.sqrt(6)
+    np.testing.assert_allclose([s[1, 1] - s[0, 1] for s in segs], 2 * se[order])
+
+
+def test_unit_scores_single_row_no_sort_and_per_unit_ceiling():
+    r = np.array([0.1, 0.3, 0.2])
+    fig = plotting.plot_unit_scores(r, ["a", "b", "c"], sort=False, noise_ceiling=[0.5, 0.6, 0.7])
+    ax = _ax(fig)
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], r)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    (ceiling,) = [c for c in ax.collections if c.get_label() == "noise ceiling"]
+    np.testing.assert_allclose([s[0, 1] for s in ceiling.get_segments()], [0.5, 0.6, 0.7])
+
+
+def test_unit_scores_rejects_wrong_label_count():
+    with pytest.raises(ValueError, match="2 labels for 3 units"):
+        plotting.plot_unit_scores(np.zeros(3), ["a", "b"])
+
+
+# --------------------------------------------------------------- confusion
+
+
+def test_confusion_reordered_by_cluster_with_boundaries_and_limits():
+    rng = np.random.default_rng(1)
+    m = rng.random((6, 6))
+    labels = list("abcdef")
+    clusters = [2, 1, 2, 3, 1, 3]
+    fig = plotting.plot_confusion(m, labels, clusters=clusters)
+    ax = _ax(fig)
+    order = [1, 4, 0, 2, 3, 5]
+    np.testing.assert_allclose(ax.images[0].get_array(), m[np.ix_(order, order)])
+    assert [t.get_text() for t in ax.get_xticklabels()] == [labels[i] for i in order]
+    assert ax.images[0].get_clim() == (0.0, pytest.approx(m.max()))
+    horizontal = [ln for ln in ax.get_lines() if np.ptp(ln.get_ydata()) == 0]
+    assert sorted(ln.get_ydata()[0] for ln in horizontal) == [1.5, 3.5]
+    assert ax.get_xlabel() == "true category" and ax.get_ylabel() == "decoded category"
+    assert fig.axes[1].get_ylabel() == "proportion of decodings"
+
+
+def test_confusion_without_clusters_keeps_order_and_uses_vmax():
+    m = np.eye(4) * 0.5
+    fig = plotting.plot_confusion(m, vmax=1.0)
+    ax = _ax(fig)
+    np.testing.assert_allclose(ax.images[0].get_array(), m)
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    assert not ax.get_lines()
+
+
+# -------------------------------------------------------------- dendrogram
+
+
+def _three_block_linkage():
+    from scipy.cluster.hierarchy import ward
+
+    rng = np.random.default_rng(2)
+    centres = np.array([[0, 0], [10, 0], [0, 10]])
+    points = np.vstack([c + rng.normal(0, 0.3, (4, 2)) for c in centres])
+    return ward(points)
+
+
+def test_dendrogram_colours_the_chosen_cut():
+    z = _three_block_linkage()
+    labels = [f"c{i}" for i in range(12)]
+    fig = plotting.plot_dendrogram(z, labels, n_clusters=3)
+    ax = _ax(fig)
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == sorted(labels)
+    link_colours = {to_hex(c) for coll in ax.collections for c in coll.get_colors()}
+    link_colours.discard(plotting._GREY.lower())
+    assert len(link_colours) == 3
+    (cut,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("cut")]
+    heights = np.sort(z[:, 2])
+    assert heights[-3] < cut.get_ydata()[0] < heights[-2]
+    assert "distance" in ax.get_ylabel()
+
+
+def test_cut_height_edges():
+    z = _three_block_linkage()
+    assert plotting._cut_height(z, 1) > z[:, 2].max()
+    assert plotting._cut_height(z, 12) < z[:, 2].min()
+    with pytest.raises(ValueError, match="between 1 and 12"):
+        plotting._cut_height(z, 13)
+
+
+# --------------------------------------------------------------------- PCA
+
+
+def test_pca_points_and_variance_labels():
+    scores = np.arange(30, dtype=float).reshape(10, 3)
+    fig = plotting.plot_pca(
+        scores, [f"u{i}" for i in range(10)], explained_variance_ratio=[0.5, 0.25, 0.1]
+    )
+    ax = _ax(fig)
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), scores[:, :2])
+    assert "50.0 % of variance" in ax.get_xlabel() and "25.0 % of variance" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.texts] == [f"u{i}" for i in range(10)]
+    fig2 = plotting.plot_pca(scores, components=(1, 2))
+    np.testing.assert_allclose(_ax(fig2).collections[0].get_offsets(), scores[:, 1:])
+    assert _ax(fig2).get_xlabel() == "PC2 score (a.u.)"
+
+
+# --------------------------------------------------------------------- RDM
+
+
+def test_rdm_ordered_by_category_with_block_ticks():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(9, 5))
+    rdm = 1 - np.corrcoef(x)
+    cats = ["fear", "awe", "joy", "awe", "fear", "joy", "awe", "joy", "fear"]
+    fig = plotting.plot_rdm(rdm, cats)
+    ax = _ax(fig)
+    order = [1, 3, 6, 0, 4, 8, 2, 5, 7]
+    np.testing.assert_allclose(ax.images[0].get_array(), rdm[np.ix_(order, order)])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["awe", "fear", "joy"]
+    np.testing.assert_allclose(ax.get_yticks(), [1, 4, 7])
+    off = rdm[~np.eye(9, dtype=bool)]
+    assert ax.images[0].get_clim() == (pytest.approx(off.min()), pytest.approx(off.max()))
+    assert "1 − Pearson r" in fig.axes[1].get_ylabel()
+
+
+# ------------------------------------------------------ second order & MDS
+
+
+def test_second_order_highlights_network_and_symmetric_limits():
+    rng = np.random.default_rng(4)
+    m = np.corrcoef(rng.normal(size=(5, 30)))
+    names = ["sub-01", "sub-02", "EmoNet", "sub-03", "sub-04"]
+    fig = plotting.plot_second_order(m, names, network="EmoNet")
+    ax = _ax(fig)
+    lim = np.abs(m[~np.eye(5, dtype=bool)]).max()
+    assert ax.images[0].get_clim() == (pytest.approx(-lim), pytest.approx(lim))
+    bold = [t.get_text() for t in ax.get_yticklabels() if t.get_fontweight() == "bold"]
+    assert bold == ["EmoNet"]
+    rects = [p for p in ax.patches if to_hex(p.get_edgecolor()) == plotting._VERMILLION.lower()]
+    assert sorted((p.get_x(), p.get_y()) for p in rects) == [(-0.5, 1.5), (1.5, -0.5)]
+    with pytest.raises(ValueError, match="network 'AlexNet'"):
+        plotting.plot_second_order(m, names, network="AlexNet")
+
+
+def test_mds_network_point_is_highlighted():
+    coords = np.arange(10, dtype=float).reshape(5, 2)
+    names = ["sub-01", "sub-02", "sub-03", "EmoNet", "sub-04"]
+    fig = plotting.plot_mds(coords, names, network="EmoNet")
+    ax = _ax(fig)
+    humans, net = ax.collections
+    np.testing.assert_allclose(humans.get_offsets(), coords[[0, 1, 2, 4]])
+    np.testing.assert_allclose(net.get_offsets(), coords[[3]])
+    assert to_hex(net.get_facecolor()[0]) == plotting._VERMILLION.lower()
+    assert net.get_sizes()[0] > humans.get_sizes()[0]
+    assert net.get_label() == "EmoNet"
+    assert "MDS dimension 1" in ax.get_xlabel()
+
+
+# ------------------------------------------------------------ layer profile
+
+
+def test_layer_profile_line_band_and_ci():
+    layers = ["conv1", "conv2", "conv3", "fc8"]
+    v = np.array([0.05, 0.1, 0.2, 0.3])
+    ci = np.vstack([v - 0.02, v + 0.03])
+    fig = plotting.plot_layer_profile(layers, v, ci=ci, noise_ceiling=(0.4, 0.5))
+    ax = _ax(fig)
+    (network,) = [c for c in ax.containers if c.get_label() == "network"]
+    np.testing.assert_allclose(network.lines[0].get_ydata(), v)
+    caps = network.lines[2][0].get_segments()
+    np.testing.assert_allclose([(s[0, 1], s[1, 1]) for s in caps], ci.T)
+    assert [t.get_text() for t in ax.get_xticklabels()] == layers
+    (band,) = [p for p in ax.patches if p.get_label() == "noise ceiling"]
+    ys = band.get_path().transformed(band.get_patch_transform()).vertices[:, 1]
+    assert (ys.min(), ys.max()) == (pytest.approx(0.4), pytest.approx(0.5))
+    assert ax.get_xlabel() == "network layer" and "Spearman" in ax.get_ylabel()
+    fig2 = plotting.plot_layer_profile(layers, v, noise_ceiling=([0.3, 0.3, 0.4, 0.4], 0.6))
+    (band2,) = [c for c in _ax(fig2).collections if c.get_label() == "noise ceiling"]
+    ys = band2.get_paths()[0].vertices[:, 1]
+    assert (ys.min(), ys.max()) == (pytest.approx(0.3), pytest.approx(0.6))
+
+
+# -------------------------------------------------------------------- power
+
+
+def test_power_curve_band_and_target():
+    n = [18, 4, 12, 8]
+    rate = [1.0, 0.2, 0.9, 0.6]
+    fig = plotting.plot_power(n, rate, ci_low=np.subtract(rate, 0.1), ci_high=np.add(rate, 0.05))
+    ax = _ax(fig)
+    curve = ax.get_lines()[0]
+    np.testing.assert_allclose(curve.get_xdata(), [4, 8, 12, 18])
+    np.testing.assert_allclose(curve.get_ydata(), [0.2, 0.6, 0.9, 1.0])
+    assert any(np.allclose(ln.get_ydata(), 0.8) for ln in ax.get_lines()[1:])
+    assert len(ax.collections) == 1  # the CI band
+    assert ax.get_ylim() == (-0.02, 1.02)
+    assert ax.get_xlabel() == "number of subjects" and "detection rate" in ax.get_ylabel()
+
+
+# ---------------------------------------------------------- network output
+
+
+def test_network_output_bars_with_emotion_labels():
+    from brainnet.models.emonet import EMOTIONS
+
+    p = np.full(20, 0.02)
+    p[7] = 0.62
+    fig = plotting.plot_network_output(p)
+    ax = _ax(fig)
+    assert len(ax.patches) == 20
+    top_down = sorted(zip(ax.get_yticks(), ax.get_yticklabels(), strict=True), key=lambda t: -t[0])
+    assert [label.get_text() for _, label in top_down] == list(EMOTIONS)
+    colours = [to_hex(b.get_facecolor()) for b in ax.patches]
+    assert colours.count(plotting._VERMILLION.lower()) == 1
+    assert colours.index(plotting._VERMILLION.lower()) == 7
+    assert ax.patches[7].get_width() == pytest.approx(0.62)
+    assert ax.get_xlabel() == "output probability (softmax)"
+    fig2 = plotting.plot_network_output(np.linspace(-1, 1, 3), ["a", "b", "c"], kind="activation")
+    assert _ax(fig2).get_xlabel() == "fc8 activation (a.u.)"
+    with pytest.raises(ValueError, match="kind"):
+        plotting.plot_network_output(p, kind="logit")
+
+
+# --------------------------------------------------------------- brain map
+
+
+def _brain_img(shape=(20, 24, 20), values=(0.5, -0.3)):
+    import nibabel as nib
+
+    affine = np.diag([8.0, 8.0, 8.0, 1.0])
+    affine[:3, 3] = [-78, -112, -70]
+    data = np.zeros(shape, dtype=np.float32)
+    data[4:8, 2:6, 6:10] = values[0]
+    data[12:15, 3:6, 6:9] = values[1]
+    return nib.Nifti1Image(data, affine)
+
+
+@pytest.mark.parametrize("kind", ["glass", "stat"])
+def test_brain_map_views_colour_limits_and_label(kind):
+    fig = plotting.plot_brain_map(_brain_img(), kind=kind, threshold=0.1, value_label="Pearson r")
+    # the map's layer has symmetric limits; the stat view's template background does not
+    images = [im for a in fig.axes for im in a.images if np.isclose(*np.abs(im.get_clim()))]
+    assert len(images) == 3  # ortho: sagittal, coronal, axial
+    for im in images:
+        assert im.get_clim() == (pytest.approx(-0.5), pytest.approx(0.5))
+    assert any(a.get_ylabel() == "Pearson r" for a in fig.axes)
+    with pytest.raises(ValueError, match="kind"):
+        plotting.plot_brain_map(_brain_img(), kind="surface")
+
+
+# ------------------------------------------------------------------ saving
+
+
+def test_save_figure_formats_are_vector_and_carry_metadata(tmp_path):
+    fig = plotting.plot_power([4, 8], [0.3, 0.9])
+    paths = plotting.save_figure(
+        fig, tmp_path / "power", ("png", "pdf", "svg"), {"Title": "t", "Description": "weights X"}
+    )
+    assert [p.name for p in paths] == ["power.png", "power.pdf", "power.svg"]
+    assert paths[1].read_bytes().startswith(b"%PDF")
+    svg = paths[2].read_text()
+    assert "<svg" in svg and "number of subjects" in svg  # text kept as text
+    from PIL import Image
+
+    with Image.open(paths[0]) as im:
+        assert im.info["Software"].startswith("brainnet ")
+        assert im.info["Description"] == "weights X"
+    assert not list(tmp_path.glob(".*tmp*"))
+    with pytest.raises(BrainnetError, match="--format eps"):
+        plotting.save_figure(fig, tmp_path / "x", ("eps",))
+
+
+# ------------------------------------------------- synthetic results folder
+
+
+def _provenance(weights: str, layer: str = "fc8") -> dict:
+    return make_provenance(
+        weights=weights,
+        study={"path": "/data/study", "sha256": "0" * 64},
+        mask={"name": "occipital", "n_voxels": 120},
+        seed=0,
+        parameters={"layer": layer},
+    )
+
+
+ALL_PARTS = ("encode", "decode", "power", "rsa")
+
+
+def build_results_folder(
+    root: Path, weights: str = "untrained-seed0", parts: tuple[str, ...] = ALL_PARTS
+) -> Path:
+    """A results folder with the layout of the analyses in ``parts`` (synthetic numbers)."""
+    rng = np.random.default_rng(0)
+    prov = _provenance(weights)
+    if "encode" in parts:
+        _encode_run(root, prov)
+    if "decode" in parts:
+        _decode_run(root, prov, rng)
+    if "power" in parts:
+        _power_run(root, prov)
+    if "rsa" in parts:
+        _rsa_runs(root, prov, rng)
+    # an unfinished run (no summary.json) must be ignored
+    ResultDir(root / "group" / "decode-fc7", _provenance(weights, "fc7"))
+    return root
+
+
+def _encode_run(root, prov):
+    enc = ResultDir(root / "sub-01" / "encode-fc8", prov)
+    enc.write_tsv(
+        "voxel_scores.tsv",
+        pd.DataFrame({"voxel": range(3), "i": [1, 2, 3], "j": 0, "k": 0, "r": [0.1, 0.2, 0.3]}),
+    )
+    enc.write_nifti("r_map.nii.gz", _brain_img())
+    enc.finish(
+        {"analysis": "encode", "layer": "fc8", "model": "ridge", "mean_r": 0.2, "p_value": 0.01}
+    )
+
+
+def _decode_run(root, prov, rng):
+    dec = ResultDir(root / "group" / "decode-fc8", prov)
+    subjects = ["01", "02", "03"]
+    dec.write_tsv(
+        "unit_scores.tsv",
+        pd.DataFrame(
+            [
+                {"subject": s, "unit": u, "r": 0.3 + 0.01 * i, "mse": 1.0}
+                for s in subjects
+                for i, u in enumerate(EMO)
+            ]
+        ),
+    )
+    conf = np.eye(20) * 0.6 + rng.random((20, 20)) * 0.05
+    wide = pd.DataFrame(conf, columns=EMO)
+    wide.insert(0, "predicted", EMO)
+    dec.write_tsv("confusion.tsv", wide)
+    dec.write_tsv("clusters.tsv", pd.DataFrame({"unit": EMO, "cluster": np.arange(20) % 4 + 1}))
+    pcs = rng.normal(size=(20, 3))
+    pca = pd.DataFrame({"unit": EMO, "pc1": pcs[:, 0], "pc2": pcs[:, 1], "pc3": pcs[:, 2]})
+    pca["explained_variance_ratio"] = [0.4, 0.2, 0.1] + [np.nan] * 17
+    dec.write_tsv("bootstrap_pca.tsv", pca)
+    dec.write_nifti("weights_z_unit-01.nii.gz", _brain_img(values=(3.0, -2.5)))
+    dec.finish(
+        {
+            "analysis": "decode",
+            "layer": "fc8",
+            "mean_r": 0.395,
+            "se_r": 0.01,
+            "noise_ceiling": 0.79,
+            "n_clusters": 4,
+            "p_value": 0.001,
+        }
+    )
+
+
+def _power_run(root, prov):
+    power = ResultDir(root / "group" / "power-fc8", prov)
+    power.write_tsv(
+        "power.tsv",
+        pd.DataFrame(
+            {
+                "n_subjects": [4, 8, 12],
+                "detection_rate": [0.3, 0.7, 0.95],
+                "ci_low": [0.2, 0.6, 0.9],
+                "ci_high": [0.4, 0.8, 0.99],
+            }
+        ),
+    )
+    power.finish({"analysis": "power", "layer": "fc8"})
+
+
+def _rsa_runs(root, prov, rng):
+    names = [f"sub-0{i}" for i in range(1, 5)] + ["EmoNet"]
+    second = np.corrcoef(rng.normal(size=(5, 40)))
+    rsa = ResultDir(root / "group" / "rsa-fc8", prov)
+    frame = pd.DataFrame(second, columns=names)
+    frame.insert(0, "name", names)
+    rsa.write_tsv("second_order.tsv", frame)
+    coords = rng.normal(size=(5, 2))
+    rsa.write_tsv("mds.tsv", pd.DataFrame({"name": names, "x": coords[:, 0], "y": coords[:, 1]}))
+    rsa.finish(
+        {
+            "analysis": "rsa",
+            "layer": "fc8",
+            "network_human_r": 0.21,
+            "noise_ceiling_lower": 0.3,
+            "noise_ceiling_upper": 0.4,
+            "network_rank": 3,
+            "p_value": 0.02,
+            "ci": [0.1, 0.3],
+        }
+    )
+    layers = pd.DataFrame(
+        {
+            "layer": ["fc8", "conv1", "fc7"],
+            "network_human_r": [0.21, 0.05, 0.15],
+            "noise_ceiling_lower": 0.3,
+            "noise_ceiling_upper": 0.4,
+        }
+    )
+    from brainnet.results import atomic_write_tsv
+
+    atomic_write_tsv(root / "group" / "rsa-layers.tsv", layers)
+
+
+EXPECTED_FIGURES = {
+    "sub-01_encode-fc8_r-map-glass",
+    "sub-01_encode-fc8_r-map-stat",
+    "group_decode-fc8_unit-scores",
+    "group_decode-fc8_confusion",
+    "group_decode-fc8_dendrogram",
+    "group_decode-fc8_pca",
+    "group_decode-fc8_weights-z-unit-01",
+    "group_power-fc8_power",
+    "group_rsa-fc8_second-order",
+    "group_rsa-fc8_mds",
+    "group_rsa-layers",
+}
+
+
+@pytest.fixture(scope="module")
+def results_folder(tmp_path_factory):
+    return build_results_folder(tmp_path_factory.mktemp("results"))
+
+
+def test_make_figures_writes_every_figure(results_folder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.FigureSkipped)
+        # SVG here (fast); the default PDF is checked in test_cli_figures
+        paths = plotting.make_figures(results_folder, formats=("png", "svg"))
+    figures = results_folder / "figures"
+    assert {p.parent for p in paths} == {figures}
+    assert {p.name.rsplit(".", 1)[0] for p in paths} == EXPECTED_FIGURES
+    assert sorted(p.suffix for p in paths) == sorted([".png", ".svg"] * len(EXPECTED_FIGURES))
+    for p in paths:
+        head = p.read_bytes()[:8]
+        assert head == b"\x89PNG\r\n\x1a\n" if p.suffix == ".png" else b"<svg" in p.read_bytes()
+    manifest = json.loads((figures / "figures.json").read_text())
+    entry = {e["figure"]: e for e in manifest["figures"]}["group_decode-fc8_unit-scores"]
+    assert entry["weights"] == "untrained-seed0" and entry["source"] == "group/decode-fc8"
+    assert len(entry["summary_sha256"]) == 64
+
+
+def test_figures_read_the_saved_numbers(results_folder):
+    jobs = {name: thunk for name, _, _, thunk in plotting._figure_jobs(results_folder)}
+    ax = _ax(jobs["group_decode-fc8_unit-scores"]())
+    assert len(ax.patches) == 20
+    assert max(b.get_height() for b in ax.patches) == pytest.approx(0.3 + 0.19)
+    # decode's noise_ceiling is a fraction: ceiling r = mean_r / fraction
+    assert any(np.allclose(ln.get_ydata(), 0.395 / 0.79) for ln in ax.get_lines())
+    conf_ax = _ax(jobs["group_decode-fc8_confusion"]())
+    assert conf_ax.images[0].get_array().shape == (20, 20)
+    assert conf_ax.get_xticklabels()[0].get_text() == "emotion 0"  # cluster 1 first
+    assert len([ln for ln in conf_ax.get_lines() if np.ptp(ln.get_ydata()) == 0]) == 3
+    prof = _ax(jobs["group_rsa-layers"]())
+    assert [t.get_text() for t in prof.get_xticklabels()] == ["conv1", "fc7", "fc8"]
+    mds = _ax(jobs["group_rsa-fc8_mds"]())
+    assert mds.collections[1].get_label() == "EmoNet"
+
+
+def test_make_figures_skips_missing_inputs_and_keeps_going(tmp_path):
+    root = build_results_folder(tmp_path / "res", parts=("decode",))
+    run = root / "group" / "decode-fc8"
+    (run / "confusion.tsv").unlink()
+    (run / "weights_z_unit-01.nii.gz").unlink()
+    (run / "bootstrap_pca.tsv").write_text("nothing useful\n1\n")
+    with pytest.warns(plotting.FigureSkipped) as record:
+        paths = plotting.make_figures(root, formats=("svg",))
+    messages = sorted(str(w.message) for w in record)
+    assert messages == [
+        "skipped figure group_decode-fc8_confusion: confusion.tsv not found",
+        "skipped figure group_decode-fc8_dendrogram: confusion.tsv not found",
+        "skipped figure group_decode-fc8_pca: "
+        "bootstrap_pca.tsv needs 'unit' and at least two 'pc*' columns",
+    ]
+    assert paths == [root / "figures" / "group_decode-fc8_unit-scores.svg"]
+
+
+def test_make_figures_errors_name_the_folder(tmp_path):
+    with pytest.raises(BrainnetError) as err:
+        plotting.make_figures(tmp_path / "nope")
+    assert str(err.value) == (
+        f"{tmp_path / 'nope'}: no such results folder; pass the --out folder of an analysis with --results"
+    )
+    with pytest.raises(BrainnetError, match="holds no complete brainnet results"):
+        plotting.make_figures(tmp_path)
+
+
+def test_cli_figures(tmp_path, capsys):
+    from brainnet.cli import main
+
+    root = build_results_folder(tmp_path / "res", parts=("power",))
+    (root / "group" / "power-fc8" / "power.tsv").unlink()
+    _power_run(root / "other", _provenance("sha256:" + "ab" * 32))
+    assert main(["figures", "--results", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"wrote 1 figures (2 files) to {root / 'figures'}"
+    assert captured.err.strip() == (
+        "brainnet: skipped figure group_power-fc8_power: power.tsv not found"
+    )
+    assert sorted(p.name for p in (root / "figures").iterdir()) == [
+        "figures.json",
+        "other_group_power-fc8_power.pdf",
+        "other_group_power-fc8_power.png",
+    ]
+    assert (root / "figures" / "other_group_power-fc8_power.pdf").read_bytes().startswith(b"%PDF")
+    assert main(["figures", "--results", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"brainnet figures: error: {tmp_path / 'missing'}: no such results folder; "
+        "pass the --out folder of an analysis with --results"
+    ]
