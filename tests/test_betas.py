@@ -185,3 +185,19 @@ def test_bids_errors(tmp_path):
         write_betas_study(bids, "01", "imagenet", out=tmp_path / "o", space="MNI152")
     with pytest.raises(BrainnetError, match=r"^--method lsx: unknown; use lss or lsa$"):
         write_betas_study(bids, "01", "imagenet", out=tmp_path / "o", method="lsx")
+
+
+def test_cli_betas(tmp_path, capsys):
+    from brainnet.cli import main
+
+    bids, _ = _bids(tmp_path, np.random.default_rng(4))
+    mask = tmp_path / "all.nii.gz"
+    bold = next((bids / "derivatives").rglob("*_bold.nii.gz"))
+    nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), nib.load(bold).affine).to_filename(mask)
+    out = tmp_path / "study"
+    args = ["betas", "--bids", str(bids), "--subject", "01", "--task", "imagenet", "--method", "lsa",
+            "--noise-model", "ols", "--confounds", "motion6", "--mask", str(mask), "--out", str(out)]
+    assert main(args) == 0
+    assert load_study(out).load_subject("01", mask=mask).patterns.shape == (100, 64)
+    assert main(args) == 2
+    assert "brainnet betas: error: " in capsys.readouterr().err

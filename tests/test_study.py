@@ -252,3 +252,15 @@ def test_features_from_file_are_aligned(study_dir, tmp_path):
 
 def test_study_class_is_what_load_study_returns(study_dir):
     assert isinstance(load_study(str(study_dir)), Study)
+
+
+def test_cli_study_info(study_dir, capsys):
+    from brainnet.cli import main
+
+    assert main(["study", "info", "--study", str(study_dir), "--mask", "v1"]) == 0
+    out = capsys.readouterr().out
+    n = load_study(study_dir).load_subject("01", mask="v1").n_voxels
+    assert f"mask v1: {n} voxels shared by all subjects (0 dropped)" in out
+    assert "01\t12\t6\t2" in out and "stimuli: 6 in 2 categories" in out
+    assert main(["study", "info", "--study", str(study_dir / "missing")]) == 2
+    assert "brainnet study: error: " in capsys.readouterr().err
