@@ -245,7 +245,13 @@ class Study:
         if self._stimuli is None:
             from brainnet.stimuli import load_stimuli
 
-            self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=self.root / "stimuli")
+            try:
+                self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=self.root / "stimuli")
+            except BrainnetError as err:
+                raise BrainnetError(
+                    f"{err} (study {self.root}: put the images in its stimuli/ folder, "
+                    "or pass precomputed features with --features)"
+                ) from None
         return self._stimuli
 
     def features(self, layers=("fc8",), weights=None, seed: int = 0, features_file=None):

@@ -264,3 +264,8 @@ def test_cli_study_info(study_dir, capsys):
     assert "01\t12\t6\t2" in out and "stimuli: 6 in 2 categories" in out
     assert main(["study", "info", "--study", str(study_dir / "missing")]) == 2
     assert "brainnet study: error: " in capsys.readouterr().err
+
+
+def test_missing_images_point_to_features(study_dir):
+    with pytest.raises(BrainnetError, match=r"img0.png: image listed in stimuli.tsv not found; .*put the images in its stimuli/ folder, or pass precomputed features with --features\)$"):
+        _ = load_study(study_dir).stimuli
