@@ -269,3 +269,30 @@ def test_cli_study_info(study_dir, capsys):
 def test_missing_images_point_to_features(study_dir):
     with pytest.raises(BrainnetError, match=r"img0.png: image listed in stimuli.tsv not found; .*put the images in its stimuli/ folder, or pass precomputed features with --features\)$"):
         _ = load_study(study_dir).stimuli
+
+
+def test_embedded_study_is_created_atomically(tmp_path, monkeypatch):
+    """Interrupted creation leaves nothing; a concurrent winner's study is kept."""
+    import brainnet.simulate
+    from brainnet.study import DEMO_STUDY, embedded_study_path
+
+    monkeypatch.setenv("BRAINNET_HOME", str(tmp_path / "home"))
+    final = tmp_path / "home" / "studies" / DEMO_STUDY["name"]
+
+    def interrupted(out, **kwargs):
+        write_study(Path(out), n_subjects=1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(brainnet.simulate, "simulate_study", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        embedded_study_path()
+    assert not final.exists() and list(final.parent.iterdir()) == []
+
+    def loser(out, **kwargs):
+        write_study(final, n_subjects=3)  # another process finishes first
+        write_study(Path(out), n_subjects=1)
+
+    monkeypatch.setattr(brainnet.simulate, "simulate_study", loser)
+    assert embedded_study_path() == final
+    assert load_study().subjects == ["01", "02", "03"]
+    assert list(final.parent.iterdir()) == [final]
