@@ -486,17 +486,10 @@ class NaturalisticResult:
         data[keep] = np.nan_to_num(self.r if values is None else values, nan=0.0)
         return nib.Nifti1Image(data, self.mask_img.affine)
 
-    def write(self, out: str | Path, *, provenance: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-        """Write ``scores.npz`` (+ ``r.nii.gz`` for NIfTI inputs) and ``summary.json`` into ``out``."""
-        from brainnet.results import ResultDir, make_provenance
-
-        prov = provenance or make_provenance(parameters=self.parameters)
-        rd = ResultDir(out, prov, overwrite=overwrite)
-        rd.write_npz("scores.npz", r=self.r, r2=self.r2, r_folds=self.r_folds, censored=self.censored)
-        if self.mask_img is not None:
-            rd.write_nifti("r.nii.gz", self.to_img())
+    def summary(self) -> dict[str, Any]:
+        """Counts and mean / max r over voxels (finite values), for summary.json."""
         finite = np.isfinite(self.r)
-        rd.finish({
+        return {
             "analysis": "naturalistic_encoding",
             "n_voxels": int(self.r.size),
             "n_volumes": int(self.censored.size),
@@ -504,8 +497,48 @@ class NaturalisticResult:
             "mean_r": float(np.mean(self.r[finite])) if finite.any() else None,
             "max_r": float(np.max(self.r[finite])) if finite.any() else None,
             "parameters": self.parameters,
-        })
+        }
+
+    def write(
+        self,
+        out: str | Path,
+        *,
+        inputs: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write ``scores.npz`` (+ ``r.nii.gz`` for NIfTI inputs) and ``summary.json`` into ``out``.
+
+        ``inputs`` may name the ``bold``, ``frame_features`` and ``mask``
+        files; files are recorded in the provenance with their sha256.
+        """
+        from brainnet.results import ResultDir
+
+        prov = provenance or _provenance(self.parameters, inputs or {})
+        rd = ResultDir(out, prov, overwrite=overwrite)
+        rd.write_npz("scores.npz", r=self.r, r2=self.r2, r_folds=self.r_folds, censored=self.censored)
+        if self.mask_img is not None:
+            rd.write_nifti("r.nii.gz", self.to_img())
+            rd.write_nifti("mask.nii.gz", self.mask_img)
+        rd.finish(self.summary())
         return rd.path
+
+
+def _provenance(parameters: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    from brainnet.results import file_record, make_provenance
+
+    def describe(value: Any) -> Any:
+        if isinstance(value, str | Path) and Path(value).is_file():
+            return file_record(value)
+        return None if value is None else str(value) if isinstance(value, str | Path) else "in-memory array"
+
+    return make_provenance(
+        weights=None,  # frame features are an input here; the network that made them is the user's record
+        features=describe(inputs.get("frame_features")),
+        study=describe(inputs.get("bold")),
+        mask=describe(inputs.get("mask")),
+        parameters=parameters,
+    )
 
 
 def encode_naturalistic(

@@ -275,3 +275,30 @@ def test_dask_with_arrays_and_memmaps(tmp_path, dask_client):
 def test_bad_scheduler_is_a_one_line_error():
     with pytest.raises(BrainnetError, match=r"scheduler=42: pass a Dask scheduler address"):
         N.encode_naturalistic(np.ones((60, 2)) + np.arange(60)[:, None], np.ones((120, 2)), frame_rate=2, tr=1, gap_s=2, scheduler=42)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_naturalistic_on_nndb_layout(tmp_path, capsys):
+    import json
+
+    from brainnet.cli import main
+
+    rng = np.random.default_rng(7)
+    frames, planted, censored, _ = _mini_nndb(tmp_path / "nndb", rng)
+    np.save(tmp_path / "frames.npy", frames)
+    argv = ["naturalistic", "--nndb", str(tmp_path / "nndb"), "--subject", "sub-1", "--task", "500daysofsummer",
+            "--frame-features", str(tmp_path / "frames.npy"), "--frame-rate", str(FRAME_RATE), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    assert f"{censored.size} censored volumes excluded" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["complete"] and summary["n_censored"] == censored.size
+    assert summary["provenance"]["features"]["sha256"] and summary["provenance"]["study"]["path"].endswith("_bold_blur_censor.nii.gz")
+    rmap = np.asarray(nib.load(tmp_path / "out" / "r.nii.gz").dataobj).reshape(-1)
+    assert set(np.argsort(rmap)[-planted.size:]) == set(planted)
+    # user mistakes: one line, exit 2
+    assert main(argv[:3] + ["--subject", "01"] + argv[5:]) == 2
+    assert "error: subject '01': NNDb subjects are sub-1 ... sub-86 (not zero-padded)" in capsys.readouterr().err
+    assert main(["naturalistic", "--bold", str(tmp_path / "x.nii.gz"), "--frame-features", str(tmp_path / "frames.npy"), "--frame-rate", "2"]) == 2
+    assert "error: --tr: required with --bold" in capsys.readouterr().err
