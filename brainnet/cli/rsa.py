@@ -1,4 +1,4 @@
-"""``brainnet rsa``: representational similarity with the network as one more subject."""
+"""``brainnet rsa`` and ``brainnet network-decoding``: the network as one more subject."""
 
 from __future__ import annotations
 
@@ -71,6 +71,86 @@ def register(subparsers) -> None:
     add_compute_args(parser)
     add_output_args(parser)
     parser.set_defaults(func=run)
+    _register_decoding(subparsers)
+
+
+DECODING_EXAMPLES = """\
+  brainnet network-decoding                      fc8 vs the 18 subjects of the embedded study
+  brainnet network-decoding --layer fc7 --model logistic --folds 4 --out results
+"""
+
+
+def _register_decoding(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "network-decoding",
+        "category decoding and confusions of the network, placed among the subjects' "
+        "(same classifier, same stimulus folds)",
+        DECODING_EXAMPLES,
+    )
+    add_study_args(parser)
+    add_weights_args(parser)
+    parser.add_argument("--layer", default="fc8", help="network layer (default fc8)")
+    parser.add_argument(
+        "--subjects", default=None, help="comma-separated subject labels (default: all)"
+    )
+    parser.add_argument(
+        "--model",
+        default="plsda",
+        choices=("plsda", "logistic"),
+        help="classifier (default plsda)",
+    )
+    parser.add_argument(
+        "--folds", type=int, default=5, help="stimulus folds, stratified by category (default 5)"
+    )
+    parser.add_argument(
+        "--components", type=int, default=None, help="PLS-DA components (default n_classes - 1)"
+    )
+    add_compute_args(parser)
+    add_output_args(parser)
+    parser.set_defaults(func=run_decoding)
+
+
+def run_decoding(args) -> int:
+    from brainnet.network_subject import network_category_decoding
+
+    if args.weights is None and args.features is None:
+        notice(
+            f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet"
+        )
+    result = network_category_decoding(
+        args.study,
+        layer=args.layer,
+        mask=args.mask,
+        subjects=args.subjects.split(",") if args.subjects else None,
+        model=args.model,
+        n_folds=args.folds,
+        n_components=args.components,
+        weights=args.weights,
+        untrained_seed=args.untrained_seed,
+        features_file=args.features,
+        seed=args.seed,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    s = result.summary
+    lo, hi = s["human_accuracy_range"]
+    print(
+        f"category decoding ({s['classifier']}, {s['n_folds']} folds), {s['n_subjects']} subjects x "
+        f"{s['n_stimuli']} stimuli, {s['n_classes']} categories (chance {s['chance']:.3f})"
+    )
+    print(
+        f"  network {s['layer']}: accuracy {s['network_accuracy']:.3f} (p = "
+        f"{s['network_accuracy_p']:.3g} vs chance), rank {s['network_rank']} of "
+        f"{s['network_rank_of']}; humans {s['human_accuracy_mean']:.3f} [{lo:.3f}, {hi:.3f}]"
+    )
+    print(
+        f"  confusions: network vs humans r = {s['confusion_r_network_to_humans']:.3f}, vs their "
+        f"mean {s['confusion_r_network_to_mean']:.3f} (humans leave-one-out "
+        f"{s["confusion_r_human_loo_mean"]:.3f}; rank {s["confusion_rank"]} of {s['network_rank_of']})"
+    )
+    print(f"results: {args.out / 'group' / ('network-decoding-' + s['layer'])}")
+    return 0
 
 
 def run(args) -> int:
