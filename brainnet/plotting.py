@@ -351,7 +351,7 @@ def plot_dendrogram(
     labels: Sequence[str] | None = None,
     *,
     n_clusters: int | None = None,
-    distance_label: str = "Ward distance (1 − symmetrised confusion)",
+    distance_label: str = "Ward distance\n(1 − symmetrised confusion)",
     ax: Any = None,
     title: str | None = None,
 ):
@@ -389,6 +389,7 @@ def plot_dendrogram(
             color_threshold=threshold,
             above_threshold_color=_GREY,
             leaf_rotation=90,
+            leaf_font_size=8,
         )
     finally:
         hierarchy.set_link_color_palette(None)
@@ -400,7 +401,9 @@ def plot_dendrogram(
             linewidth=0.8,
             label=f"cut: {n_clusters} clusters",
         )
-        ax.legend(loc="upper right")
+        title = (
+            f"{title}: cut at {n_clusters} clusters" if title else f"cut at {n_clusters} clusters"
+        )
     ax.set_xlabel("category")
     ax.set_ylabel(distance_label)
     if title:
@@ -824,7 +827,8 @@ def plot_brain_map(
         nilearn's ``plot_glass_brain`` (maximum projections) or
         ``plot_stat_map`` (slices on the bundled MNI152 template).
     threshold : float, optional
-        Values with ``|v| < threshold`` are not shown.
+        Values with ``|v| < threshold`` are not shown (default: only exact
+        zeros, i.e. voxels outside the mask, are hidden).
     vmax : float, optional
         Symmetric colour limit (default: the largest absolute value).
     value_label : str
@@ -846,6 +850,9 @@ def plot_brain_map(
     if img.ndim != 3:
         raise ValueError(f"plot_brain_map needs a 3-D image, got shape {img.shape}")
     data = np.asarray(img.get_fdata(), dtype=float)
+    if threshold is None:
+        # hide the exact zeros outside the mask (nilearn would draw them)
+        threshold = 1e-12
     if vmax is None:
         finite = np.abs(data[np.isfinite(data)])
         vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
@@ -950,8 +957,9 @@ def _find_runs(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 def _analysis_kind(run_dir: Path, summary: dict[str, Any]) -> str:
     kind = str(summary.get("analysis") or run_dir.name.split("-", 1)[0]).lower()
+    # "encode"/"encoding", "decode"/"decoding", ...
     for known in ("encode", "decode", "power", "rsa"):
-        if kind.startswith(known):
+        if kind.startswith(known.rstrip("e")):
             return known
     return kind
 
@@ -1008,10 +1016,32 @@ def _encode_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Calla
     subject = run.parent.name
     title = f"{subject} {layer} encoding: r per voxel"
 
-    def brain(kind: str) -> Callable[[], Any]:
-        return lambda: plot_brain_map(_require(run / "r_map.nii.gz"), kind=kind, title=title)
+    def stat() -> Any:
+        return plot_brain_map(_require(run / "r_map.nii.gz"), kind="stat", title=title)
 
-    return [("r-map-glass", brain("glass")), ("r-map-stat", brain("stat"))]
+    def glass() -> Any:
+        threshold = _fwe_threshold(run / "voxel_scores.tsv")
+        note = " (all voxels)" if threshold is None else " (p_FWE < 0.05)"
+        return plot_brain_map(
+            _require(run / "r_map.nii.gz"), kind="glass", threshold=threshold, title=title + note
+        )
+
+    return [("r-map-glass", glass), ("r-map-stat", stat)]
+
+
+def _fwe_threshold(path: Path, alpha: float = 0.05) -> float | None:
+    """Smallest |r| among voxels with p_FWE < alpha, to show only those voxels."""
+    if not path.exists():
+        return None
+    frame = _read_tsv(path)
+    r_col, p_col = _pick(frame, "r"), _pick(frame, "p_fwe")
+    if r_col is None or p_col is None:
+        return None
+    significant = frame.loc[frame[p_col] < alpha, r_col].abs()
+    if significant.empty:
+        return None
+    # just below the weakest significant voxel, so that voxel is still drawn
+    return float(significant.min()) * (1 - 1e-6)
 
 
 def _require(path: Path) -> Path:
@@ -1044,7 +1074,8 @@ def _unit_scores_figure(run: Path, summary: dict[str, Any]):
         )
     ceiling = _decode_ceiling(summary)
     layer = summary.get("layer", "")
-    title = f"{layer} units decoded from {summary.get('n_voxels', '?')} voxels"
+    n_voxels = summary.get("n_voxels")
+    title = f"{layer} units decoded" + (f" from {n_voxels} voxels" if n_voxels else "")
     return plot_unit_scores(r, units, noise_ceiling=ceiling, p_values=p_values, title=title)
 
 
@@ -1244,10 +1275,54 @@ def _mds_figure(run: Path, summary: dict[str, Any]):
     )
 
 
+_RDM_LABELS = {
+    "correlation": "dissimilarity (1 − Pearson r)",
+    "euclidean": "Euclidean distance (a.u.)",
+    "cosine": "cosine distance (1 − cos)",
+    "crossnobis": "crossnobis distance (a.u.)",
+}
+
+
+def _study_categories(summary: dict[str, Any], stimulus_ids: list[str]) -> list[str] | None:
+    """Stimulus categories from the study's stimuli.tsv, when the study is still there."""
+    study = (summary.get("provenance") or {}).get("study")
+    root = study.get("path") if isinstance(study, dict) else None
+    table = Path(root) / "stimuli.tsv" if root else None
+    if table is None or not table.exists():
+        return None
+    frame = _read_tsv(table)
+    if "stimulus_id" not in frame.columns or "category" not in frame.columns:
+        return None
+    mapping = dict(zip(frame["stimulus_id"].astype(str), frame["category"], strict=False))
+    cats = [mapping.get(s) for s in stimulus_ids]
+    if any(c is None or (isinstance(c, float) and np.isnan(c)) for c in cats):
+        return None
+    return [str(c) for c in cats]
+
+
+def _rdm_figure(run: Path, summary: dict[str, Any], which: str):
+    from scipy.spatial.distance import squareform
+
+    with np.load(_require(run / "rdms.npz"), allow_pickle=False) as data:
+        if which == "network":
+            vector = np.asarray(data["network_rdm"], dtype=float)
+        else:
+            vector = np.asarray(data["human_rdms"], dtype=float).mean(axis=0)
+        ids = [str(s) for s in data["stimulus_ids"]] if "stimulus_ids" in data.files else None
+    rdm = squareform(vector, checks=False) if vector.ndim == 1 else vector
+    categories = _study_categories(summary, ids) if ids is not None else None
+    layer = summary.get("layer", "")
+    title = f"network RDM ({layer})" if which == "network" else "mean human RDM"
+    label = _RDM_LABELS.get(str(summary.get("rdm")), "dissimilarity (a.u.)")
+    return plot_rdm(rdm, categories, value_label=label, title=title)
+
+
 def _rsa_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("second-order", lambda: _second_order_figure(run, summary)),
         ("mds", lambda: _mds_figure(run, summary)),
+        ("network-rdm", lambda: _rdm_figure(run, summary, "network")),
+        ("human-rdm", lambda: _rdm_figure(run, summary, "human")),
     ]
 
 
@@ -1262,7 +1337,8 @@ def _layer_profile_figure(path: Path):
         layer_col, key=lambda s: s.map(lambda x: rank.get(str(x), len(rank))), kind="stable"
     )
     lower, upper = _pick(frame, "noise_ceiling_lower"), _pick(frame, "noise_ceiling_upper")
-    ci_lo, ci_hi = _pick(frame, "ci_low", "ci_lower"), _pick(frame, "ci_high", "ci_upper")
+    ci_lo = _pick(frame, "ci_low", "ci_lower", "ci_subjects_low")
+    ci_hi = _pick(frame, "ci_high", "ci_upper", "ci_subjects_high")
     return plot_layer_profile(
         frame[layer_col].astype(str).tolist(),
         frame[value_col].to_numpy(dtype=float),

@@ -331,10 +331,10 @@ def test_save_figure_formats_are_vector_and_carry_metadata(tmp_path):
 # ------------------------------------------------- synthetic results folder
 
 
-def _provenance(weights: str, layer: str = "fc8") -> dict:
+def _provenance(weights: str, layer: str = "fc8", study: Path | None = None) -> dict:
     return make_provenance(
         weights=weights,
-        study={"path": "/data/study", "sha256": "0" * 64},
+        study={"path": str(study or "/no/such/study"), "files_sha256": "0" * 64},
         mask={"name": "occipital", "n_voxels": 120},
         seed=0,
         parameters={"layer": layer},
@@ -342,6 +342,8 @@ def _provenance(weights: str, layer: str = "fc8") -> dict:
 
 
 ALL_PARTS = ("encode", "decode", "power", "rsa")
+STIMULI = [f"img{i:02d}" for i in range(9)]
+CATEGORIES = ["fear", "awe", "joy", "awe", "fear", "joy", "awe", "joy", "fear"]
 
 
 def build_results_folder(
@@ -349,7 +351,12 @@ def build_results_folder(
 ) -> Path:
     """A results folder with the layout of the analyses in ``parts`` (synthetic numbers)."""
     rng = np.random.default_rng(0)
-    prov = _provenance(weights)
+    study = root / "study"
+    study.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {"stimulus_id": STIMULI, "file": [f"{s}.png" for s in STIMULI], "category": CATEGORIES}
+    ).to_csv(study / "stimuli.tsv", sep="\t", index=False)
+    prov = _provenance(weights, study=study)
     if "encode" in parts:
         _encode_run(root, prov)
     if "decode" in parts:
@@ -367,7 +374,10 @@ def _encode_run(root, prov):
     enc = ResultDir(root / "sub-01" / "encode-fc8", prov)
     enc.write_tsv(
         "voxel_scores.tsv",
-        pd.DataFrame({"voxel": range(3), "i": [1, 2, 3], "j": 0, "k": 0, "r": [0.1, 0.2, 0.3]}),
+        pd.DataFrame(
+            {"voxel": range(3), "i": [1, 2, 3], "j": 0, "k": 0, "r": [0.1, -0.2, 0.3]}
+            | {"p_fwe": [0.5, 0.01, 0.02]}
+        ),
     )
     enc.write_nifti("r_map.nii.gz", _brain_img())
     enc.finish(
@@ -436,6 +446,13 @@ def _rsa_runs(root, prov, rng):
     rsa.write_tsv("second_order.tsv", frame)
     coords = rng.normal(size=(5, 2))
     rsa.write_tsv("mds.tsv", pd.DataFrame({"name": names, "x": coords[:, 0], "y": coords[:, 1]}))
+    n_pairs = len(STIMULI) * (len(STIMULI) - 1) // 2
+    rsa.write_npz(
+        "rdms.npz",
+        human_rdms=rng.random((4, n_pairs)),
+        network_rdm=np.arange(n_pairs, dtype=float),
+        stimulus_ids=np.asarray(STIMULI),
+    )
     rsa.finish(
         {
             "analysis": "rsa",
@@ -472,6 +489,8 @@ EXPECTED_FIGURES = {
     "group_power-fc8_power",
     "group_rsa-fc8_second-order",
     "group_rsa-fc8_mds",
+    "group_rsa-fc8_network-rdm",
+    "group_rsa-fc8_human-rdm",
     "group_rsa-layers",
 }
 
@@ -514,6 +533,22 @@ def test_figures_read_the_saved_numbers(results_folder):
     assert [t.get_text() for t in prof.get_xticklabels()] == ["conv1", "fc7", "fc8"]
     mds = _ax(jobs["group_rsa-fc8_mds"]())
     assert mds.collections[1].get_label() == "EmoNet"
+    # the network RDM comes back square, ordered by the study's categories
+    from scipy.spatial.distance import squareform
+
+    rdm_ax = _ax(jobs["group_rsa-fc8_network-rdm"]())
+    order = np.lexsort((np.arange(9), CATEGORIES))
+    expected = squareform(np.arange(36, dtype=float))[np.ix_(order, order)]
+    np.testing.assert_allclose(rdm_ax.images[0].get_array(), expected)
+    assert [t.get_text() for t in rdm_ax.get_xticklabels()] == ["awe", "fear", "joy"]
+    # the glass brain of the r map shows only voxels with p_FWE < .05 (r = 0.3 here)
+    threshold = plotting._fwe_threshold(
+        results_folder / "sub-01" / "encode-fc8" / "voxel_scores.tsv"
+    )
+    assert 0.2 * (1 - 1e-5) < threshold < 0.2  # just below the weakest significant |r|
+    glass = jobs["sub-01_encode-fc8_r-map-glass"]()
+    texts = [t.get_text() for a in glass.axes for t in a.texts]
+    assert any(t.endswith("(p_FWE < 0.05)") for t in texts)
 
 
 def test_make_figures_skips_missing_inputs_and_keeps_going(tmp_path):
