@@ -147,7 +147,7 @@ def run_decoding(args) -> int:
     print(
         f"  confusions: network vs humans r = {s['confusion_r_network_to_humans']:.3f}, vs their "
         f"mean {s['confusion_r_network_to_mean']:.3f} (humans leave-one-out "
-        f"{s["confusion_r_human_loo_mean"]:.3f}; rank {s["confusion_rank"]} of {s['network_rank_of']})"
+        f"{s['confusion_r_human_loo_mean']:.3f}; rank {s['confusion_rank'] or 'n/a'} of {s['network_rank_of']})"
     )
     print(f"results: {args.out / 'group' / ('network-decoding-' + s['layer'])}")
     return 0
