@@ -123,25 +123,48 @@ class RidgeBasis:
             return self._loo_errors(y)
         return self._kfold_errors(y)
 
+    def _loo_terms(self) -> None:
+        """Feature-only parts of the leave-one-out errors, for every alpha.
+
+        With ``y_c = U c + perp`` (``perp`` orthogonal to U and 1), the
+        leave-one-out residuals are ``D (U (w * c) + perp)`` where
+        ``w = alpha / (s^2 + alpha)`` and ``D = diag(1 / (1 - h))``; their
+        squared norm is ``g' M g + 2 g' U' D^2 perp + perp' D^2 perp`` with
+        ``g = w * c`` and ``M = U' D^2 U``. ``w``, ``D`` and ``M`` depend on
+        the features only. Writing 1 - h and the residual in terms of
+        ``w`` (not ``y - H y``) keeps them accurate for small alphas.
+        """
+        s2 = self.s.astype(np.float64) ** 2
+        w = self.alphas[:, None] / (s2[None, :] + self.alphas[:, None])  # (A, r)
+        u = self.u.astype(np.float64)
+        denom = self.q[None, :] + w @ (u**2).T  # (A, n)
+        with np.errstate(divide="ignore"):
+            d2 = 1.0 / denom**2
+        self._w = w.astype(self.dtype)
+        self._d2 = d2.astype(self.dtype)
+        self._m = np.einsum("ai,ik,il->akl", d2, u, u).astype(self.dtype)  # (A, r, r)
+        if self.has_perp:
+            # Rows (alpha, k) of U' D_alpha^2, stacked for one product with perp.
+            self._wu = (d2[:, None, :] * u.T[None]).reshape(-1, u.shape[0]).astype(self.dtype)
+
     def _loo_errors(self, y: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        if not hasattr(self, "_m"):
+            self._loo_terms()
         yc = y - y.mean(axis=0)
         if c is None:
             c = self.u.T @ yc
-        perp = yc - self.u @ c if self.has_perp else None
-        u2 = self.u**2
-        s2 = self.s.astype(np.float64) ** 2
-        out = np.empty((self.alphas.size, y.shape[1]))
-        for a, alpha in enumerate(self.alphas):
-            # Residual and 1 - h_ii both in terms of alpha/(s^2+alpha): stable
-            # for small alpha where y - Hy would cancel.
-            w = (alpha / (s2 + alpha)).astype(self.dtype)
-            denom = self.q + u2 @ w
-            with np.errstate(divide="ignore", invalid="ignore"):
-                d = (1.0 / denom).astype(self.dtype)
-            resid = (self.u * (d[:, None] * w[None, :])) @ c
-            if perp is not None:
-                resid += d[:, None] * perp
-            out[a] = np.einsum("ij,ij->j", resid, resid) / self.n
+        n_alphas, rank = self._w.shape
+        if self.has_perp:
+            perp = yc - self.u @ c
+            cross = (self._wu @ perp).reshape(n_alphas, rank, -1)
+            outside = self._d2 @ (perp * perp)
+        out = np.empty((n_alphas, y.shape[1]))
+        for a in range(n_alphas):
+            g = self._w[a][:, None] * c
+            err = np.einsum("kj,kj->j", g, self._m[a] @ g)
+            if self.has_perp:
+                err += 2 * np.einsum("kj,kj->j", g, cross[a]) + outside[a]
+            out[a] = err / self.n
         return out
 
     def _kfold_errors(self, y: np.ndarray) -> np.ndarray:

@@ -202,3 +202,96 @@ def test_bad_inputs_give_one_line_messages():
         VoxelwiseRidgeCV(alphas=[-1.0]).fit(x, y)
     with pytest.raises(BrainnetError, match=r"features \(12, 30\) and responses \(11, 2\)"):
         encode(x, y[:11], n_permutations=0)
+
+
+# -- end to end on a small simulated study -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim_study(tmp_path_factory):
+    # Needs the simulator and feature extraction (other modules of the package).
+    simulate = pytest.importorskip("brainnet.simulate")
+    pytest.importorskip("brainnet.extract")
+    simulate_study = simulate.simulate_study
+
+    out = tmp_path_factory.mktemp("sim") / "study"
+    return simulate_study(out, n_subjects=2, n_stimuli=40, n_repeats=2, snr=1.0, seed=3)
+
+
+def test_encode_subject_recovers_signal_voxels_and_writes_results(sim_study, tmp_path):
+    import json
+
+    import nibabel as nib
+    import pandas as pd
+
+    from brainnet.encoding import encode_subject
+    from brainnet.simulate import load_truth
+
+    result = encode_subject(sim_study, "sub-01", n_permutations=20, out=tmp_path / "res")
+    folder = tmp_path / "res" / "sub-01" / "encode-fc8"
+    assert result.path == folder
+    table = pd.read_csv(folder / "voxel_scores.tsv", sep="\t")
+    assert list(table.columns) == ["voxel", "i", "j", "k", "r", "r2", "p", "p_fwe", "noise_ceiling"]
+    truth = load_truth(sim_study)
+    signal = {tuple(v) for v in truth["signal_ijk"].tolist()}
+    is_signal = np.array([tuple(v) in signal for v in table[["i", "j", "k"]].to_numpy().tolist()])
+    assert 0 < is_signal.sum() < len(table)
+    assert table["r"][is_signal].mean() > table["r"][~is_signal].mean() + 0.3
+    # The noise ceiling (two repeats) is higher where there is signal, and above the model's r.
+    assert table["noise_ceiling"][is_signal].mean() > table["noise_ceiling"][~is_signal].mean()
+    summary = json.loads((folder / "summary.json").read_text())
+    for key in ("analysis", "layer", "model", "n_subjects", "n_stimuli", "n_voxels", "mean_r", "p_value",
+                "n_permutations", "noise_ceiling", "provenance"):
+        assert key in summary, key
+    assert summary["complete"] is True and summary["n_stimuli"] == 40 and summary["n_permutations"] == 20
+    assert summary["p_value"] == pytest.approx(1 / 21)
+    assert summary["noise_ceiling"] is not None
+    assert summary["provenance"]["parameters"]["layer"] == "fc8"
+    assert summary["provenance"]["weights"] == "untrained-seed0"
+    img = nib.load(folder / "r_map.nii.gz")
+    data = np.asarray(img.dataobj)
+    ijk = table[["i", "j", "k"]].to_numpy()
+    np.testing.assert_allclose(data[ijk[:, 0], ijk[:, 1], ijk[:, 2]], table["r"], atol=1e-6)
+
+
+def test_encode_subject_unknown_subject_and_layer(sim_study):
+    from brainnet.encoding import encode_subject
+
+    with pytest.raises(BrainnetError, match=r"^--subject 07: no such subject in .*; choose one of 01, 02$"):
+        encode_subject(sim_study, "07", n_permutations=0)
+    with pytest.raises(BrainnetError, match="layer"):
+        encode_subject(sim_study, "01", layer="fc9", n_permutations=0)
+
+
+def test_cli_encode_runs_and_reports(sim_study, tmp_path, capsys):
+    from brainnet.cli import main
+
+    code = main(["encode", "--study", str(sim_study), "--subject", "02", "--permutations", "10",
+                 "--cv", "4", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 0
+    lines = captured.out.strip().splitlines()
+    assert lines[0].startswith("sub-02 fc8 ridge: mean r = ")
+    assert lines[-1] == f"results: {tmp_path / 'sub-02' / 'encode-fc8'}"
+    assert "untrained EmoNet weights" in captured.err
+    assert (tmp_path / "sub-02" / "encode-fc8" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--subject", "99"], "brainnet encode: error: --subject 99: no such subject in "),
+        (["--cv", "1"], "brainnet encode: error: --cv 1: needs at least 2 folds; e.g. --cv 5"),
+        (["--cv", "41"], "brainnet encode: error: --cv 41: 40 stimuli are too few for 41-fold"),
+        (["--permutations", "-3"], "brainnet encode: error: --permutations -3: must be 0 or more"),
+        (["--alphas", "0", "1"], "brainnet encode: error: --alphas [0.0, 1.0]: penalties must be positive"),
+    ],
+)
+def test_cli_encode_bad_input_exits_2_with_one_line(sim_study, tmp_path, capsys, argv, message):
+    from brainnet.cli import main
+
+    code = main(["encode", "--study", str(sim_study), "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(message), err
+    assert not any("Traceback" in line for line in err)

@@ -1,0 +1,116 @@
+"""``brainnet encode``: per-subject encoding of every voxel from one network layer."""
+
+from __future__ import annotations
+
+from brainnet.cli._common import (
+    add_command,
+    add_compute_args,
+    add_output_args,
+    add_study_args,
+    add_weights_args,
+    notice,
+)
+
+EXAMPLES = """\
+  brainnet encode --subject 01                        fc8 ridge, 5-fold CV, embedded study
+  brainnet encode --subject 01 --layer fc7 --permutations 10000 --n-jobs 2
+  brainnet encode --subject 03 --model pls --components 5 --study my_study --weights emonet.pt
+  brainnet encode --subject 01 --features acts.npz --layer fc7 --mask v1 --out results
+"""
+
+
+def _inner(value: str):
+    if value == "loo":
+        return value
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 2:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{value!r}: use loo or an integer >= 2")
+    return k
+
+
+def register(subparsers) -> None:
+    from brainnet.encoding import DEFAULT_PERMUTATIONS
+
+    parser = add_command(
+        subparsers,
+        "encode",
+        "per-subject encoding: predict every voxel from a network layer, cross-validated over stimuli",
+        EXAMPLES,
+    )
+    parser.add_argument("--subject", default="01", help="subject label, e.g. 01 or sub-01 (default 01)")
+    parser.add_argument("--layer", default="fc8", help="network layer (default fc8; conv1..conv5, fc6, fc7, fc8)")
+    parser.add_argument("--model", default="ridge", choices=("ridge", "pls"), help="encoding model (default ridge)")
+    parser.add_argument("--cv", type=int, default=5, help="cross-validation folds over stimuli (default 5)")
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=DEFAULT_PERMUTATIONS,
+        help=f"permutations of the stimulus -> feature assignment (default {DEFAULT_PERMUTATIONS}; "
+        "10000 for publication)",
+    )
+    parser.add_argument(
+        "--alphas",
+        type=float,
+        nargs="+",
+        default=None,
+        help="ridge penalties to choose from per voxel (default 15 values from 1e-2 to 1e5)",
+    )
+    parser.add_argument(
+        "--inner",
+        type=_inner,
+        default="loo",
+        help="how each voxel's penalty is chosen in the training folds: loo (exact "
+        "leave-one-out, default) or an inner k-fold, e.g. 5",
+    )
+    parser.add_argument("--components", type=int, default=5, help="PLS components (default 5)")
+    add_study_args(parser)
+    add_weights_args(parser)
+    add_compute_args(parser)
+    add_output_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from brainnet.encoding import encode_subject
+    from brainnet.errors import BrainnetError
+
+    if args.permutations < 0:
+        raise BrainnetError(f"--permutations {args.permutations}: must be 0 or more")
+    if args.components < 1:
+        raise BrainnetError(f"--components {args.components}: must be 1 or more")
+    if args.weights is None and args.features is None:
+        notice(f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet")
+    result = encode_subject(
+        args.study,
+        args.subject,
+        layer=args.layer,
+        model=args.model,
+        cv=args.cv,
+        n_permutations=args.permutations,
+        alphas=args.alphas,
+        inner=args.inner,
+        n_components=args.components,
+        mask=args.mask,
+        features=args.features,
+        weights=args.weights,
+        untrained_seed=args.untrained_seed,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    s = result.summary
+    ceiling = "unavailable" if s["noise_ceiling"] is None else f"{s['noise_ceiling']:.3f}"
+    print(
+        f"sub-{s['subject']} {s['layer']} {s['model']}: mean r = {s['mean_r']:.3f} "
+        f"(p = {s['p_value']:.4g}, {s['n_permutations']} permutations), "
+        f"{s['n_voxels_p_fwe_05']}/{s['n_voxels']} voxels p_FWE < 0.05"
+    )
+    print(f"noise ceiling (mean r): {ceiling}; {s['n_stimuli']} stimuli, {s['cv']}-fold CV")
+    print(f"results: {result.path}")
+    return 0
