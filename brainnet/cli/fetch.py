@@ -1,0 +1,42 @@
+"""``brainnet fetch``: download public files (EmoNet weights) into the cache, verified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brainnet.cli._common import add_command
+
+EXAMPLES = """\
+  brainnet fetch weights                          EmoNet weights (emonet-pytorch, OSF) into the cache
+  brainnet fetch weights --which emonet-py        the emonet-py state dict instead
+  brainnet fetch weights --dest ~/models          save into another folder
+  brainnet extract --stimuli imgs/ --weights "$(brainnet fetch weights)" --out acts.npz
+"""
+
+# what -> (help, runner); other public files (datasets) register here too.
+FETCHERS: dict = {}
+
+
+def _fetch_weights(args) -> int:
+    from brainnet.models.weights import fetch_weights
+
+    path = fetch_weights(args.which, args.dest, url=args.url, progress=not args.quiet)
+    print(path)
+    return 0
+
+
+FETCHERS["weights"] = ("EmoNet weights (see data_manifests/weights.json)", _fetch_weights)
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "fetch", "download public files (EmoNet weights) into the brainnet cache, verified", EXAMPLES)
+    parser.add_argument("what", choices=sorted(FETCHERS), help="what to download: " + "; ".join(f"{k}: {v[0]}" for k, v in FETCHERS.items()))
+    parser.add_argument("--which", default="emonet-pytorch", help="weights: emonet-pytorch (default) or emonet-py")
+    parser.add_argument("--dest", type=Path, default=None, help="folder to save into (default: the brainnet cache)")
+    parser.add_argument("--url", default=None, help="download from this mirror instead of the manifest's address")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    return FETCHERS[args.what][1](args)

@@ -1,0 +1,387 @@
+"""Layer activations of EmoNet (or any PyTorch module) for a stimulus set.
+
+:func:`extract_activations` preprocesses each image as the MATLAB model did
+(:mod:`brainnet.stimuli`), runs the network in batches under
+``torch.inference_mode`` and reads the requested layers with forward hooks on
+``model.named_modules()``, so any module name works (``"fc7"``,
+``"fc6.1"`` for fc6 before its ReLU, or the layers of your own network).
+
+Images are decoded by a small thread pool while the network computes (Pillow
+releases the GIL), and the forward pass stops as soon as every requested
+layer has been seen.
+
+Cache
+-----
+Results are content-addressed under ``cache_dir("activations")``: one entry
+per (image, layer), keyed by the sha256 of the image bytes, the weights id,
+the preprocessing (incl. mean image) and the pooling. A rerun is served from
+the cache without building the model; a modified image or weights file
+changes the key, so it is never served stale. :func:`last_cache_stats`
+reports hits and misses of the last call (the counts are deliberately not
+in the provenance, which must be identical for a fresh run and a rerun).
+
+Weights id of a user module: ``"sha256:<hex>"`` over its ``state_dict``
+(sorted names, dtypes, shapes and raw bytes), prefixed by its class name in
+the provenance's ``model`` entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brainnet.errors import BrainnetError
+from brainnet.features import Features
+from brainnet.results import atomic_write_bytes, brainnet_version, sha256_bytes
+from brainnet.stimuli import StimulusSet, _mean_chw, decode_image, load_stimuli, mean_image_id
+
+__all__ = ["extract_activations", "last_cache_stats", "CacheStats", "POOLS"]
+
+log = logging.getLogger(__name__)
+
+POOLS = ("none", "mean", "max")
+_CACHE_VERSION = "1"
+_PREFETCH_BATCHES = 2
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Cache use of one :func:`extract_activations` call (counted per image)."""
+
+    hits: int = 0
+    misses: int = 0
+
+
+_last_stats = CacheStats()
+
+
+def last_cache_stats() -> CacheStats:
+    """Hits and misses of the most recent :func:`extract_activations` call."""
+    return _last_stats
+
+
+class _Enough(Exception):
+    """Raised from a hook to stop the forward pass once all layers are captured."""
+
+
+def _module_weights_id(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _emonet_module_names() -> set[str]:
+    from brainnet.models.emonet import EmoNet
+
+    with torch.device("meta"):
+        return {name for name, _ in EmoNet().named_modules() if name}
+
+
+def _check_layers(layers: Sequence[str], available: set[str]) -> list[str]:
+    if isinstance(layers, str):
+        layers = [s.strip() for s in layers.split(",") if s.strip()]
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        raise BrainnetError("--layers: no layer given; e.g. --layers fc7,fc8")
+    unknown = [name for name in layers if name not in available]
+    if unknown:
+        top = sorted(n for n in available if "." not in n)
+        raise BrainnetError(f"--layers: unknown layer {unknown[0]!r}; available: {', '.join(top)}")
+    return layers
+
+
+def _weights_id_without_loading(weights, seed: int) -> str:
+    from brainnet.results import sha256_file
+
+    if weights is None:
+        return f"untrained-seed{int(seed)}"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        from brainnet.models.weights import load_emonet
+
+        load_emonet(path)  # raises the canonical "weights file not found" error
+    return f"sha256:{sha256_file(path)}"
+
+
+def _pool(out: torch.Tensor, pool: str) -> torch.Tensor:
+    if out.ndim == 4 and pool != "none":
+        out = out.mean(dim=(2, 3)) if pool == "mean" else out.amax(dim=(2, 3))
+    return out.reshape(out.shape[0], -1)
+
+
+class _Cache:
+    """One ``.npy`` file per (image, layer) under ``cache_dir("activations")``."""
+
+    def __init__(self, enabled: bool, context: str) -> None:
+        from brainnet._paths import cache_dir
+
+        self.enabled = enabled
+        self.context = context
+        self.root = cache_dir("activations") if enabled else None
+
+    def path(self, image_sha: str, layer: str) -> Path:
+        key = sha256_bytes(f"{_CACHE_VERSION}|{self.context}|{layer}|{image_sha}".encode())
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, image_sha: str, layer: str) -> np.ndarray | None:
+        if not self.enabled:
+            return None
+        try:
+            return np.load(self.path(image_sha, layer), allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None  # absent or damaged: recompute
+
+    def put(self, image_sha: str, layer: str, values: np.ndarray) -> None:
+        if not self.enabled:
+            return
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
+        atomic_write_bytes(self.path(image_sha, layer), buf.getvalue())
+
+
+def _batches(
+    data: list[bytes], names: list[Path], mean_chw: np.ndarray, batch_size: int, workers: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, (b, 3, 227, 227) array)``, decoding up to two batches ahead."""
+    starts = list(range(0, len(data), batch_size))
+
+    def decode(start: int) -> np.ndarray:
+        stop = min(start + batch_size, len(data))
+        return np.stack([decode_image(data[i], names[i], mean_chw) for i in range(start, stop)])
+
+    if workers < 1:  # 0: decode in the calling thread
+        for start in starts:
+            yield start, decode(start)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = [pool.submit(decode, s) for s in starts[:_PREFETCH_BATCHES]]
+        for k, start in enumerate(starts):
+            batch = pending[k].result()
+            if k + _PREFETCH_BATCHES < len(starts):
+                pending.append(pool.submit(decode, starts[k + _PREFETCH_BATCHES]))
+            pending[k] = None  # free the decoded batch once consumed
+            yield start, batch
+
+
+def _run_model(
+    model: torch.nn.Module,
+    layers: list[str],
+    pool: str,
+    batches: Iterator[tuple[int, np.ndarray]],
+    device: torch.device,
+    on_batch,
+) -> None:
+    modules = dict(model.named_modules())
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_module, _inputs, output):
+            if not isinstance(output, torch.Tensor):
+                raise BrainnetError(
+                    f"--layers: layer {name!r} outputs a {type(output).__name__}, not a tensor; "
+                    "choose a module that returns a tensor"
+                )
+            # clone: later in-place ops of the model must not alter the captured values.
+            captured[name] = _pool(output, pool).float().cpu().clone()
+            if len(captured) == len(layers):
+                raise _Enough
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(hook_for(name)) for name in layers]
+    try:
+        with torch.inference_mode():
+            for start, batch in batches:
+                captured.clear()
+                x = torch.from_numpy(batch).to(device)
+                try:
+                    model(x)
+                except _Enough:
+                    pass
+                missing = [n for n in layers if n not in captured]
+                if missing:
+                    raise BrainnetError(
+                        f"--layers: layer {missing[0]!r} was not run by the model's forward; "
+                        "choose a layer the forward pass uses"
+                    )
+                on_batch(start, {n: captured[n].numpy() for n in layers})
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def extract_activations(
+    stimuli: StimulusSet | str | Path,
+    model: torch.nn.Module | None = None,
+    *,
+    layers: Sequence[str] = ("fc8",),
+    weights: str | Path | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    pool: str = "none",
+    device: str = "cpu",
+    cache: bool = True,
+    progress: bool = False,
+    mean_image=None,
+    n_workers: int | None = None,
+) -> Features:
+    """Activations of network layers for every stimulus.
+
+    Parameters
+    ----------
+    stimuli : StimulusSet, str or Path
+        A stimulus set or anything :func:`brainnet.stimuli.load_stimuli` reads.
+    model : torch.nn.Module, optional
+        Any network taking ``(batch, 3, 227, 227)`` inputs. Default: EmoNet
+        from :func:`brainnet.models.weights.load_emonet` (``weights``, ``seed``).
+    layers : sequence of str
+        Names from ``model.named_modules()`` (EmoNet: ``conv1`` ... ``fc8``;
+        ``fc8`` is before the softmax). A comma-separated string also works.
+    weights : str or Path, optional
+        EmoNet weights file; None: untrained weights seeded by ``seed``.
+    seed : int
+        Seed of the untrained EmoNet weights.
+    batch_size : int
+        Images per forward pass (results do not depend on it beyond float
+        rounding, < 1e-4).
+    pool : {"none", "mean", "max"}
+        Spatial pooling of convolutional outputs ``(C, H, W) -> (C,)``;
+        ``"none"`` keeps them flattened to ``C*H*W`` units (C, H, W order).
+    device : str
+        ``"cpu"``, ``"cuda"``...
+    cache : bool
+        Use the on-disk activation cache (see module docstring).
+    progress : bool
+        Show a progress bar over the images to compute.
+    mean_image : ndarray or path, optional
+        MATLAB mean image (see :func:`brainnet.stimuli.preprocess_image`).
+    n_workers : int, optional
+        Image-decoding threads running ahead of the network (default: 1 on
+        machines with up to 2 CPUs, else half the CPUs, at most 4).
+
+    Returns
+    -------
+    Features
+        One ``(n_stimuli, n_units)`` float32 array per layer, rows in
+        stimulus order, with provenance (weights, model, preprocessing,
+        layers, pool, stimuli).
+    """
+    global _last_stats
+    from brainnet.models.weights import _device, load_emonet
+
+    if pool not in POOLS:
+        raise BrainnetError(f"--pool {pool}: unknown pooling; use one of {', '.join(POOLS)}")
+    if int(batch_size) < 1:
+        raise BrainnetError(f"--batch-size {batch_size}: must be at least 1")
+    if model is not None and weights is not None:
+        raise BrainnetError("extract_activations: give either a model or a weights file, not both")
+    stim = stimuli if isinstance(stimuli, StimulusSet) else load_stimuli(stimuli)
+    dev = _device(device)
+    mean_chw = _mean_chw(mean_image)
+
+    if model is None:
+        layers = _check_layers(layers, _emonet_module_names())
+        weights_id = _weights_id_without_loading(weights, seed)
+        model_name = "brainnet.models.emonet.EmoNet"
+    else:
+        layers = _check_layers(layers, {n for n, _ in model.named_modules() if n})
+        weights_id = _module_weights_id(model)
+        model_name = f"{type(model).__module__}.{type(model).__qualname__}"
+    preprocessing = {
+        "pipeline": "RGB (grayscale replicated, alpha dropped), 227x227 bicubic (Pillow) ignoring aspect, "
+        "0..255 scale, minus mean",
+        "mean": mean_image_id(mean_image),
+    }
+    context = f"{weights_id}|{model_name}|{preprocessing['pipeline']}|{preprocessing['mean']}|pool={pool}"
+    store = _Cache(cache, context)
+
+    data = []
+    for path in stim.files:
+        try:
+            data.append(path.read_bytes())
+        except OSError:
+            raise BrainnetError(f"{path}: image not found or unreadable; check the stimulus file") from None
+    shas = [sha256_bytes(d) for d in data]
+
+    n = len(stim)
+    out: dict[str, list[np.ndarray | None]] = {layer: [None] * n for layer in layers}
+    todo = []
+    for i, sha in enumerate(shas):
+        entries = [store.get(sha, layer) for layer in layers]
+        if all(e is not None for e in entries):
+            for layer, e in zip(layers, entries, strict=True):
+                out[layer][i] = e
+        else:
+            todo.append(i)
+    _last_stats = CacheStats(hits=n - len(todo), misses=len(todo))
+    log.info("extract: %d of %d images served from cache", n - len(todo), n)
+
+    if todo:
+        if model is None:
+            model, loaded_id = load_emonet(weights, seed=seed, device=dev)
+            assert loaded_id == weights_id
+        else:
+            model = model.to(dev).eval()
+        _compute(model, layers, pool, dev, [data[i] for i in todo], [stim.files[i] for i in todo],
+                 [shas[i] for i in todo], todo, out, store, mean_chw, int(batch_size), progress, n_workers)
+
+    arrays = {layer: np.stack(rows).astype(np.float32, copy=False) for layer, rows in out.items()}
+    listing = "\n".join(f"{i}\t{s}" for i, s in zip(stim.ids, shas, strict=True))
+    provenance = {
+        "brainnet_version": brainnet_version(),
+        "weights": weights_id,
+        "model": model_name,
+        "preprocessing": preprocessing,
+        "layers": layers,
+        "pool": pool,
+        "stimuli": {
+            "root": str(stim.root) if stim.root else None,
+            "n_stimuli": n,
+            "ids_and_image_sha256": sha256_bytes(listing.encode()),
+        },
+    }
+    return Features(stim.ids, arrays, provenance)
+
+
+def _default_workers() -> int:
+    # Decoding is ~10x cheaper than the forward pass: one background thread
+    # hides it on small machines; more would only take cores from torch.
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 1 if cpus <= 2 else min(4, cpus // 2)
+
+
+def _compute(model, layers, pool, dev, data, names, shas, rows, out, store, mean_chw,
+             batch_size, progress, n_workers) -> None:
+    from tqdm.auto import tqdm
+
+    workers = n_workers if n_workers is not None else _default_workers()
+    bar = tqdm(total=len(data), unit="img", desc="extract", disable=not progress)
+
+    def on_batch(start: int, acts: dict[str, np.ndarray]) -> None:
+        for j in range(next(iter(acts.values())).shape[0]):
+            k = start + j
+            for layer in layers:
+                row = acts[layer][j].copy()
+                out[layer][rows[k]] = row
+                store.put(shas[k], layer, row)
+        bar.update(next(iter(acts.values())).shape[0])
+
+    try:
+        _run_model(model, layers, pool, _batches(data, names, mean_chw, batch_size, workers), dev, on_batch)
+    finally:
+        bar.close()
