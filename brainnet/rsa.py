@@ -844,6 +844,27 @@ def rsa_network_subject(
     Returns
     -------
     RSAResult
+
+    Notes
+    -----
+    - ``network_human_r`` is the mean over subjects of the network's
+      similarity to each subject's RDM, the quantity the noise ceilings
+      bound (lower: each subject vs the pooled RDM of the others; upper: vs
+      the pooled RDM of all).
+    - The permutation test shuffles the stimulus labels of the network RDM
+      (the same permutation for every layer, so the max statistic over
+      layers gives ``p_fwe``); permutation ``k`` is the engine's, so the null
+      equals a literal loop over permuted RDMs (tests check it against
+      ``scipy.stats.spearmanr``).
+    - The subject bootstrap resamples the per-subject values (network
+      similarity and lower-ceiling value) with replacement; it does not
+      recompute the ceiling within each resample. The stimulus bootstrap
+      recomputes every comparison on the resampled stimuli, dropping the
+      pairs of a stimulus with its own duplicate; it is not computed for the
+      whitened comparisons (their centring needs whole RDMs), whose
+      ``ci_stimuli`` stays (nan, nan).
+    - ``below_ceiling_p`` is a one-sided paired t-test over subjects of
+      (lower-ceiling value - network value) > 0.
     """
     from scipy.stats import ttest_rel
 

@@ -392,6 +392,21 @@ def test_cli_reports_shared_and_unrelated_geometry(small_study, tmp_path, capsys
         assert second.shape == (6, 7) and second["subject"].iloc[-1] == "network"
         assert pd.read_csv(folder / "mds.tsv", sep="\t").shape == (6, 3)
         results[name] = summary
+    # same command again: same fingerprint, accepted; other parameters: refused with the fix
+    argv = [
+        "rsa",
+        "--study",
+        str(study),
+        "--features",
+        str(shared),
+        "--bootstrap",
+        "50",
+        "--out",
+        str(tmp_path / "shared"),
+    ]
+    assert _run_cli([*argv, "--permutations", "199"], capsys)[0] == 0
+    code, _, err = _run_cli([*argv, "--permutations", "99"], capsys)
+    assert code == 2 and err.strip().endswith("choose another --out folder or pass --overwrite")
     assert results["shared"]["network_human_r"] > 0.3 and results["shared"]["p_value"] < 0.01
     assert abs(results["unrelated"]["network_human_r"]) < 0.15
     assert results["unrelated"]["p_value"] > 0.05
