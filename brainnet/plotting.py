@@ -1185,19 +1185,37 @@ def _pca_figure(run: Path, summary: dict[str, Any]):
 
 
 def _weight_map_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+    """One glass brain per bootstrap weight map (per volume of a 4-D image)."""
+    import nibabel as nib
+
     figures = []
     for path in sorted(run.glob("*.nii*")):
         stem = path.name.split(".nii")[0]
+        try:
+            shape = nib.load(path).shape
+        except Exception:  # unreadable: let the thunk report it as skipped
+            shape = ()
+        n_volumes = shape[3] if len(shape) == 4 else 1
 
-        def thunk(path: Path = path, stem: str = stem) -> Any:
+        def thunk(path: Path = path, stem: str = stem, volume: int | None = None) -> Any:
             from nilearn import image as nimage
 
-            img = nimage.load_img(path)
-            if img.ndim == 4:
-                img = nimage.index_img(img, 0) if img.shape[3] >= 1 else img
-            return plot_brain_map(img, kind="glass", value_label="bootstrap z", title=stem)
+            try:
+                img = nimage.load_img(path)
+            except Exception as exc:
+                raise ValueError(f"{path.name} is not a readable NIfTI image ({exc})") from exc
+            title = stem
+            if volume is not None:
+                title = f"{stem}, volume {volume + 1} of {img.shape[3]}"
+                img = nimage.index_img(img, volume)
+            return plot_brain_map(img, kind="glass", value_label="bootstrap z", title=title)
 
-        figures.append((stem.replace("_", "-"), thunk))
+        name = stem.replace("_", "-")
+        if n_volumes == 1 or len(shape) != 4:
+            figures.append((name, thunk))
+        else:
+            for v in range(n_volumes):
+                figures.append((f"{name}-{v + 1:02d}", lambda v=v, t=thunk: t(volume=v)))
     return figures
 
 

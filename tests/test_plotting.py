@@ -603,3 +603,22 @@ def test_cli_figures(tmp_path, capsys):
         f"brainnet figures: error: {tmp_path / 'missing'}: no such results folder; "
         "pass the --out folder of an analysis with --results"
     ]
+
+
+def test_4d_weight_maps_give_one_figure_per_volume(tmp_path):
+    import nibabel as nib
+
+    a, b = _brain_img(values=(3.0, -1.0)), _brain_img(values=(0.5, -2.0))
+    img = nib.Nifti1Image(np.stack([a.get_fdata(), b.get_fdata()], axis=-1), a.affine)
+    nib.save(img, tmp_path / "weights_z.nii.gz")
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a nifti")
+    jobs = dict(plotting._weight_map_figures(tmp_path, {}))
+    assert sorted(jobs) == ["broken", "weights-z-01", "weights-z-02"]
+    fig = jobs["weights-z-02"]()
+    clims = [im.get_clim() for ax in fig.axes for im in ax.images]
+    assert len(clims) == 3
+    np.testing.assert_allclose(clims, [(-2.0, 2.0)] * 3)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "weights_z, volume 2 of 2" in texts
+    with pytest.warns(plotting.FigureSkipped, match="broken.nii.gz is not a readable NIfTI"):
+        assert plotting._render("broken", jobs["broken"]) is None
