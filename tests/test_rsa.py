@@ -187,6 +187,31 @@ def test_stimulus_bootstrap_drops_duplicate_pairs_and_matches_direct_recomputati
         np.testing.assert_allclose(got[k], expected.mean(axis=1), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_stimulus_bootstrap_equals_rsatoolbox_subsample_pattern(method):
+    # rsatoolbox sets the distance of a stimulus to its own copy to NaN and compare() drops it
+    rng = np.random.default_rng(15)
+    n = 12
+    humans, network = rng.random((4, 66)), rng.random((2, 66))
+    draws = bootstrap_indices(n, 0, 6, seed=2)
+    got = rsa._stimulus_bootstrap_statistic(network, humans, method)(draws)
+    desc = {"index": np.arange(n)}
+    for k, draw in enumerate(draws):
+        h = RDMs(humans, pattern_descriptors=desc).subsample_pattern("index", draw)
+        m = RDMs(network, pattern_descriptors=desc).subsample_pattern("index", draw)
+        expected = compare(m, h, rsa.RSATOOLBOX_COMPARE[method]).mean(axis=1)
+        np.testing.assert_allclose(got[k], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_results_do_not_depend_on_n_jobs():
+    rng = np.random.default_rng(16)
+    humans, net = rng.random((5, 45)), rng.random(45)
+    one = rsa.rsa_network_subject(humans, {"x": net}, n_permutations=150, n_bootstrap=30)
+    two = rsa.rsa_network_subject(humans, {"x": net}, n_permutations=150, n_bootstrap=30, n_jobs=2)
+    np.testing.assert_array_equal(one.layers["x"].null, two.layers["x"].null)
+    assert one.layers["x"].ci_stimuli == two.layers["x"].ci_stimuli
+
+
 def test_second_order_matrix_ranks_and_ceilings():
     rng = np.random.default_rng(10)
     _, patterns = _group(rng, n_subjects=6)
