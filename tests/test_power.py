@@ -1,0 +1,149 @@
+"""Power analysis: SIMPLS against scikit-learn, batched LOSO against refitting, power curves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import LinearRegression
+
+from brainnet.errors import BrainnetError
+from brainnet.power import _LosoDecoder, power_curve, simpls
+from brainnet.stats import pearson_columns
+
+
+def _data(seed, amplitude, *, n_subjects=10, n_stimuli=40, n_voxels=80, n_units=8):
+    """Each subject sees every stimulus once, in its own order; voxels = amplitude * F W + noise."""
+    rng = np.random.default_rng(seed)
+    features = rng.standard_normal((n_stimuli, n_units))
+    weights = rng.standard_normal((n_units, n_voxels))
+    patterns, index = [], []
+    for _ in range(n_subjects):
+        order = rng.permutation(n_stimuli)
+        patterns.append(
+            amplitude * features[order] @ weights + rng.standard_normal((n_stimuli, n_voxels))
+        )
+        index.append(order)
+    return patterns, index, features
+
+
+def test_simpls_equals_sklearn_for_one_target_and_ols_at_full_rank():
+    rng = np.random.default_rng(0)
+    x, x_new = rng.standard_normal((50, 12)), rng.standard_normal((7, 12))
+    y = rng.standard_normal((50, 1))
+    coef, intercept = simpls(x, y, 4)
+    expected = PLSRegression(n_components=4, scale=False).fit(x, y).predict(x_new)
+    np.testing.assert_allclose(x_new @ coef + intercept, expected.reshape(7, 1), atol=1e-10)
+    # several targets: the first component is the same in SIMPLS and NIPALS
+    y = rng.standard_normal((50, 5))
+    coef, intercept = simpls(x, y, 1)
+    nipals = PLSRegression(n_components=1, scale=False, tol=1e-14, max_iter=10000).fit(x, y)
+    np.testing.assert_allclose(x_new @ coef + intercept, nipals.predict(x_new), atol=1e-6)
+    coef, intercept = simpls(x, y, 12)
+    ols = LinearRegression().fit(x, y).predict(x_new)
+    np.testing.assert_allclose(x_new @ coef + intercept, ols, atol=1e-10)
+
+
+def test_batched_loso_equals_refitting_each_permutation():
+    rng = np.random.default_rng(1)
+    features = rng.standard_normal((30, 6))
+    xs = [rng.standard_normal((30, 10)) for _ in range(5)]
+    rows = [rng.permutation(30) for _ in range(5)]
+    perms = np.stack([rng.permutation(30) for _ in range(4)])
+    got = _LosoDecoder(xs, rows, 30, 3).scores(features[perms])
+    for b, perm in enumerate(perms):
+        permuted = features[perm]
+        for s in range(5):
+            x_train = np.vstack([x for i, x in enumerate(xs) if i != s])
+            y_train = np.vstack([permuted[r] for i, r in enumerate(rows) if i != s])
+            coef, intercept = simpls(x_train, y_train, 3)
+            r = pearson_columns(xs[s] @ coef + intercept, permuted[rows[s]]).mean()
+            assert got[b, s] == pytest.approx(r, abs=1e-9)
+
+
+def test_detection_rises_with_subjects_and_reaches_one():
+    table = power_curve(
+        *_data(1, 0.03), subject_sizes=(3, 6, 10), n_repeats=8, n_pca=30, n_components=3
+    )
+    rates = table["detection_rate"].to_numpy()
+    assert list(table["n_subjects"]) == [3, 6, 10]
+    assert list(table["n_repeats"]) == [8, 8, 1]  # the full sample exists once
+    assert rates[0] < 1.0 and rates[-1] == 1.0
+    assert np.all(np.diff(rates) >= 0)
+    assert (table["ci_low"] <= table["detection_rate"]).all()
+    assert (table["detection_rate"] <= table["ci_high"]).all()
+
+
+def test_stimulus_subsampling_lowers_power():
+    table = power_curve(
+        *_data(2, 0.03),
+        subject_sizes=(6,),
+        n_stimuli_sizes=(10, 40),
+        n_repeats=8,
+        n_pca=30,
+        n_components=3,
+    )
+    few, many = table["detection_rate"].to_numpy()
+    assert list(table["n_stimuli"]) == [10, 40]
+    assert few < many
+
+
+def test_null_detection_rate_stays_at_alpha(science_scale):
+    n_datasets = 80 if science_scale == "full" else 20
+    detected = 0
+    for seed in range(n_datasets):
+        table = power_curve(
+            *_data(100 + seed, 0.0, n_subjects=6),
+            subject_sizes=(4,),
+            n_repeats=2,
+            n_pca=30,
+            n_components=3,
+            seed=seed,
+        )
+        detected += int(table["n_detected"].iloc[0])
+    # with 99 permutations a null subsample is detected with probability 0.04
+    n = 2 * n_datasets
+    assert detected / n <= 0.04 + 2.5 * np.sqrt(0.04 * 0.96 / n)
+
+
+def test_reproducible():
+    a = power_curve(*_data(3, 0.02), subject_sizes=(4,), n_repeats=3, n_pca=20, n_components=2)
+    b = power_curve(*_data(3, 0.02), subject_sizes=(4,), n_repeats=3, n_pca=20, n_components=2)
+    assert a.equals(b)
+
+
+def test_bad_sizes_and_permutations():
+    data = _data(4, 0.0, n_subjects=5)
+    with pytest.raises(
+        BrainnetError,
+        match="--sizes 2,9: the study has 5 subjects; choose sizes between 3 and 5",
+    ):
+        power_curve(*data, subject_sizes=(2, 4, 9))
+    with pytest.raises(BrainnetError, match="--stimuli 100: the study has 40 stimuli"):
+        power_curve(*data, subject_sizes=(4,), n_stimuli_sizes=(100,))
+    with pytest.raises(
+        BrainnetError, match="--permutations 9: a p-value below 0.05 needs at least 19"
+    ):
+        power_curve(*data, subject_sizes=(4,), n_permutations=9)
+
+
+def test_power_analysis_on_a_simulated_study(tmp_path):
+    simulate = pytest.importorskip("brainnet.simulate")
+    from brainnet.power import power_analysis
+    from brainnet.results import ResultDir, make_provenance
+
+    root = simulate.simulate_study(tmp_path / "study", n_subjects=6, n_stimuli=24, seed=3, snr=2.0)
+    result = power_analysis(
+        root, subject_sizes=(3, 6), n_repeats=3, n_components=3, n_pca=30, seed=0
+    )
+    assert list(result.table["n_subjects"]) == [3, 6]
+    assert result.summary["n_subjects"] == 6 and result.summary["n_stimuli"] == 24
+    assert result.summary["detection_rate"] == 1.0
+    rd = ResultDir(tmp_path / "out", make_provenance(seed=0))
+    result.write(rd)
+    rd.finish(result.summary)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["complete"] and summary["analysis"] == "power"
+    assert (tmp_path / "out" / "power.tsv").read_text().startswith("n_subjects\tn_stimuli")
