@@ -192,3 +192,13 @@ def test_cli_bad_weights_and_out(tmp_path, small_set, capsys):
     assert err.startswith(f"brainnet extract: error: {bad}: not a readable PyTorch weights file")
     assert main(["extract", "--demo", "--out", str(tmp_path / "a.csv")]) == 2
     assert "give an --out path ending in .npz" in capsys.readouterr().err
+
+
+def test_unavailable_device_and_progress_bar(home, small_set, capsys):
+    with pytest.raises(BrainnetError, match=r"^--device cuda:7: not available on this machine; use --device cpu$"):
+        extract_activations(small_set, device="cuda:7")
+    with pytest.raises(BrainnetError, match=r"^--device gpu: not available"):
+        extract_activations(small_set, device="gpu")
+    extract_activations(small_set, layers=["conv1"], pool="mean", progress=True)
+    err = capsys.readouterr().err
+    assert "extract" in err and "6/6" in err
