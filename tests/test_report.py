@@ -238,3 +238,40 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     # the first figure (decode's unit bars, Okabe-Ito blue) is decoded and drawn
     blue = np.all(np.abs(pixels.astype(int) - [0x00, 0x72, 0xB2]) <= 2, axis=-1)
     assert blue.sum() > 5_000
+
+
+# ------------------------------------------------ real analysis outputs
+
+
+@pytest.mark.slow
+def test_figures_and_report_on_real_analysis_outputs(tmp_path):
+    """encode + rsa + power on a small simulated study, then figures and report."""
+    simulate = pytest.importorskip("brainnet.simulate")
+    from brainnet.encoding import encode_subject
+    from brainnet.plotting import make_figures
+    from brainnet.rsa import network_as_subject
+
+    study = simulate.simulate_study(tmp_path / "study", n_subjects=4, n_stimuli=24, seed=1)
+    out = tmp_path / "results"
+    encode_subject(study, "01", n_permutations=20, out=out)
+    network_as_subject(study, layers=("conv1", "fc8"), n_permutations=50, n_bootstrap=20, out=out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FigureSkipped)
+        paths = make_figures(out)
+        report = write_report(out)
+    names = {p.name.rsplit(".", 1)[0] for p in paths}
+    expected = {"sub-01_encode-fc8_r-map-glass", "sub-01_encode-fc8_r-map-stat", "group_rsa-layers"}
+    for layer in ("conv1", "fc8"):
+        expected |= {
+            f"group_rsa-{layer}_{f}" for f in ("second-order", "mds", "network-rdm", "human-rdm")
+        }
+    assert names == expected
+    page = _parse(report.read_text(encoding="utf-8"))
+    assert {img["alt"] for img in page.images} == expected
+    assert page.sections == [
+        "group_rsa-conv1",
+        "group_rsa-fc8",
+        "sub-01_encode-fc8",
+        "group_rsa-layers",
+    ]
+    assert "untrained-banner" in page.ids
