@@ -10,6 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from brainnet.datasets import openneuro as O
@@ -282,3 +283,102 @@ def test_register_fetchers(monkeypatch, tmp_path, capsys):
     args = _fetch_like_parser().parse_args(["ds004192", "--what", "events", "--subjects", "01", "--dry-run"])
     assert fetchers["ds004192"][1](args) == 0
     assert capsys.readouterr().out.startswith("ds004192 1.0.5: 120 files")
+
+
+# ---------------------------------------------------------------- NOD-shaped image workflow
+
+NOD_FIXTURE = Path(__file__).parent / "data" / "openneuro" / "ds004496"
+NOD_FUNC = "sub-01/ses-imagenet01/func"
+
+
+def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1, 2), shape=(4, 4, 4)) -> None:
+    """NOD's layout and real events (``runs``); synthetic images, fMRIPrep BOLD and confounds.
+
+    Planted voxels respond to each image in proportion to a fixed mix of the
+    untrained EmoNet's fc8 units for that image; the other voxels are noise.
+    """
+    import shutil
+
+    import nibabel as nib
+    import pandas as pd
+    from nilearn.glm.first_level import make_first_level_design_matrix
+    from PIL import Image
+
+    from brainnet.extract import extract_activations
+
+    root.mkdir(parents=True)
+    for name in ("dataset_description.json", "participants.tsv", "task-imagenet_bold.json", "task-imagenet_events.json"):
+        shutil.copy(NOD_FIXTURE / name, root / name)
+    (root / NOD_FUNC).mkdir(parents=True)
+    deriv = root / "derivatives" / "fmriprep" / NOD_FUNC
+    deriv.mkdir(parents=True)
+    w = rng.standard_normal(20)
+    for run in runs:
+        name = f"sub-01_ses-imagenet01_task-imagenet_run-{run:02d}"
+        events_path = root / NOD_FUNC / f"{name}_events.tsv"
+        shutil.copy(NOD_FIXTURE / NOD_FUNC / f"{name}_events.tsv", events_path)
+        events = pd.read_csv(events_path, sep="\t")
+        for stim in events["stim_file"]:
+            img = root / "stimuli" / stim
+            img.parent.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (1, 1, 3)) * rng.uniform(0.2, 1.0, (48, 48, 1))
+            Image.fromarray(pixels.astype(np.uint8)).save(img, format="JPEG")
+        feats = extract_activations(events_path, layers=("fc8",), seed=0)
+        fc8 = feats.align(list(events["stim_file"])).layer("fc8")
+        drive = ((fc8 - fc8.mean(0)) / fc8.std(0)) @ w
+        drive = (drive - drive.mean()) / drive.std()
+        n_vols = int(np.ceil((events["onset"].max() + 24) / 2.0))
+        trials = pd.DataFrame({"onset": events["onset"], "duration": events["duration"], "trial_type": [f"t{i:03d}" for i in range(len(events))]})
+        design = make_first_level_design_matrix(np.arange(n_vols) * 2.0, trials, hrf_model="spm", drift_model=None)
+        x = design[[f"t{i:03d}" for i in range(len(events))]].to_numpy()
+        n_vox = int(np.prod(shape))
+        betas = np.zeros((len(events), n_vox))
+        betas[:, planted] = 8.0 * drive[:, None]
+        data = 100.0 + x @ betas + rng.standard_normal((n_vols, n_vox))
+        img = nib.Nifti1Image(data.T.reshape(*shape, n_vols).astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0]))
+        img.header.set_xyzt_units("mm", "sec")
+        img.header["pixdim"][4] = 2.0
+        img.to_filename(deriv / f"{name}_space-T1w_desc-preproc_bold.nii.gz")
+        motion = pd.DataFrame(0.01 * rng.standard_normal((n_vols, 6)), columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+        motion.to_csv(deriv / f"{name}_desc-confounds_timeseries.tsv", sep="\t", index=False)
+
+
+def test_nod_shaped_dataset_end_to_end(tmp_path, science_scale):
+    """Fetched NOD layout -> single-trial betas -> study with the dataset's own images -> encoding finds planted voxels.
+
+    Quick run: one real NOD run (100 images), OLS GLM; full run: two runs, AR(1) GLM.
+    """
+    import nibabel as nib
+
+    from brainnet.encoding import encode_subject
+    from brainnet.study import load_study
+
+    rng = np.random.default_rng(11)
+    planted = np.array([5, 22, 41, 58])
+    bids = tmp_path / "ds004496"
+    runs = (1,) if science_scale == "quick" else (1, 2)
+    _mini_nod(bids, rng, planted, runs=runs)
+    mask = tmp_path / "mask.nii.gz"
+    nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.diag([2.0, 2.0, 2.0, 1.0])).to_filename(mask)
+    noise_model = "ols" if science_scale == "quick" else "ar1"
+    study_dir = O.build_image_study(bids, tmp_path / "study", subjects="01", method="lsa", confounds="motion6", mask=mask, noise_model=noise_model)
+    study = load_study(study_dir)
+    assert study.subjects == ["01"] and len(study.stimulus_ids) == 100 * len(runs)
+    assert all((study_dir / "stimuli" / s).is_file() for s in study.stimulus_ids[:5])  # NOD's own images were copied
+    result = encode_subject(study, "01", layer="fc8", n_permutations=100, mask=mask, seed=0)
+    scores = result.voxel_scores
+    flat = np.ravel_multi_index((scores["i"], scores["j"], scores["k"]), (4, 4, 4))
+    top = set(flat[np.argsort(scores["r"].to_numpy())[-planted.size:]])
+    assert top == set(planted)
+    assert np.all(scores["p"].to_numpy()[np.isin(flat, planted)] <= 0.02)
+    assert np.median(scores["r"].to_numpy()[~np.isin(flat, planted)]) < 0.15
+
+
+def test_build_image_study_errors(tmp_path):
+    with pytest.raises(BrainnetError, match=r"nod: dataset folder not found; fetch it first: brainnet fetch ds004496"):
+        O.build_image_study(tmp_path / "nod", tmp_path / "study")
+    (tmp_path / "nod").mkdir()
+    with pytest.raises(BrainnetError, match=r"nod: holds no subject folder of ds004496"):
+        O.build_image_study(tmp_path / "nod", tmp_path / "study")
+    with pytest.raises(BrainnetError, match=r"--subjects 99: not a subject of ds004496"):
+        O.build_image_study(tmp_path / "nod", tmp_path / "study", subjects=["99"])

@@ -44,6 +44,7 @@ __all__ = [
     "add_fetch_arguments",
     "run_fetch",
     "register_fetchers",
+    "build_image_study",
     "is_dataset_name",
 ]
 
@@ -317,6 +318,77 @@ def _overall_bar(total: int, progress: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="file", desc="files", disable=not progress or total < 2)
+
+
+# --------------------------------------------------------------------------- image workflow
+
+
+def build_image_study(
+    bids_dir: str | Path,
+    out: str | Path,
+    *,
+    dataset: str | Path = "ds004496",
+    subjects: str | Iterable[str] | None = None,
+    task: str | None = None,
+    derivatives: str | Path | None = "fmriprep",
+    method: str = "lss",
+    confounds: str = "motion24",
+    mask: Any = None,
+    noise_model: str = "ar1",
+    overwrite: bool = False,
+    n_jobs: int = 1,
+) -> Path:
+    """Turn a fetched image dataset (NOD first) into a brainnet study folder.
+
+    For each subject, :func:`brainnet.betas.write_betas_study` estimates
+    single-trial betas from the dataset's runs of ``task`` (default: the
+    manifest's primary task, ``imagenet`` for NOD) with the stimulus column
+    the manifest names (``stim_file``), and copies the dataset's own images
+    from ``<bids>/stimuli/`` into the study, so EmoNet features are extracted
+    from them by ``brainnet encode`` / ``decode`` / ``rsa --study out``.
+
+    Parameters
+    ----------
+    bids_dir : str or Path
+        The dataset root, as written by :func:`fetch_dataset` (needs the
+        ``metadata``, ``events``, ``derivatives`` and ``stimuli`` parts).
+    out : str or Path
+        Study folder to create or extend.
+    dataset : str or Path
+        Accession or manifest (for the task, stimulus column and subjects).
+    subjects : str or iterable of str, optional
+        Default: every ``sub-*`` folder of ``bids_dir`` that the manifest lists.
+    task, derivatives, method, confounds, mask, noise_model, overwrite, n_jobs
+        Passed to :func:`brainnet.betas.write_betas_study`.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    from brainnet.betas import write_betas_study
+
+    manifest = dataset if isinstance(dataset, DatasetManifest) else load_manifest(dataset)
+    bids = Path(bids_dir).expanduser()
+    if not bids.is_dir():
+        raise input_error(bids, "dataset folder not found", f"fetch it first: brainnet fetch {manifest.accession} --dest {bids}")
+    if subjects is None:
+        present = {p.name.removeprefix("sub-") for p in bids.glob("sub-*") if p.is_dir()}
+        labels = [s for s in manifest.subjects if s in present]
+        if not labels:
+            raise input_error(bids, f"holds no subject folder of {manifest.accession}", f"fetch some: brainnet fetch {manifest.accession} --subjects 01 --dest {bids}")
+    else:
+        labels = [s.strip() for s in subjects.split(",")] if isinstance(subjects, str) else list(subjects)
+        manifest.files(["metadata"], labels)  # validates the labels with a one-line error
+        labels = [str(s).removeprefix("sub-") for s in labels]
+    task = task or manifest.raw.get("primary_task") or manifest.tasks[0]
+    for label in labels:
+        write_betas_study(
+            bids, label, task, out=out, derivatives=derivatives, method=method, confounds=confounds,
+            mask=mask, stimulus_column=manifest.stimuli.get("events_column"), noise_model=noise_model,
+            overwrite=overwrite, n_jobs=n_jobs,
+        )
+    return Path(out)
 
 
 # --------------------------------------------------------------------------- CLI helpers
