@@ -1,0 +1,121 @@
+"""``brainnet decode``: group decoding of a layer's units from all subjects (Fig. 4)."""
+
+from __future__ import annotations
+
+from brainnet.cli._common import (
+    add_command,
+    add_compute_args,
+    add_output_args,
+    add_study_args,
+    add_weights_args,
+    notice,
+)
+
+EXAMPLES = """\
+  brainnet decode                                       fc8, embedded study, quick defaults
+  brainnet decode --permutations 10000 --bootstrap 1000 --n-jobs 2    the paper's inference
+  brainnet decode --layer fc7 --subjects 01,02,03,04 --components 5 --study my_study
+  brainnet decode --features acts.npz --mask v1 --out results --weights emonet.pt
+"""
+
+
+def _subjects(value: str) -> list[str]:
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+def register(subparsers) -> None:
+    from brainnet.decoding import (
+        DEFAULT_BOOTSTRAP,
+        DEFAULT_CLUSTER_DRAWS,
+        DEFAULT_COMPONENTS,
+        DEFAULT_PERMUTATIONS,
+    )
+
+    parser = add_command(
+        subparsers,
+        "decode",
+        "group decoding: predict a layer's units from voxel patterns with PLS, leave-one-subject-out",
+        EXAMPLES,
+    )
+    parser.add_argument("--layer", default="fc8", help="network layer whose units are decoded (default fc8)")
+    parser.add_argument(
+        "--subjects", type=_subjects, default=None, help="comma-separated subject labels (default: all)"
+    )
+    parser.add_argument(
+        "--components", type=int, default=DEFAULT_COMPONENTS, help=f"PLS components (default {DEFAULT_COMPONENTS}, as in the paper)"
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="scale voxels and units to unit variance (default: centre only, like MATLAB plsregress)",
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=DEFAULT_PERMUTATIONS,
+        help=f"permutations of the stimulus -> unit rows (default {DEFAULT_PERMUTATIONS}; paper 10000)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_BOOTSTRAP,
+        help=f"subject bootstrap samples of the PLS weights (default {DEFAULT_BOOTSTRAP}; paper 1000; 0 skips the maps)",
+    )
+    parser.add_argument(
+        "--cluster-draws",
+        type=int,
+        default=DEFAULT_CLUSTER_DRAWS,
+        help=f"bootstrap samples and permutations of the discriminable-cluster count (default {DEFAULT_CLUSTER_DRAWS}; paper 5000)",
+    )
+    add_study_args(parser)
+    add_weights_args(parser)
+    add_compute_args(parser)
+    add_output_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from brainnet.decoding import decode_units
+    from brainnet.errors import BrainnetError
+
+    for name in ("permutations", "bootstrap", "cluster_draws"):
+        if getattr(args, name) < 0:
+            raise BrainnetError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be 0 or more")
+    if args.components < 1:
+        raise BrainnetError(f"--components {args.components}: must be 1 or more")
+    if args.weights is None and args.features is None:
+        notice(f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet")
+    result = decode_units(
+        args.study,
+        layer=args.layer,
+        subjects=args.subjects,
+        n_components=args.components,
+        scale=args.scale,
+        mask=args.mask,
+        features=args.features,
+        weights=args.weights,
+        untrained_seed=args.untrained_seed,
+        n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap,
+        n_cluster_draws=args.cluster_draws,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    s = result.summary
+    ceiling = "n/a" if s["noise_ceiling"] is None else f"{100 * s['noise_ceiling']:.1f} % of the noise ceiling"
+    p = "n/a" if s["p_value"] is None else f"{s['p_value']:.4g}"
+    print(
+        f"{s['layer']} decoded from {s['n_voxels']} voxels of {s['n_subjects']} subjects: "
+        f"mean r = {s['mean_r']:.3f} +/- {s['se_r']:.3f} SE, d = {s['cohens_d']:.2f}, "
+        f"p = {p} ({s['n_permutations']} permutations), {ceiling}"
+    )
+    print(f"{s['n_units_p_fwe_05']}/{s['n_units']} units p_FWE < 0.05")
+    if s.get("sensitivity") is not None:
+        print(
+            f"confusions: sensitivity {100 * s['sensitivity']:.1f} %, specificity {100 * s['specificity']:.1f} %, "
+            f"PPV {100 * s['ppv']:.1f} %, {s['n_clusters']} discriminable clusters"
+        )
+    print(f"results: {result.path}")
+    return 0
