@@ -166,6 +166,8 @@ def test_lrn_matches_torch_and_reference():
     torch.testing.assert_close(ours, torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)(x))
     torch.testing.assert_close(ours, reference_lrn(x))
     assert (ours - x).abs().max() > 1e-2  # the normalisation does something at this scale
+    even = LocalResponseNorm(4, 1e-3, 0.6, 2.0)(x)  # even windows are asymmetric: torch's path
+    torch.testing.assert_close(even, torch.nn.LocalResponseNorm(4, 1e-3, 0.6, 2.0)(x))
 
 
 def test_layer_blocks_have_the_published_shapes():

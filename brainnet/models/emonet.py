@@ -92,20 +92,20 @@ class LocalResponseNorm(nn.LocalResponseNorm):
 
     ``b_c = a_c / (k + alpha/n * sum_{c' in window(c)} a_c'^2) ** beta`` with a
     window of ``n`` channels centred on ``c`` (zero-padded at the ends).
-    torch's version pools squares with ``avg_pool3d``, the slowest step of
-    EmoNet on CPU; summing ``n`` shifted channel slices gives the same values
-    with less work.
+    torch's version pads and pools the squares with ``avg_pool3d``, the
+    slowest step of EmoNet on CPU; adding shifted channel slices in place
+    gives the same values (to float rounding) in about half the time.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4:
+        if x.ndim != 4 or self.size % 2 == 0:
             return super().forward(x)
-        n, c = self.size, x.shape[1]
-        sq = nn.functional.pad(x * x, (0, 0, 0, 0, n // 2, (n - 1) // 2))
-        window = sq[:, :c].clone()
-        for i in range(1, n):
-            window += sq[:, i : i + c]
-        return x * window.mul_(self.alpha / n).add_(self.k).pow_(-self.beta)
+        sq = x * x
+        window = sq.clone()
+        for d in range(1, self.size // 2 + 1):
+            window[:, d:] += sq[:, :-d]
+            window[:, :-d] += sq[:, d:]
+        return window.mul_(self.alpha / self.size).add_(self.k).pow_(-self.beta).mul_(x)
 
 
 def _conv_block(
