@@ -55,6 +55,8 @@ _OVERVIEW_KEYS = (
     "n_permutations",
 )
 _HIDDEN_KEYS = {"provenance", "fingerprint", "complete"}
+# Small per-run tables worth reading in full (larger ones, e.g. voxel_scores.tsv, are not).
+_TABLES = ("power.tsv", "subjects.tsv", "confusion_per_category.tsv", "clusters.tsv")
 
 _CSS = """
 body { font-family: Arial, Helvetica, 'DejaVu Sans', sans-serif; margin: 2em auto;
@@ -174,6 +176,14 @@ def _provenance_html(provenance: Mapping[str, Any]) -> str:
     return _key_value_table(simple, "provenance") + text
 
 
+def _tsv_html(path: Path) -> str:
+    try:
+        table = _frame_table(_read_tsv(path), "data")
+    except (OSError, ValueError) as exc:
+        return f'<p class="skipped">{_esc(path.name)} unreadable: {_esc(exc)}</p>'
+    return f"<h4>{_esc(path.name)}</h4>{table}"
+
+
 def _section(results_dir: Path, run: Path, summary: Mapping[str, Any], jobs: list) -> str:
     label = _run_label(results_dir, run)
     shown = {k: v for k, v in summary.items() if k not in _HIDDEN_KEYS}
@@ -183,9 +193,10 @@ def _section(results_dir: Path, run: Path, summary: Mapping[str, Any], jobs: lis
     banner = ""
     if _is_untrained(weights):
         banner = f'<p class="banner">Computed with untrained network weights ({_esc(weights)}).</p>'
+    tables = "".join(_tsv_html(run / name) for name in _TABLES if (run / name).exists())
     return (
         f'<section class="run" id="{_esc(label)}"><h2>{_esc(label)}</h2>{banner}'
-        f"<h3>Summary</h3>{_key_value_table(shown, 'summary')}"
+        f"<h3>Summary</h3>{_key_value_table(shown, 'summary')}{tables}"
         f"<h3>Figures</h3>{figures or '<p class=meta>No figures.</p>'}{skipped_html}"
         f"<details><summary>Provenance</summary>"
         f"{_provenance_html(summary.get('provenance') or {})}</details></section>"

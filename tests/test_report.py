@@ -109,6 +109,9 @@ def test_report_tables_banner_and_provenance(report):
     assert page.tables.count("summary") == len(RUNS)
     assert page.tables.count("provenance") == len(RUNS)
     assert page.tables.count("layers") == 1
+    # small result tables in full: power.tsv and decode's clusters.tsv
+    assert page.tables.count("data") == 2
+    assert "<h4>power.tsv</h4>" in text and "<h4>clusters.tsv</h4>" in text
     # summary numbers as saved (4 significant digits) and the decode noise ceiling
     assert '<td class="num">0.395</td>' in text and '<td class="num">0.79</td>' in text
     # rsa's ci list and the provenance's study path are shown
