@@ -291,8 +291,8 @@ NOD_FIXTURE = Path(__file__).parent / "data" / "openneuro" / "ds004496"
 NOD_FUNC = "sub-01/ses-imagenet01/func"
 
 
-def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1, 2), shape=(4, 4, 4)) -> None:
-    """NOD's layout and real events (``runs``); synthetic images, fMRIPrep BOLD and confounds.
+def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1, 2), n_trials=100, shape=(4, 4, 4)) -> None:
+    """NOD's layout and real events (``runs``, first ``n_trials`` of each); synthetic images, fMRIPrep BOLD and confounds.
 
     Planted voxels respond to each image in proportion to a fixed mix of the
     untrained EmoNet's fc8 units for that image; the other voxels are noise.
@@ -316,8 +316,8 @@ def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1
     for run in runs:
         name = f"sub-01_ses-imagenet01_task-imagenet_run-{run:02d}"
         events_path = root / NOD_FUNC / f"{name}_events.tsv"
-        shutil.copy(NOD_FIXTURE / NOD_FUNC / f"{name}_events.tsv", events_path)
-        events = pd.read_csv(events_path, sep="\t")
+        events = pd.read_csv(NOD_FIXTURE / NOD_FUNC / f"{name}_events.tsv", sep="\t").iloc[:n_trials]
+        events.to_csv(events_path, sep="\t", index=False)
         for stim in events["stim_file"]:
             img = root / "stimuli" / stim
             img.parent.mkdir(parents=True, exist_ok=True)
@@ -346,7 +346,7 @@ def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1
 def test_nod_shaped_dataset_end_to_end(tmp_path, science_scale):
     """Fetched NOD layout -> single-trial betas -> study with the dataset's own images -> encoding finds planted voxels.
 
-    Quick run: one real NOD run (100 images), OLS GLM; full run: two runs, AR(1) GLM.
+    Quick run: the first 60 trials of one real NOD run, OLS GLM; full run: two whole runs (200 images), AR(1) GLM.
     """
     import nibabel as nib
 
@@ -356,14 +356,14 @@ def test_nod_shaped_dataset_end_to_end(tmp_path, science_scale):
     rng = np.random.default_rng(11)
     planted = np.array([5, 22, 41, 58])
     bids = tmp_path / "ds004496"
-    runs = (1,) if science_scale == "quick" else (1, 2)
-    _mini_nod(bids, rng, planted, runs=runs)
+    runs, n_trials = ((1,), 60) if science_scale == "quick" else ((1, 2), 100)
+    _mini_nod(bids, rng, planted, runs=runs, n_trials=n_trials)
     mask = tmp_path / "mask.nii.gz"
     nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.diag([2.0, 2.0, 2.0, 1.0])).to_filename(mask)
     noise_model = "ols" if science_scale == "quick" else "ar1"
     study_dir = O.build_image_study(bids, tmp_path / "study", subjects="01", method="lsa", confounds="motion6", mask=mask, noise_model=noise_model)
     study = load_study(study_dir)
-    assert study.subjects == ["01"] and len(study.stimulus_ids) == 100 * len(runs)
+    assert study.subjects == ["01"] and len(study.stimulus_ids) == n_trials * len(runs)
     assert all((study_dir / "stimuli" / s).is_file() for s in study.stimulus_ids[:5])  # NOD's own images were copied
     result = encode_subject(study, "01", layer="fc8", n_permutations=100, mask=mask, seed=0)
     scores = result.voxel_scores
