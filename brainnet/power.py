@@ -263,7 +263,8 @@ def power_curve(
     -------
     DataFrame
         One row per (n_subjects, n_stimuli): ``n_repeats``, ``n_detected``,
-        ``detection_rate``, ``ci_low``, ``ci_high``, ``mean_r``, ``sd_r``.
+        ``detection_rate``, ``ci_low``, ``ci_high`` (Clopper-Pearson 95 %),
+        ``mean_r``, ``sd_r`` (of the subsamples' statistic), ``median_p``.
     """
     from scipy.stats import binomtest
 
@@ -335,6 +336,7 @@ def power_curve(
                 "ci_high": float(ci.high),
                 "mean_r": float(score.mean()),
                 "sd_r": float(score.std(ddof=1)) if len(picked) > 1 else float("nan"),
+                "median_p": float(np.median(p)),
             }
         )
     return pd.DataFrame(rows)
@@ -346,6 +348,7 @@ class PowerResult:
 
     table: pd.DataFrame
     summary: dict[str, Any]
+    path: Path | None = None
 
     def write(self, resultdir: Any) -> list[Path]:
         """Write ``power.tsv`` through a :class:`~brainnet.results.ResultDir`."""
@@ -371,6 +374,8 @@ def power_analysis(
     n_permutations: int = 99,
     seed: int = 0,
     n_jobs: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> PowerResult:
     """Power of the group unit-decoding test versus number of subjects (and stimuli).
 
@@ -391,14 +396,22 @@ def power_analysis(
     weights, untrained_seed, features_file
         Network features: EmoNet weights, the seed of untrained weights, or
         a precomputed features file.
+    out : path, optional
+        Results go to ``<out>/group/power-<layer>/`` (``summary.json``,
+        ``power.tsv``); nothing is written when None.
+    overwrite : bool
+        Replace results in that folder made with other parameters.
 
     Returns
     -------
     PowerResult
         ``summary`` has ``analysis``, ``layer``, ``model``, ``test``, ``alpha``,
         ``n_subjects``, ``n_stimuli``, ``n_voxels``, ``subject_sizes``,
-        ``n_repeats``, ``detection_rate`` (at the largest size) and
-        ``min_subjects_80`` (smallest size with detection rate >= 0.8, or None).
+        ``n_repeats``, ``mean_r`` and ``p_value`` (of the largest sample),
+        ``n_permutations`` (per subsample), ``noise_ceiling`` (None),
+        ``detection_rate`` (at the largest size) and ``min_subjects_80``
+        (smallest size with detection rate >= 0.8, or None).
+        ``path`` is the result folder (or None).
     """
     from brainnet.study import Study, load_study
 
@@ -406,6 +419,8 @@ def power_analysis(
         raise BrainnetError(f"--analysis {analysis}: unknown; power is available for: decode")
     if not isinstance(study, Study):
         study = load_study(study)
+    available = len(subjects) if subjects is not None else len(study.subjects)
+    _check_sizes("--sizes", subject_sizes, 3, available, "subjects")  # fail before loading data
     data = study.load_subjects(subjects, mask=mask)
     feats = study.features(
         layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file
@@ -416,6 +431,34 @@ def power_analysis(
         )
     position = {s: i for i, s in enumerate(feats.stimulus_ids)}
     stim_index = [np.array([position[s] for s in d.stimulus_ids]) for d in data]
+    folder = None
+    if out is not None:
+        from brainnet.results import ResultDir, make_provenance
+
+        fprov = dict(feats.provenance or {})
+        parameters = {
+            "layer": layer,
+            "subjects": [d.subject for d in data],
+            "subject_sizes": sorted({int(v) for v in subject_sizes}),
+            "n_stimuli_sizes": sorted({int(v) for v in n_stimuli_sizes})
+            if n_stimuli_sizes
+            else None,
+            "n_repeats": n_repeats,
+            "alpha": alpha,
+            "n_components": n_components,
+            "n_pca": n_pca,
+            "n_permutations": n_permutations,
+        }
+        provenance = make_provenance(
+            weights=fprov.get("weights"),
+            features=fprov,
+            study=study.provenance(),
+            mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+            seed=seed,
+            parameters=parameters,
+        )
+        # opened before the work, so a folder holding other results is refused at once
+        folder = ResultDir(Path(out) / "group" / f"power-{layer}", provenance, overwrite=overwrite)
     table = power_curve(
         [d.patterns for d in data],
         stim_index,
@@ -432,21 +475,31 @@ def power_analysis(
     )
     full = table[table["n_stimuli"] == table["n_stimuli"].max()]
     powered = full[full["detection_rate"] >= 0.8]["n_subjects"]
+    largest = full.iloc[-1]
     summary = {
         "analysis": "power",
         "power_of": analysis,
         "layer": layer,
         "model": f"SIMPLS PLS ({n_components} components) on {n_pca} voxel PCs, leave-one-subject-out",
-        "test": f"stimulus permutation test, {n_permutations} permutations per subsample",
+        "test": "stimulus permutation test of the mean held-out r, per subsample",
         "alpha": alpha,
         "n_subjects": len(data),
         "n_stimuli": int(feats.layer(layer).shape[0]),
         "n_voxels": int(data[0].n_voxels),
+        "mean_r": float(largest["mean_r"]),
+        "p_value": float(largest["median_p"]),
+        "n_permutations": n_permutations,
+        "noise_ceiling": None,
         "subject_sizes": [int(v) for v in table["n_subjects"].unique()],
         "n_stimuli_sizes": [int(v) for v in table["n_stimuli"].unique()],
         "n_repeats": n_repeats,
-        "detection_rate": float(full["detection_rate"].iloc[-1]),
+        "detection_rate": float(largest["detection_rate"]),
         "min_subjects_80": int(powered.min()) if len(powered) else None,
         "weights": feats.provenance.get("weights") if feats.provenance else None,
     }
-    return PowerResult(table=table, summary=summary)
+    result = PowerResult(table=table, summary=summary)
+    if folder is not None:
+        result.write(folder)
+        folder.finish(summary)
+        result.path = folder.path
+    return result

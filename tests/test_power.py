@@ -129,21 +129,52 @@ def test_bad_sizes_and_permutations():
         power_curve(*data, subject_sizes=(4,), n_permutations=9)
 
 
-def test_power_analysis_on_a_simulated_study(tmp_path):
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
     simulate = pytest.importorskip("brainnet.simulate")
-    from brainnet.power import power_analysis
-    from brainnet.results import ResultDir, make_provenance
+    root = tmp_path_factory.mktemp("power_study") / "study"
+    return simulate.simulate_study(root, n_subjects=6, n_stimuli=24, seed=3, snr=2.0)
 
-    root = simulate.simulate_study(tmp_path / "study", n_subjects=6, n_stimuli=24, seed=3, snr=2.0)
+
+def test_power_analysis_on_a_simulated_study(small_study, tmp_path):
+    from brainnet.power import power_analysis
+
     result = power_analysis(
-        root, subject_sizes=(3, 6), n_repeats=3, n_components=3, n_pca=30, seed=0
+        small_study,
+        subject_sizes=(3, 6),
+        n_repeats=3,
+        n_components=3,
+        n_pca=30,
+        seed=0,
+        out=tmp_path / "out",
     )
     assert list(result.table["n_subjects"]) == [3, 6]
     assert result.summary["n_subjects"] == 6 and result.summary["n_stimuli"] == 24
     assert result.summary["detection_rate"] == 1.0
-    rd = ResultDir(tmp_path / "out", make_provenance(seed=0))
-    result.write(rd)
-    rd.finish(result.summary)
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    folder = tmp_path / "out" / "group" / "power-fc8"
+    assert result.path == folder
+    summary = json.loads((folder / "summary.json").read_text())
     assert summary["complete"] and summary["analysis"] == "power"
-    assert (tmp_path / "out" / "power.tsv").read_text().startswith("n_subjects\tn_stimuli")
+    for key in ("layer", "model", "n_subjects", "n_stimuli", "n_voxels", "mean_r", "p_value"):
+        assert key in summary
+    assert summary["noise_ceiling"] is None and summary["n_permutations"] == 99
+    assert summary["provenance"]["parameters"]["subject_sizes"] == [3, 6]
+    assert (folder / "power.tsv").read_text().startswith("n_subjects\tn_stimuli")
+
+
+def test_power_cli(small_study, tmp_path, capsys):
+    from brainnet.cli import main
+
+    args = ["power", "--study", str(small_study), "--sizes", "3,6", "--repeats", "2"]
+    args += ["--components", "3", "--pca", "20", "--out", str(tmp_path / "res")]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "3 subjects x 24 stimuli" in captured.out
+    assert str(tmp_path / "res" / "group" / "power-fc8") in captured.out
+    assert "untrained EmoNet weights (seed 0)" in captured.err
+    assert main(["power", "--study", str(small_study), "--sizes", "2,9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0] == (
+        "brainnet power: error: --sizes 2,9: the study has 6 subjects; choose sizes between 3 and 6"
+    )
