@@ -247,3 +247,10 @@ def test_unreadable_manifest_file(tmp_path):
     gz.write_bytes(b"not gzip")
     with pytest.raises(BrainnetError, match=r"m.json.gz: cannot read manifest"):
         M.load_manifest(gz)
+
+
+def test_manifest_dir_override(tmp_path, monkeypatch):
+    (tmp_path / "ds000001.json").write_text(json.dumps(_small_manifest()))
+    monkeypatch.setenv("BRAINNET_MANIFEST_DIR", str(tmp_path))
+    assert M.available_datasets() == ["ds000001"]
+    assert M.load_manifest("ds000001").accession == "ds000001"

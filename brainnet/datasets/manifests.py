@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,7 +60,14 @@ _GZIP_ABOVE = 1 << 20
 
 
 def manifest_dir() -> Path:
-    """The folder holding the shipped manifests (``data_manifests/datasets``)."""
+    """The folder holding the shipped manifests (``data_manifests/datasets``).
+
+    ``$BRAINNET_MANIFEST_DIR`` overrides it (e.g. for installs without the
+    source tree, or a site's own manifests).
+    """
+    override = os.environ.get("BRAINNET_MANIFEST_DIR")
+    if override:
+        return Path(override).expanduser()
     return Path(__file__).resolve().parents[2] / "data_manifests" / "datasets"
 
 
