@@ -41,7 +41,7 @@ import torch
 
 from brainnet.errors import BrainnetError
 from brainnet.features import Features
-from brainnet.results import atomic_write_bytes, brainnet_version, sha256_bytes
+from brainnet.results import atomic_write_bytes, brainnet_version, sha256_bytes, sha256_file
 from brainnet.stimuli import StimulusSet, _mean_chw, decode_image, load_stimuli, mean_image_id
 
 __all__ = ["extract_activations", "last_cache_stats", "CacheStats", "POOLS"]
@@ -151,15 +151,36 @@ class _Cache:
         atomic_write_bytes(self.path(image_sha, layer), buf.getvalue())
 
 
+def _image_sha256(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError:
+        raise BrainnetError(f"{path}: image not found or unreadable; check the stimulus file") from None
+
+
+def _read_checked(path: Path, sha: str) -> bytes:
+    # The bytes decoded must be the bytes hashed, or the cache would file
+    # these activations under another image's key.
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    if sha256_bytes(data) != sha:
+        raise BrainnetError(f"{path}: image changed or vanished during extraction; rerun the extraction")
+    return data
+
+
 def _batches(
-    data: list[bytes], names: list[Path], mean_chw: np.ndarray, batch_size: int, workers: int
+    files: list[Path], shas: list[str], mean_chw: np.ndarray, batch_size: int, workers: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, (b, 3, 227, 227) array)``, decoding up to two batches ahead."""
-    starts = list(range(0, len(data), batch_size))
+    starts = list(range(0, len(files), batch_size))
 
     def decode(start: int) -> np.ndarray:
-        stop = min(start + batch_size, len(data))
-        return np.stack([decode_image(data[i], names[i], mean_chw) for i in range(start, stop)])
+        stop = min(start + batch_size, len(files))
+        return np.stack([
+            decode_image(_read_checked(files[i], shas[i]), files[i], mean_chw) for i in range(start, stop)
+        ])
 
     if workers < 1:  # 0: decode in the calling thread
         for start in starts:
@@ -307,14 +328,7 @@ def extract_activations(
     context = f"{weights_id}|{model_name}|{preprocessing['pipeline']}|{preprocessing['mean']}|pool={pool}"
     store = _Cache(cache, context)
 
-    data = []
-    for path in stim.files:
-        try:
-            data.append(path.read_bytes())
-        except OSError:
-            raise BrainnetError(f"{path}: image not found or unreadable; check the stimulus file") from None
-    shas = [sha256_bytes(d) for d in data]
-
+    shas = [_image_sha256(path) for path in stim.files]
     n = len(stim)
     out: dict[str, list[np.ndarray | None]] = {layer: [None] * n for layer in layers}
     todo = []
@@ -334,8 +348,8 @@ def extract_activations(
             assert loaded_id == weights_id
         else:
             model = model.to(dev).eval()
-        _compute(model, layers, pool, dev, [data[i] for i in todo], [stim.files[i] for i in todo],
-                 [shas[i] for i in todo], todo, out, store, mean_chw, int(batch_size), progress, n_workers)
+        _compute(model, layers, pool, dev, [stim.files[i] for i in todo], [shas[i] for i in todo],
+                 todo, out, store, mean_chw, int(batch_size), progress, n_workers)
 
     arrays = {layer: np.stack(rows).astype(np.float32, copy=False) for layer, rows in out.items()}
     listing = "\n".join(f"{i}\t{s}" for i, s in zip(stim.ids, shas, strict=True))
@@ -365,12 +379,12 @@ def _default_workers() -> int:
     return 1 if cpus <= 2 else min(4, cpus // 2)
 
 
-def _compute(model, layers, pool, dev, data, names, shas, rows, out, store, mean_chw,
+def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
              batch_size, progress, n_workers) -> None:
     from tqdm.auto import tqdm
 
     workers = n_workers if n_workers is not None else _default_workers()
-    bar = tqdm(total=len(data), unit="img", desc="extract", disable=not progress)
+    bar = tqdm(total=len(files), unit="img", desc="extract", disable=not progress)
 
     def on_batch(start: int, acts: dict[str, np.ndarray]) -> None:
         for j in range(next(iter(acts.values())).shape[0]):
@@ -382,6 +396,6 @@ def _compute(model, layers, pool, dev, data, names, shas, rows, out, store, mean
         bar.update(next(iter(acts.values())).shape[0])
 
     try:
-        _run_model(model, layers, pool, _batches(data, names, mean_chw, batch_size, workers), dev, on_batch)
+        _run_model(model, layers, pool, _batches(files, shas, mean_chw, batch_size, workers), dev, on_batch)
     finally:
         bar.close()

@@ -202,3 +202,16 @@ def test_unavailable_device_and_progress_bar(home, small_set, capsys):
     extract_activations(small_set, layers=["conv1"], pool="mean", progress=True)
     err = capsys.readouterr().err
     assert "extract" in err and "6/6" in err
+
+
+def test_image_changed_between_hash_and_decode_is_refused(tmp_path):
+    from brainnet.extract import _read_checked
+    from brainnet.results import sha256_file
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    sha = sha256_file(path)
+    assert _read_checked(path, sha) == path.read_bytes()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(path)
+    with pytest.raises(BrainnetError, match=r"image changed or vanished during extraction; rerun the extraction$"):
+        _read_checked(path, sha)
