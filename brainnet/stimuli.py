@@ -257,7 +257,7 @@ def _from_events(source: Path, frame, column: str | None, root: str | Path | Non
         candidates = [folder, folder / "stimuli"]
         bids = _bids_stimuli_dir(source)
         if bids is not None:
-            candidates.insert(0, bids.resolve() if bids.exists() else bids)
+            candidates.insert(0, bids.resolve())
         base = _pick_root(candidates, ids)
     return StimulusSet(tuple(ids), _resolve(source, base, ids), None, base)
 
