@@ -58,6 +58,7 @@ __all__ = [
     "decode_categories_within",
     "category_confusion",
     "subject_folds",
+    "categorize_study",
 ]
 
 MODELS = ("plsda", "logistic")
@@ -265,6 +266,7 @@ class CategoryResult:
     confusion: pd.DataFrame
     predictions: pd.DataFrame
     null: np.ndarray = field(default_factory=lambda: np.empty(0))
+    path: Path | None = None
 
     def write(self, resultdir: Any) -> list[Path]:
         """Write ``category_scores.tsv``, ``category_confusion.tsv`` and
@@ -324,8 +326,8 @@ def _stimulus_labels(stims: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, 
     return rows, stim_code
 
 
-def _accuracy_statistic(x, codes, n_classes, fold_of_row, model, n_components, C, permuted_codes):
-    """Batched statistic: pooled accuracy for each permutation of the labels."""
+def _accuracy_statistic(x, n_classes, fold_of_row, model, n_components, C, permuted_codes):
+    """Batched statistic (pooled accuracy per permutation) and the out-of-fold predictor."""
     CrossValidatedPLS = _cross_validated_pls() if model == "plsda" else None
     if CrossValidatedPLS is not None:
         folds = np.unique(fold_of_row)
@@ -333,28 +335,27 @@ def _accuracy_statistic(x, codes, n_classes, fold_of_row, model, n_components, C
         k = _n_components(n_components, n_classes, shape)
         cv = CrossValidatedPLS(x, fold_of_row, n_components=k)
 
-        def plsda(perms: np.ndarray) -> np.ndarray:
-            target = permuted_codes(perms)  # (B, n)
-            scores = cv.predict(_one_hot(target, n_classes))
-            return (np.argmax(scores, axis=2) == target).mean(axis=1)
+        def predict(codes: np.ndarray) -> np.ndarray:
+            """Out-of-fold predicted codes, shape (B, n), for label sets of shape (B, n)."""
+            return np.argmax(cv.predict(_one_hot(codes, n_classes)), axis=2)
 
-        return plsda
+    else:
 
-    def refit(perms: np.ndarray) -> np.ndarray:
-        target = permuted_codes(perms)
-        return np.array(
-            [
-                np.mean(
+        def predict(codes: np.ndarray) -> np.ndarray:
+            return np.stack(
+                [
                     decode_categories_within(
                         x, t, fold_of_row, model=model, n_components=n_components, C=C
                     )
-                    == t
-                )
-                for t in target
-            ]
-        )
+                    for t in codes
+                ]
+            )
 
-    return refit
+    def statistic(perms: np.ndarray) -> np.ndarray:
+        target = permuted_codes(perms)  # (B, n)
+        return (predict(target) == target).mean(axis=1)
+
+    return statistic, predict
 
 
 def decode_categories(
@@ -441,8 +442,8 @@ def decode_categories(
         def permuted_codes(perms: np.ndarray) -> np.ndarray:
             return codes[perms]
 
-    statistic = _accuracy_statistic(
-        x, codes, classes.size, fold_of_row, model, n_components, C, permuted_codes
+    statistic, predict = _accuracy_statistic(
+        x, classes.size, fold_of_row, model, n_components, C, permuted_codes
     )
     result = permutation_test(
         statistic,
@@ -454,9 +455,7 @@ def decode_categories(
         n_jobs=n_jobs,
         checkpoint=checkpoint,
     )
-    predicted = decode_categories_within(
-        x, codes, fold_of_row, model=model, n_components=n_components, C=C
-    )
+    predicted = predict(codes[None])[0]
     return _assemble(
         x, codes, predicted, classes, subj, fold_of_row, stims, subjects, model, result
     )
@@ -519,3 +518,121 @@ def _assemble(x, codes, predicted, classes, subj, fold_of_row, stims, subjects, 
         predictions=predictions,
         null=np.asarray(perm.null, dtype=float),
     )
+
+
+DEFAULT_PERMUTATIONS = 100
+
+
+def _mask_label(mask: str | Path) -> str:
+    name = Path(str(mask)).name
+    for suffix in (".nii.gz", ".nii"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def categorize_study(
+    study: Any = None,
+    *,
+    mask: str | Path = "occipital",
+    subjects: Sequence[str] | None = None,
+    model: str = "plsda",
+    n_folds: int = 8,
+    n_components: int | None = None,
+    C: float = 1.0,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int = 0,
+    n_jobs: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> CategoryResult:
+    """Decode the study's stimulus categories from voxel patterns (experiment II).
+
+    Parameters
+    ----------
+    study : Study, str or Path, optional
+        A loaded study or its folder (``stimuli.tsv`` needs a ``category``
+        column); None: the embedded demo study.
+    mask : str or Path
+        Region of the patterns.
+    subjects : sequence of str, optional
+        Subjects to use (default: all).
+    model, n_folds, n_components, C, n_permutations, seed, n_jobs
+        See :func:`decode_categories` (the default of 100 permutations keeps
+        the embedded study under a minute; the paper used 1,000).
+    out : path, optional
+        Results go to ``<out>/group/categorize-<mask>/`` (``summary.json``,
+        ``category_scores.tsv``, ``category_confusion.tsv``,
+        ``category_predictions.tsv``); nothing is written when None.
+    overwrite : bool
+        Replace results in that folder made with other parameters.
+
+    Returns
+    -------
+    CategoryResult
+        ``path`` is the result folder (or None).
+    """
+    from brainnet.errors import input_error
+    from brainnet.study import Study, load_study
+
+    _estimator(model, n_components, C)
+    study = study if isinstance(study, Study) else load_study(study)
+    if not study.categories:
+        raise input_error(
+            study.root / "stimuli.tsv",
+            "has no category column (or it is empty)",
+            "add a category column naming each stimulus's category to decode categories",
+        )
+    available = len(subjects) if subjects is not None else len(study.subjects)
+    subject_folds(available, n_folds, seed)  # fail on bad --folds before loading data
+    data = study.load_subjects(subjects, mask=mask)
+    labels = [[study.categories.get(s) for s in d.stimulus_ids] for d in data]
+    folder = None
+    if out is not None:
+        from brainnet.results import ResultDir, make_provenance
+
+        parameters = {
+            "subjects": [d.subject for d in data],
+            "model": model,
+            "n_folds": n_folds,
+            "n_components": n_components,
+            "C": C if model == "logistic" else None,
+            "n_permutations": n_permutations,
+        }
+        provenance = make_provenance(
+            weights=None,
+            study=study.provenance(),
+            mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+            seed=seed,
+            parameters=parameters,
+        )
+        target = Path(out) / "group" / f"categorize-{_mask_label(mask)}"
+        folder = ResultDir(target, provenance, overwrite=overwrite)
+    result = decode_categories(
+        [d.patterns for d in data],
+        labels,
+        model=model,
+        n_folds=n_folds,
+        n_components=n_components,
+        C=C,
+        n_permutations=n_permutations,
+        seed=seed,
+        n_jobs=n_jobs,
+        stimulus_ids=[d.stimulus_ids for d in data],
+        subjects=[d.subject for d in data],
+        checkpoint=None if folder is None else folder.checkpoint_dir / "categorize_null.npz",
+    )
+    n_stimuli = len({s for d in data for s in d.stimulus_ids.tolist() if study.categories.get(s)})
+    result.summary.update(
+        {
+            "layer": None,
+            "mask": data[0].mask_name,
+            "n_stimuli": n_stimuli,
+            "mean_r": None,
+            "noise_ceiling": None,
+        }
+    )
+    if folder is not None:
+        result.write(folder)
+        folder.finish(result.summary)
+        result.path = folder.path
+    return result

@@ -189,3 +189,62 @@ def test_bad_input_messages():
         decode_categories(patterns, bad, n_folds=2, n_permutations=0, stimulus_ids=stimuli)
     with pytest.raises(BrainnetError, match="--components 500"):
         decode_categories(patterns, labels, n_folds=2, n_components=500, n_permutations=0)
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
+    simulate = pytest.importorskip("brainnet.simulate")
+    root = tmp_path_factory.mktemp("categorize_study") / "study"
+    return simulate.simulate_study(root, n_subjects=6, n_stimuli=24, seed=5, snr=2.0)
+
+
+def test_categorize_study_writes_results(small_study, tmp_path):
+    import json
+
+    from brainnet.categories import categorize_study
+
+    result = categorize_study(small_study, n_folds=3, n_permutations=9, out=tmp_path / "res")
+    folder = tmp_path / "res" / "group" / "categorize-occipital"
+    assert result.path == folder
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["complete"] and summary["analysis"] == "categorize"
+    n_categories = pd.read_csv(small_study / "stimuli.tsv", sep="\t")["category"].nunique()
+    assert summary["n_subjects"] == 6 and summary["n_stimuli"] == 24
+    assert summary["n_classes"] == n_categories
+    assert summary["accuracy"] > 2 * summary["chance"]
+    assert summary["permutation_unit"] == "stimulus"
+    assert summary["provenance"]["parameters"]["n_folds"] == 3
+    scores = pd.read_csv(folder / "category_scores.tsv", sep="\t", dtype={"subject": str})
+    assert list(scores["subject"]) == ["01", "02", "03", "04", "05", "06"]
+
+
+def test_categorize_cli(small_study, tmp_path, capsys):
+    from brainnet.cli import main
+
+    args = ["categorize", "--study", str(small_study), "--folds", "3", "--permutations", "4"]
+    assert main([*args, "--out", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    n_categories = pd.read_csv(small_study / "stimuli.tsv", sep="\t")["category"].nunique()
+    expected = f"plsda category decoding ({n_categories} categories, occipital, 3 participant-"
+    assert expected in out
+    assert str(tmp_path / "res" / "group" / "categorize-occipital") in out
+    assert main(["categorize", "--study", str(small_study), "--folds", "8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "brainnet categorize: error: --folds 8: participant-independent folds need 2 to 6 "
+        "folds for 6 subjects; choose --folds between 2 and 6"
+    ]
+
+
+def test_categorize_needs_a_category_column(small_study, tmp_path):
+    import shutil
+
+    from brainnet.categories import categorize_study
+
+    copy = shutil.copytree(small_study, tmp_path / "nocat")
+    table = pd.read_csv(copy / "stimuli.tsv", sep="\t").drop(columns="category")
+    table.to_csv(copy / "stimuli.tsv", sep="\t", index=False)
+    with pytest.raises(
+        BrainnetError, match=r"stimuli.tsv: has no category column .*; add a category"
+    ):
+        categorize_study(copy, n_folds=3, n_permutations=0)
