@@ -670,7 +670,8 @@ def _run_chunks(source, bounds, design, folds, alphas, model, scheduler) -> list
     try:
         # The design and folds go to every worker once; chunks are read by the workers themselves
         # (file-backed sources) or shipped with the task (in-memory arrays).
-        shared = client.scatter([design, folds], broadcast=True)
+        # hash=False: unique keys, so a rerun with identical inputs never reuses a key being released.
+        shared = client.scatter([design, folds], broadcast=True, hash=False)
         futures = []
         for a, b in bounds:
             src, start, stop = (_chunk_source(source, a, b), 0, b - a) if source.kind == "array" else (source, a, b)
