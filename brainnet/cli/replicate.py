@@ -9,10 +9,11 @@ from brainnet.cli._common import add_command, add_output_args
 EXAMPLES = """\
   brainnet fetch ds002837 --subjects 1 --what metadata,derivatives --dest nndb
   brainnet naturalistic --nndb nndb --subject 1 --task 500daysofsummer \\
-      --frame-features 500_days_of_summer_fc7_features.mat --frame-rate 1 --mask occipital --out nndb_sub-1
+      --frame-features 500_days_of_summer_fc7_features.mat --frame-rate FPS --mask occipital --out nndb_sub-1
+      (FPS = frames per second of the feature file: check where you got it)
   brainnet naturalistic --bold run.nii.gz --tr 2 --frame-features frames.npy --frame-rate 25 --gap-s 40
-  brainnet naturalistic --nndb nndb --subject 1 --task 500daysofsummer --frame-features f.mat \\
-      --frame-rate 1 --scheduler tcp://10.0.0.5:8786 --chunk-size 20000
+  brainnet naturalistic --nndb nndb --subject 1 --task 500daysofsummer --frame-features f.npy \\
+      --frame-rate 5 --scheduler tcp://10.0.0.5:8786 --chunk-size 20000
 """
 
 
