@@ -610,6 +610,7 @@ def encode_naturalistic(
         raise BrainnetError(f"chunk_size={chunk_size!r}: needs a positive number of voxels, e.g. 5000")
     with _bold_source(bold, mask, workdir) as (source, mask_img):
         design = convolve_frames(frame_features, frame_rate, tr, source.n_trs, hrf_model=hrf_model, offset_s=offset_s)
+        _check_durations(np.shape(frame_features)[0] / frame_rate + offset_s, source.n_trs * tr)
         censored = censored_volumes(source, chunk_size=max(chunk_size, 1000))
         gap = int(math.ceil(gap_s / tr))
         folds = [(tr_[~censored[tr_]], te[~censored[te]]) for tr_, te in BlockedKFold(n_splits, gap).split(source.n_trs)]
@@ -632,6 +633,17 @@ def encode_naturalistic(
         mask_img=mask_img,
         parameters=params,
     )
+
+
+def _check_durations(movie_s: float, scan_s: float) -> None:
+    # A mismatch usually means a wrong frame rate or TR; scans often run a little past the film.
+    if abs(movie_s - scan_s) > max(20.0, 0.05 * scan_s):
+        from brainnet.cli._common import notice
+
+        notice(
+            f"the frame features last {movie_s:.0f} s but the BOLD data {scan_s:.0f} s; "
+            "check --frame-rate, --tr and --offset-s (volumes without features see zero input)"
+        )
 
 
 @contextlib.contextmanager

@@ -302,3 +302,12 @@ def test_cli_naturalistic_on_nndb_layout(tmp_path, capsys):
     assert "error: subject '01': NNDb subjects are sub-1 ... sub-86 (not zero-padded)" in capsys.readouterr().err
     assert main(["naturalistic", "--bold", str(tmp_path / "x.nii.gz"), "--frame-features", str(tmp_path / "frames.npy"), "--frame-rate", "2"]) == 2
     assert "error: --tr: required with --bold" in capsys.readouterr().err
+
+
+def test_duration_mismatch_notice(capsys):
+    rng = np.random.default_rng(8)
+    bold = rng.standard_normal((120, 3))
+    N.encode_naturalistic(bold, rng.standard_normal((240, 2)), frame_rate=2, tr=1, gap_s=10)
+    assert "brainnet:" not in capsys.readouterr().err
+    N.encode_naturalistic(bold, rng.standard_normal((240, 2)), frame_rate=1, tr=1, gap_s=10)  # 240 s of film, 120 s of scan
+    assert "the frame features last 240 s but the BOLD data 120 s; check --frame-rate" in capsys.readouterr().err
