@@ -74,6 +74,8 @@ class _Enough(Exception):
 
 
 def _module_weights_id(model: torch.nn.Module) -> str:
+    # Hashed afresh on every call (~0.5 s for EmoNet): memoising on torch's
+    # version counters would miss edits made through ``param.data``.
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
