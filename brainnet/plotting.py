@@ -47,6 +47,7 @@ __all__ = [
     "plot_mds",
     "plot_layer_profile",
     "plot_brain_map",
+    "plot_brain_map_grid",
     "plot_power",
     "plot_network_output",
     "save_figure",
@@ -880,6 +881,106 @@ def plot_brain_map(
     return fig
 
 
+def _axial_mip(volume: np.ndarray) -> np.ndarray:
+    """Signed maximum-intensity projection along z: the value of largest |v|."""
+    idx = np.nanargmax(np.abs(np.nan_to_num(volume)), axis=2)
+    return np.take_along_axis(volume, idx[..., None], axis=2)[..., 0]
+
+
+def plot_brain_map_grid(
+    img: Any,
+    labels: Sequence[str] | None = None,
+    *,
+    threshold: float | None = None,
+    vmax: float | None = None,
+    value_label: str = "bootstrap z",
+    n_cols: int = 5,
+    title: str | None = None,
+):
+    """Axial maximum-intensity projections of every volume of a 4-D map, one panel each.
+
+    For per-unit maps (e.g. the FDR-thresholded bootstrap z map of each of
+    the 20 EmoNet units) in one figure with one shared colour scale. Each
+    panel shows, per (x, y) column of voxels, the value of largest magnitude
+    along z (a glass-brain axial view), inside the outline of the voxels that
+    carry data in any volume. Drawn directly with matplotlib: nilearn's
+    glass brain takes seconds per panel, too slow for 20 panels.
+
+    Parameters
+    ----------
+    img : Niimg-like
+        A 4-D image, shape (x, y, z, n_maps) (a 3-D image gives one panel),
+        in an RAS+ space such as MNI (left hemisphere on the left).
+    labels : sequence of str, optional
+        Panel titles, shape (n_maps,) (default ``map 1`` ...).
+    threshold : float, optional
+        Values with ``|v| < threshold`` are not shown (default: exact zeros).
+    vmax : float, optional
+        Shared symmetric colour limit (default: largest absolute value).
+    value_label : str
+        The mapped quantity and unit (colour-bar label).
+    n_cols : int
+        Panels per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from nilearn import image as nimage
+
+    img = nimage.load_img(img)
+    data = np.asarray(img.get_fdata(), dtype=float)
+    if data.ndim == 3:
+        data = data[..., None]
+    n_maps = data.shape[3]
+    labels = _as_labels(labels, n_maps, "map")
+    if vmax is None:
+        finite = np.abs(data[np.isfinite(data)])
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    outline = np.any(np.nan_to_num(data) != 0, axis=(2, 3)).T.astype(float)
+    # extent in mm of the (x, y) plane, from the affine's diagonal (RAS+ grids)
+    aff = img.affine
+    x0, y0 = aff[0, 3], aff[1, 3]
+    x1, y1 = x0 + aff[0, 0] * data.shape[0], y0 + aff[1, 1] * data.shape[1]
+    extent = (min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1))
+    n_cols = max(1, min(n_cols, n_maps))
+    n_rows = -(-n_maps // n_cols)
+    with publication_style():
+        fig, axes = plt.subplots(
+            n_rows,
+            n_cols,
+            figsize=(1.5 * n_cols + 1.0, 1.7 * n_rows + 0.5),
+            squeeze=False,
+            layout="constrained",
+        )
+        image = None
+        for k, ax in enumerate(axes.ravel()):
+            ax.set_axis_off()
+            if k >= n_maps:
+                continue
+            mip = _axial_mip(data[..., k]).T
+            cutoff = 1e-12 if threshold is None else threshold
+            mip = np.ma.masked_where(~(np.abs(mip) >= cutoff), mip)
+            ax.contour(outline, levels=[0.5], colors=_GREY, linewidths=0.6, extent=extent)
+            image = ax.imshow(
+                mip,
+                origin="lower",
+                cmap=_DIVERGING,
+                vmin=-vmax,
+                vmax=vmax,
+                extent=extent,
+                interpolation="nearest",
+            )
+            ax.set_aspect("equal")
+            ax.set_title(labels[k], fontsize=8)
+        cbar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
+        cbar.set_label(value_label)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
 # ------------------------------------------------------------------ saving
 
 
@@ -1063,16 +1164,26 @@ def _unit_scores_figure(run: Path, summary: dict[str, Any]):
         r = wide[units].to_numpy()
     else:
         r = frame.groupby(unit_col, sort=False)[r_col].mean().to_numpy()
-    p_values = None
+    p_values, ceiling = None, _decode_ceiling(summary)
     p_col = _pick(frame, "p_fwe", "p")
-    if p_col is not None:
+    per_unit = run / "units.tsv"
+    if per_unit.exists():
+        # one row per unit: FWE-corrected p and the resubstitution r (the ceiling)
+        units_frame = _read_tsv(per_unit)
+        if "unit" in units_frame.columns:
+            units_frame = units_frame.set_index(units_frame["unit"].astype(str)).reindex(units)
+            unit_p = _pick(units_frame, "p_fwe", "p")
+            if unit_p is not None:
+                p_values = units_frame[unit_p].to_numpy(dtype=float)
+            if "resubstitution_r" in units_frame.columns:
+                ceiling = units_frame["resubstitution_r"].to_numpy(dtype=float)
+    if p_values is None and p_col is not None:
         p_values = (
             frame.groupby(frame[unit_col].astype(str), sort=False)[p_col]
             .first()
             .reindex(units)
             .to_numpy()
         )
-    ceiling = _decode_ceiling(summary)
     layer = summary.get("layer", "")
     n_voxels = summary.get("n_voxels")
     title = f"{layer} units decoded" + (f" from {n_voxels} voxels" if n_voxels else "")
@@ -1156,6 +1267,16 @@ def _pca_figure(run: Path, summary: dict[str, Any]):
     npz = run / "bootstrap_pca.npz"
     if tsv.exists():
         frame = _read_tsv(tsv)
+        if _pick(frame, "component") is not None:
+            # one row per component, one loading column per unit
+            skip = {"component", "explained_variance_ratio"}
+            units = [c for c in frame.columns if str(c).lower() not in skip]
+            ev = _pick(frame, "explained_variance_ratio")
+            return plot_pca(
+                frame[units].to_numpy(dtype=float).T,
+                units,
+                explained_variance_ratio=None if ev is None else frame[ev].to_numpy(),
+            )
         unit_col = _pick(frame, "unit")
         pcs = [c for c in frame.columns if str(c).lower().startswith("pc")]
         if unit_col is None or len(pcs) < 2:
@@ -1184,38 +1305,62 @@ def _pca_figure(run: Path, summary: dict[str, Any]):
     raise FileNotFoundError("bootstrap_pca.tsv / bootstrap_pca.npz not found")
 
 
+def _unit_names(run: Path) -> list[str] | None:
+    """Unit names of a decode run (units.tsv or decoding.npz), in map-volume order."""
+    if (run / "units.tsv").exists():
+        frame = _read_tsv(run / "units.tsv")
+        if "unit" in frame.columns:
+            return frame["unit"].astype(str).tolist()
+    for npz in sorted(run.glob("*.npz")):
+        with np.load(npz, allow_pickle=False) as data:
+            if "units" in data.files:
+                return [str(u) for u in data["units"]]
+    return None
+
+
 def _weight_map_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
-    """One glass brain per bootstrap weight map (per volume of a 4-D image)."""
+    """A glass brain per 3-D map; a grid of axial projections per 4-D map.
+
+    When the FDR-thresholded ``weights_z_fdr05`` exists, the unthresholded
+    ``weights_z`` is not drawn (same maps, mostly noise).
+    """
     import nibabel as nib
 
+    paths = sorted(run.glob("*.nii*"))
+    stems = {p.name.split(".nii")[0] for p in paths}
     figures = []
-    for path in sorted(run.glob("*.nii*")):
+    for path in paths:
         stem = path.name.split(".nii")[0]
+        if f"{stem}_fdr05" in stems:
+            continue
         try:
             shape = nib.load(path).shape
-        except Exception:  # unreadable: let the thunk report it as skipped
+        except Exception:  # unreadable: the thunk reports it as skipped
             shape = ()
-        n_volumes = shape[3] if len(shape) == 4 else 1
 
-        def thunk(path: Path = path, stem: str = stem, volume: int | None = None) -> Any:
+        def thunk(path: Path = path, stem: str = stem, shape: tuple = shape) -> Any:
             from nilearn import image as nimage
 
             try:
                 img = nimage.load_img(path)
             except Exception as exc:
                 raise ValueError(f"{path.name} is not a readable NIfTI image ({exc})") from exc
-            title = stem
-            if volume is not None:
-                title = f"{stem}, volume {volume + 1} of {img.shape[3]}"
-                img = nimage.index_img(img, volume)
-            return plot_brain_map(img, kind="glass", value_label="bootstrap z", title=title)
+            is_pca = "pca" in stem
+            value_label = "PC score (a.u.)" if is_pca else "bootstrap z"
+            if img.ndim == 4 and img.shape[3] > 1:
+                n_maps = img.shape[3]
+                labels = [f"PC{k + 1}" for k in range(n_maps)] if is_pca else _unit_names(run)
+                if labels is None or len(labels) != n_maps:
+                    labels = [f"map {k + 1}" for k in range(n_maps)]
+                note = ", FDR q < .05" if stem.endswith("fdr05") else ""
+                return plot_brain_map_grid(
+                    img, labels, value_label=value_label, title=f"{stem}{note}"
+                )
+            if img.ndim == 4:
+                img = nimage.index_img(img, 0)
+            return plot_brain_map(img, kind="glass", value_label=value_label, title=stem)
 
-        name = stem.replace("_", "-")
-        if n_volumes == 1 or len(shape) != 4:
-            figures.append((name, thunk))
-        else:
-            for v in range(n_volumes):
-                figures.append((f"{name}-{v + 1:02d}", lambda v=v, t=thunk: t(volume=v)))
+        figures.append((stem.replace("_", "-"), thunk))
     return figures
 
 

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -385,7 +386,16 @@ def _encode_run(root, prov):
     )
 
 
+UNIT_P_FWE = np.where(np.arange(20) % 4 == 0, 0.2, 0.001)  # units 0, 4, ... not significant
+UNIT_RESUB = np.linspace(0.5, 0.7, 20)
+LINKAGE = None  # set by _decode_run: the saved Ward linkage (heights x 10)
+
+
 def _decode_run(root, prov, rng):
+    """Files as brainnet.decoding / brainnet.confusion write them."""
+    from scipy.cluster.hierarchy import ward
+
+    global LINKAGE
     dec = ResultDir(root / "group" / "decode-fc8", prov)
     subjects = ["01", "02", "03"]
     dec.write_tsv(
@@ -398,19 +408,33 @@ def _decode_run(root, prov, rng):
             ]
         ),
     )
+    dec.write_tsv(
+        "units.tsv",
+        pd.DataFrame(
+            {"unit": EMO, "mean_r": 0.3, "p": 0.001, "p_fwe": UNIT_P_FWE}
+            | {"resubstitution_r": UNIT_RESUB}
+        ),
+    )
     conf = np.eye(20) * 0.6 + rng.random((20, 20)) * 0.05
     wide = pd.DataFrame(conf, columns=EMO)
-    wide.insert(0, "predicted", EMO)
+    wide.insert(0, "unit", EMO)
     dec.write_tsv("confusion.tsv", wide)
     dec.write_tsv("clusters.tsv", pd.DataFrame({"unit": EMO, "cluster": np.arange(20) % 4 + 1}))
-    pcs = rng.normal(size=(20, 3))
-    pca = pd.DataFrame({"unit": EMO, "pc1": pcs[:, 0], "pc2": pcs[:, 1], "pc3": pcs[:, 2]})
-    pca["explained_variance_ratio"] = [0.4, 0.2, 0.1] + [np.nan] * 17
+    LINKAGE = ward(rng.normal(size=(20, 3)))
+    LINKAGE[:, 2] *= 10
+    dec.write_npz("confusion.npz", linkage=LINKAGE, units=np.asarray(EMO))
+    loadings = rng.normal(size=(3, 20))
+    pca = pd.DataFrame(loadings, columns=EMO)
+    pca.insert(0, "explained_variance_ratio", [0.4, 0.2, 0.1])
+    pca.insert(0, "component", [1, 2, 3])
     dec.write_tsv("bootstrap_pca.tsv", pca)
-    dec.write_nifti("weights_z_unit-01.nii.gz", _brain_img(values=(3.0, -2.5)))
+    maps = np.stack([_brain_img(values=(1.0 + k, -1.0)).get_fdata() for k in range(20)], axis=-1)
+    affine = _brain_img().affine
+    dec.write_nifti("weights_z.nii.gz", nib.Nifti1Image(maps.astype(np.float32), affine))
+    dec.write_nifti("weights_z_fdr05.nii.gz", nib.Nifti1Image(maps.astype(np.float32), affine))
     dec.finish(
         {
-            "analysis": "decode",
+            "analysis": "decoding",
             "layer": "fc8",
             "mean_r": 0.395,
             "se_r": 0.01,
@@ -485,7 +509,7 @@ EXPECTED_FIGURES = {
     "group_decode-fc8_confusion",
     "group_decode-fc8_dendrogram",
     "group_decode-fc8_pca",
-    "group_decode-fc8_weights-z-unit-01",
+    "group_decode-fc8_weights-z-fdr05",
     "group_power-fc8_power",
     "group_rsa-fc8_second-order",
     "group_rsa-fc8_mds",
@@ -523,8 +547,28 @@ def test_figures_read_the_saved_numbers(results_folder):
     ax = _ax(jobs["group_decode-fc8_unit-scores"]())
     assert len(ax.patches) == 20
     assert max(b.get_height() for b in ax.patches) == pytest.approx(0.3 + 0.19)
-    # decode's noise_ceiling is a fraction: ceiling r = mean_r / fraction
-    assert any(np.allclose(ln.get_ydata(), 0.395 / 0.79) for ln in ax.get_lines())
+    # significance from units.tsv's p_fwe, the ceiling from its resubstitution r
+    assert sum(t.get_text() == "*" for t in ax.texts) == int((UNIT_P_FWE < 0.05).sum())
+    (ceiling,) = [c for c in ax.collections if c.get_label() == "noise ceiling"]
+    order = np.arange(20)[::-1]  # r rises with the unit index: bars are sorted descending
+    np.testing.assert_allclose([s[0, 1] for s in ceiling.get_segments()], UNIT_RESUB[order])
+    # without units.tsv: decode's noise_ceiling is a fraction, ceiling r = mean_r / fraction
+    assert plotting._decode_ceiling({"noise_ceiling": 0.79, "mean_r": 0.395}) == 0.5
+    assert plotting._decode_ceiling({"resubstitution_r": 0.6, "noise_ceiling": 0.5}) == 0.6
+    assert plotting._decode_ceiling({"noise_ceiling": None, "mean_r": 0.3}) is None
+    # the dendrogram uses the saved linkage, not one rebuilt from the confusions
+    dendro = _ax(jobs["group_decode-fc8_dendrogram"]())
+    heights = [seg[:, 1].max() for c in dendro.collections for seg in c.get_segments()]
+    assert max(heights) == pytest.approx(LINKAGE[:, 2].max())
+    # PCA: one point per unit at its loadings on PC1 and PC2
+    pca_ax = _ax(jobs["group_decode-fc8_pca"]())
+    saved = pd.read_csv(results_folder / "group" / "decode-fc8" / "bootstrap_pca.tsv", sep="\t")
+    np.testing.assert_allclose(pca_ax.collections[0].get_offsets(), saved[EMO].to_numpy()[:2].T)
+    assert "40.0 % of variance" in pca_ax.get_xlabel()
+    # per-unit weight maps in one grid, titled with the unit names
+    grid = jobs["group_decode-fc8_weights-z-fdr05"]()
+    titles = [a.get_title() for a in grid.axes if a.get_title()]
+    assert titles == EMO
     conf_ax = _ax(jobs["group_decode-fc8_confusion"]())
     assert conf_ax.images[0].get_array().shape == (20, 20)
     assert conf_ax.get_xticklabels()[0].get_text() == "emotion 0"  # cluster 1 first
@@ -555,7 +599,8 @@ def test_make_figures_skips_missing_inputs_and_keeps_going(tmp_path):
     root = build_results_folder(tmp_path / "res", parts=("decode",))
     run = root / "group" / "decode-fc8"
     (run / "confusion.tsv").unlink()
-    (run / "weights_z_unit-01.nii.gz").unlink()
+    for nifti in run.glob("*.nii.gz"):
+        nifti.unlink()
     (run / "bootstrap_pca.tsv").write_text("nothing useful\n1\n")
     with pytest.warns(plotting.FigureSkipped) as record:
         paths = plotting.make_figures(root, formats=("svg",))
@@ -605,20 +650,39 @@ def test_cli_figures(tmp_path, capsys):
     ]
 
 
-def test_4d_weight_maps_give_one_figure_per_volume(tmp_path):
-    import nibabel as nib
-
+def test_weight_maps_3d_glass_4d_grid_and_unreadable(tmp_path):
     a, b = _brain_img(values=(3.0, -1.0)), _brain_img(values=(0.5, -2.0))
     img = nib.Nifti1Image(np.stack([a.get_fdata(), b.get_fdata()], axis=-1), a.affine)
-    nib.save(img, tmp_path / "weights_z.nii.gz")
+    nib.save(img, tmp_path / "bootstrap_pca.nii.gz")
+    nib.save(a, tmp_path / "extra_map.nii.gz")
     (tmp_path / "broken.nii.gz").write_bytes(b"not a nifti")
     jobs = dict(plotting._weight_map_figures(tmp_path, {}))
-    assert sorted(jobs) == ["broken", "weights-z-01", "weights-z-02"]
-    fig = jobs["weights-z-02"]()
-    clims = [im.get_clim() for ax in fig.axes for im in ax.images]
-    assert len(clims) == 3
-    np.testing.assert_allclose(clims, [(-2.0, 2.0)] * 3)
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert "weights_z, volume 2 of 2" in texts
+    assert sorted(jobs) == ["bootstrap-pca", "broken", "extra-map"]
+    grid = jobs["bootstrap-pca"]()
+    panels = [ax for ax in grid.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["PC1", "PC2"]
+    # signed axial maximum-intensity projection, shared symmetric colour limits
+    mip = panels[1].images[0].get_array()
+    assert mip.min() == pytest.approx(-2.0) and mip.max() == pytest.approx(0.5)
+    assert {im.get_clim() for ax in panels for im in ax.images} == {(-3.0, 3.0)}
+    assert grid.axes[-1].get_ylabel() == "PC score (a.u.)"
+    single = jobs["extra-map"]()
+    assert any(a.get_ylabel() == "bootstrap z" for a in single.axes)
     with pytest.warns(plotting.FigureSkipped, match="broken.nii.gz is not a readable NIfTI"):
         assert plotting._render("broken", jobs["broken"]) is None
+
+
+def test_brain_map_grid_layout_and_threshold():
+    data = np.zeros((6, 7, 5, 7))
+    data[2, 3, 1, :] = np.arange(1, 8)
+    data[4, 4, 3, :] = -0.5
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    fig = plotting.plot_brain_map_grid(
+        nib.Nifti1Image(data, affine), list("abcdefg"), threshold=1.0, n_cols=3, vmax=10
+    )
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 7 and len(fig.axes) == 3 * 3 + 1  # 9 cells + colour bar
+    mip = panels[6].images[0].get_array()
+    assert mip.shape == (7, 6)  # (y, x): axial view
+    assert mip[3, 2] == 7 and mip.mask[4, 4]  # |-0.5| < threshold is hidden
+    assert panels[6].images[0].get_clim() == (-10, 10)
