@@ -151,6 +151,11 @@ def make_folds(n_stimuli: int, cv: int = 5, seed: int = 0) -> list[tuple[np.ndar
 
 
 def _ridge_bases(x, folds, alphas, inner):
+    with _blas_limit():
+        return _ridge_bases_unlimited(x, folds, alphas, inner)
+
+
+def _ridge_bases_unlimited(x, folds, alphas, inner):
     bases = []
     for train, test in folds:
         if inner != "loo" and len(train) < 2 * int(inner):
@@ -195,10 +200,10 @@ class _Encoder:
         self.alphas = _alphas(alphas)
         self.bases = _ridge_bases(self.x, folds, self.alphas, inner) if model == "ridge" else None
 
-    def predict(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, y: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
         """Out-of-fold predictions (n_stimuli, n_columns) and chosen alphas (n_folds, n_columns)."""
         if self.model == "ridge":
-            pred, best = cross_val_predict_blocks(self.bases, y)
+            pred, best = cross_val_predict_blocks(self.bases, y, n_jobs=n_jobs)
             return pred, self.alphas[best]
         return _pls_predict(self.x, y, self.folds, self.n_components), None
 
@@ -225,6 +230,7 @@ def cross_validated_encoding(
     inner="loo",
     n_components: int = 5,
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> dict[str, np.ndarray]:
     """Out-of-fold predictions and per-voxel scores.
 
@@ -238,11 +244,12 @@ def cross_validated_encoding(
     -------
     dict with ``r`` and ``r2`` (n_voxels,), ``predictions`` (n_stimuli, n_voxels),
     ``alphas`` (n_folds, n_voxels) for ridge (else None) and ``folds``.
+    ``n_jobs`` threads share the voxels (results do not depend on it).
     """
     x, y = _check_arrays(features, responses)
     folds = make_folds(x.shape[0], cv, seed)
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
-    pred, chosen = enc.predict(y)
+    pred, chosen = enc.predict(y, n_jobs=n_jobs)
     return {
         "r": pearson_columns(y, pred),
         "r2": _r2_columns(y, pred),
@@ -433,7 +440,7 @@ def encode(
     folds = make_folds(x.shape[0], cv, seed)
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
     with _blas_limit():
-        pred, chosen = enc.predict(y)
+        pred, chosen = enc.predict(y, n_jobs=n_jobs)
         res = permutation_test(
             lambda perms: enc.permuted_r(y, perms),
             x.shape[0],
