@@ -127,7 +127,7 @@ def convolve_frames(
     *,
     hrf_model: str = "glover",
     offset_s: float = 0.0,
-    unit_chunk: int = 256,
+    unit_chunk: int = 64,
 ) -> np.ndarray:
     """Convolve frame features with a canonical HRF and sample them at the volume times.
 
