@@ -193,9 +193,12 @@ def test_bad_input_messages():
 
 @pytest.fixture(scope="module")
 def small_study(tmp_path_factory):
+    """6 subjects x 24 stimuli; shared with the other analysis test modules (same parameters)."""
     simulate = pytest.importorskip("brainnet.simulate")
-    root = tmp_path_factory.mktemp("categorize_study") / "study"
-    return simulate.simulate_study(root, n_subjects=6, n_stimuli=24, seed=5, snr=2.0)
+    root = tmp_path_factory.getbasetemp() / "c_small_study" / "study"
+    if not (root / "dataset_description.json").is_file():
+        simulate.simulate_study(root, n_subjects=6, n_stimuli=24, seed=3, snr=2.0, overwrite=True)
+    return root
 
 
 def test_categorize_study_writes_results(small_study, tmp_path):

@@ -131,9 +131,12 @@ def test_bad_sizes_and_permutations():
 
 @pytest.fixture(scope="module")
 def small_study(tmp_path_factory):
+    """6 subjects x 24 stimuli; shared with the other analysis test modules (same parameters)."""
     simulate = pytest.importorskip("brainnet.simulate")
-    root = tmp_path_factory.mktemp("power_study") / "study"
-    return simulate.simulate_study(root, n_subjects=6, n_stimuli=24, seed=3, snr=2.0)
+    root = tmp_path_factory.getbasetemp() / "c_small_study" / "study"
+    if not (root / "dataset_description.json").is_file():
+        simulate.simulate_study(root, n_subjects=6, n_stimuli=24, seed=3, snr=2.0, overwrite=True)
+    return root
 
 
 def test_power_analysis_on_a_simulated_study(small_study, tmp_path):
