@@ -27,6 +27,7 @@ the provenance's ``model`` entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -259,6 +260,7 @@ def extract_activations(
     progress: bool = False,
     mean_image=None,
     n_workers: int | None = None,
+    n_threads: int | None = None,
 ) -> Features:
     """Activations of network layers for every stimulus.
 
@@ -293,6 +295,12 @@ def extract_activations(
     n_workers : int, optional
         Image-decoding threads running ahead of the network (default: 1 on
         machines with up to 2 CPUs, else half the CPUs, at most 4).
+    n_threads : int, optional
+        torch intra-op threads during the run (restored afterwards). Default:
+        torch's setting, or 1 when the machine is already busy (1-minute load
+        average >= number of CPUs), where competing OpenMP threads slow a
+        CPU run down several-fold. Results do not depend on it beyond float
+        rounding.
 
     Returns
     -------
@@ -351,7 +359,7 @@ def extract_activations(
         else:
             model = model.to(dev).eval()
         _compute(model, layers, pool, dev, [stim.files[i] for i in todo], [shas[i] for i in todo],
-                 todo, out, store, mean_chw, int(batch_size), progress, n_workers)
+                 todo, out, store, mean_chw, int(batch_size), progress, n_workers, n_threads)
 
     arrays = {layer: np.stack(rows).astype(np.float32, copy=False) for layer, rows in out.items()}
     listing = "\n".join(f"{i}\t{s}" for i, s in zip(stim.ids, shas, strict=True))
@@ -374,15 +382,41 @@ def extract_activations(
 def _default_workers() -> int:
     # Decoding is ~10x cheaper than the forward pass: one background thread
     # hides it on small machines; more would only take cores from torch.
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = _cpu_count()
     return 1 if cpus <= 2 else min(4, cpus // 2)
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _busy_machine() -> bool:
+    try:
+        return os.getloadavg()[0] >= _cpu_count()
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n_threads: int | None) -> Iterator[None]:
+    """Run torch with ``n_threads`` (None: torch's setting, or 1 on a busy machine)."""
+    before = torch.get_num_threads()
+    if n_threads is None:
+        # OpenMP threads spin while they wait for each other: when every core
+        # is already taken, two or more of them slow a CPU run down several-fold.
+        n_threads = 1 if before > 1 and _busy_machine() else before
+    torch.set_num_threads(max(1, int(n_threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
-             batch_size, progress, n_workers) -> None:
+             batch_size, progress, n_workers, n_threads) -> None:
     from tqdm.auto import tqdm
 
     workers = n_workers if n_workers is not None else _default_workers()
@@ -398,6 +432,7 @@ def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
         bar.update(next(iter(acts.values())).shape[0])
 
     try:
-        _run_model(model, layers, pool, _batches(files, shas, mean_chw, batch_size, workers), dev, on_batch)
+        with _intra_op_threads(n_threads):
+            _run_model(model, layers, pool, _batches(files, shas, mean_chw, batch_size, workers), dev, on_batch)
     finally:
         bar.close()

@@ -215,3 +215,18 @@ def test_image_changed_between_hash_and_decode_is_refused(tmp_path):
     Image.new("RGB", (8, 8), (9, 9, 9)).save(path)
     with pytest.raises(BrainnetError, match=r"image changed or vanished during extraction; rerun the extraction$"):
         _read_checked(path, sha)
+
+
+def test_thread_setting_is_scoped(monkeypatch):
+    import brainnet.extract as ex
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(ex, "_busy_machine", lambda: True)
+    with ex._intra_op_threads(None):
+        assert torch.get_num_threads() == 1
+    with ex._intra_op_threads(3):
+        assert torch.get_num_threads() == 3
+    monkeypatch.setattr(ex, "_busy_machine", lambda: False)
+    with ex._intra_op_threads(None):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before
