@@ -453,8 +453,11 @@ def encode(
         )
     r = pearson_columns(y, pred)
     valid = np.isfinite(r)
-    p = np.where(valid, res.p_value, np.nan)
-    p_fwe = np.where(valid, max_stat_p_values(np.where(valid, r, -np.inf), res.null), np.nan)
+    if n_permutations:
+        p = np.where(valid, res.p_value, np.nan)
+        p_fwe = np.where(valid, max_stat_p_values(np.where(valid, r, -np.inf), res.null), np.nan)
+    else:
+        p = p_fwe = np.full(r.shape, np.nan)
     mean_r = float(np.nanmean(r)) if valid.any() else float("nan")
     null_mean = np.nanmean(res.null, axis=1) if res.null.size else np.empty(0)
     p_mean = float(p_values(np.array(mean_r), null_mean)) if n_permutations else float("nan")

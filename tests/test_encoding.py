@@ -190,6 +190,14 @@ def test_summary_reports_noise_ceiling_or_unavailable():
     assert with_nc["mean_r_over_noise_ceiling"] == pytest.approx(with_nc["mean_r"] / 0.8)
 
 
+def test_zero_permutations_gives_scores_without_p_values():
+    x, y = _data(n=30, v=4)
+    result = encode(x, y, n_permutations=0)
+    assert np.isfinite(result.voxel_scores["r"]).all()
+    assert result.voxel_scores["p"].isna().all() and result.voxel_scores["p_fwe"].isna().all()
+    assert np.isnan(result.summary["p_value"]) and result.summary["n_permutations"] == 0
+
+
 def test_bad_inputs_give_one_line_messages():
     x, y = _data(n=12, v=2)
     with pytest.raises(BrainnetError, match=r"^--cv 5: 4 stimuli are too few"):
