@@ -88,7 +88,11 @@ def main() -> None:
         os.environ["BRAINNET_HOME"] = tmp  # empty cache: the first run computes everything
         stim = demo_stimuli(n, Path(tmp) / "images")
         weights = untrained_state_dict(0)
-        print(f"# {n} images, torch {torch.__version__}, {torch.get_num_threads()} threads, untrained-seed0")
+        from brainnet.extract import _busy_machine
+
+        busy = _busy_machine()
+        print(f"# {n} images, torch {torch.__version__}, untrained-seed0; reference uses {torch.get_num_threads()} "
+              f"threads, brainnet {1 if busy else torch.get_num_threads()} (machine busy: load {os.getloadavg()[0]:.1f})")
 
         ref1, t_ref1 = timed(lambda: eager_extract(weights, stim.files, 1))
         ref32, t_ref32 = timed(lambda: eager_extract(weights, stim.files, 32))
