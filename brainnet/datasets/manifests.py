@@ -25,6 +25,7 @@ manifest against it.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -360,7 +361,14 @@ def load_manifest(name_or_path: str | Path) -> DatasetManifest:
                 f"{text}: no such dataset manifest; known datasets are "
                 f"{', '.join(available_datasets()) or '(none)'}, or pass a manifest .json path"
             )
-    return parse_manifest(_read_json(path), source=path)
+    stat = path.stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> DatasetManifest:
+    # NOD's manifest takes ~1 s to parse; the key includes mtime and size so edits are seen.
+    return parse_manifest(_read_json(Path(path)), source=path)
 
 
 # --------------------------------------------------------------------------- building
