@@ -189,6 +189,7 @@ def plot_unit_scores(
     noise_ceiling: float | Sequence[float] | None = None,
     p_values: Sequence[float] | None = None,
     alpha: float = 0.05,
+    p_label: str = "p",
     sort: bool = True,
     ax: Any = None,
     title: str | None = None,
@@ -208,6 +209,8 @@ def plot_unit_scores(
         Units with ``p < alpha`` get an asterisk above their bar.
     alpha : float
         Significance level for the asterisks.
+    p_label : str
+        Name of the p-value in the legend note (e.g. ``"p_FWE"``).
     sort : bool
         Order bars from best to worst unit (as in the paper).
     ax : matplotlib Axes, optional
@@ -263,10 +266,17 @@ def plot_unit_scores(
     ax.set_xlabel("network unit")
     ax.set_ylabel("decoding accuracy (Pearson r)")
     if p_values is not None:
-        ax.set_title((title + "\n" if title else "") + f"* p < {alpha:g}", fontsize=9)
+        ax.set_title((title + "\n" if title else "") + f"* {p_label} < {alpha:g}", fontsize=9)
     elif title:
         ax.set_title(title)
-    ax.legend(loc="upper right")
+    # headroom so the legend never covers bars, marks or ceiling dashes
+    tops = [np.nanmax(mean + (0 if se is None else np.nan_to_num(se)))]
+    if noise_ceiling is not None:
+        tops.append(np.nanmax(np.asarray(noise_ceiling, dtype=float)))
+    top = max(float(np.nanmax(tops)), 0.0)
+    if top > 0:
+        ax.set_ylim(top=top * 1.35)
+    ax.legend(loc="upper right", ncol=2)
     return fig
 
 
@@ -419,6 +429,7 @@ def plot_pca(
     *,
     explained_variance_ratio: Sequence[float] | None = None,
     components: tuple[int, int] = (0, 1),
+    quantity: str = "score",
     ax: Any = None,
     title: str | None = "PCA of PLS coefficients",
 ):
@@ -435,6 +446,8 @@ def plot_pca(
         Fraction of variance per component, shown in the axis labels.
     components : (int, int)
         Which two components to plot (0-based).
+    quantity : str
+        What the coordinates are, for the axis labels (``"score"`` or ``"loading"``).
 
     Returns
     -------
@@ -454,10 +467,9 @@ def plot_pca(
 
     def axis_label(k: int) -> str:
         if explained_variance_ratio is None:
-            return f"PC{k + 1} score (a.u.)"
-        return (
-            f"PC{k + 1} score (a.u.; {100 * float(explained_variance_ratio[k]):.1f} % of variance)"
-        )
+            return f"PC{k + 1} {quantity} (a.u.)"
+        share = 100 * float(explained_variance_ratio[k])
+        return f"PC{k + 1} {quantity} (a.u.; {share:.1f} % of variance)"
 
     ax.set_xlabel(axis_label(a))
     ax.set_ylabel(axis_label(b))
@@ -1164,7 +1176,7 @@ def _unit_scores_figure(run: Path, summary: dict[str, Any]):
         r = wide[units].to_numpy()
     else:
         r = frame.groupby(unit_col, sort=False)[r_col].mean().to_numpy()
-    p_values, ceiling = None, _decode_ceiling(summary)
+    p_values, ceiling, p_label = None, _decode_ceiling(summary), "p"
     p_col = _pick(frame, "p_fwe", "p")
     per_unit = run / "units.tsv"
     if per_unit.exists():
@@ -1175,6 +1187,7 @@ def _unit_scores_figure(run: Path, summary: dict[str, Any]):
             unit_p = _pick(units_frame, "p_fwe", "p")
             if unit_p is not None:
                 p_values = units_frame[unit_p].to_numpy(dtype=float)
+                p_label = "p_FWE" if unit_p.lower() == "p_fwe" else "p"
             if "resubstitution_r" in units_frame.columns:
                 ceiling = units_frame["resubstitution_r"].to_numpy(dtype=float)
     if p_values is None and p_col is not None:
@@ -1187,7 +1200,9 @@ def _unit_scores_figure(run: Path, summary: dict[str, Any]):
     layer = summary.get("layer", "")
     n_voxels = summary.get("n_voxels")
     title = f"{layer} units decoded" + (f" from {n_voxels} voxels" if n_voxels else "")
-    return plot_unit_scores(r, units, noise_ceiling=ceiling, p_values=p_values, title=title)
+    return plot_unit_scores(
+        r, units, noise_ceiling=ceiling, p_values=p_values, p_label=p_label, title=title
+    )
 
 
 def _decode_ceiling(summary: dict[str, Any]) -> float | None:
@@ -1276,6 +1291,7 @@ def _pca_figure(run: Path, summary: dict[str, Any]):
                 frame[units].to_numpy(dtype=float).T,
                 units,
                 explained_variance_ratio=None if ev is None else frame[ev].to_numpy(),
+                quantity="loading",
             )
         unit_col = _pick(frame, "unit")
         pcs = [c for c in frame.columns if str(c).lower().startswith("pc")]

@@ -549,6 +549,8 @@ def test_figures_read_the_saved_numbers(results_folder):
     assert max(b.get_height() for b in ax.patches) == pytest.approx(0.3 + 0.19)
     # significance from units.tsv's p_fwe, the ceiling from its resubstitution r
     assert sum(t.get_text() == "*" for t in ax.texts) == int((UNIT_P_FWE < 0.05).sum())
+    assert ax.get_title().endswith("* p_FWE < 0.05")
+    assert ax.get_ylim()[1] >= UNIT_RESUB.max() * 1.3  # legend headroom above the ceiling
     (ceiling,) = [c for c in ax.collections if c.get_label() == "noise ceiling"]
     order = np.arange(20)[::-1]  # r rises with the unit index: bars are sorted descending
     np.testing.assert_allclose([s[0, 1] for s in ceiling.get_segments()], UNIT_RESUB[order])
@@ -564,7 +566,7 @@ def test_figures_read_the_saved_numbers(results_folder):
     pca_ax = _ax(jobs["group_decode-fc8_pca"]())
     saved = pd.read_csv(results_folder / "group" / "decode-fc8" / "bootstrap_pca.tsv", sep="\t")
     np.testing.assert_allclose(pca_ax.collections[0].get_offsets(), saved[EMO].to_numpy()[:2].T)
-    assert "40.0 % of variance" in pca_ax.get_xlabel()
+    assert pca_ax.get_xlabel() == "PC1 loading (a.u.; 40.0 % of variance)"
     # per-unit weight maps in one grid, titled with the unit names
     grid = jobs["group_decode-fc8_weights-z-fdr05"]()
     titles = [a.get_title() for a in grid.axes if a.get_title()]

@@ -255,8 +255,9 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 @pytest.mark.slow
 def test_figures_and_report_on_real_analysis_outputs(tmp_path):
-    """encode + rsa + power on a small simulated study, then figures and report."""
+    """encode + decode + rsa on a small simulated study, then figures and report."""
     simulate = pytest.importorskip("brainnet.simulate")
+    from brainnet.decoding import decode_units
     from brainnet.encoding import encode_subject
     from brainnet.plotting import make_figures
     from brainnet.rsa import network_as_subject
@@ -264,6 +265,7 @@ def test_figures_and_report_on_real_analysis_outputs(tmp_path):
     study = simulate.simulate_study(tmp_path / "study", n_subjects=4, n_stimuli=24, seed=1)
     out = tmp_path / "results"
     encode_subject(study, "01", n_permutations=20, out=out)
+    decode_units(study, n_permutations=20, n_bootstrap=20, n_cluster_draws=20, out=out)
     network_as_subject(study, layers=("conv1", "fc8"), n_permutations=50, n_bootstrap=20, out=out)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FigureSkipped)
@@ -271,6 +273,17 @@ def test_figures_and_report_on_real_analysis_outputs(tmp_path):
         report = write_report(out)
     names = {p.name.rsplit(".", 1)[0] for p in paths}
     expected = {"sub-01_encode-fc8_r-map-glass", "sub-01_encode-fc8_r-map-stat", "group_rsa-layers"}
+    expected |= {
+        f"group_decode-fc8_{f}"
+        for f in (
+            "unit-scores",
+            "confusion",
+            "dendrogram",
+            "pca",
+            "weights-z-fdr05",
+            "bootstrap-pca",
+        )
+    }
     for layer in ("conv1", "fc8"):
         expected |= {
             f"group_rsa-{layer}_{f}" for f in ("second-order", "mds", "network-rdm", "human-rdm")
@@ -279,6 +292,7 @@ def test_figures_and_report_on_real_analysis_outputs(tmp_path):
     page = _parse(report.read_text(encoding="utf-8"))
     assert {img["alt"] for img in page.images} == expected
     assert page.sections == [
+        "group_decode-fc8",
         "group_rsa-conv1",
         "group_rsa-fc8",
         "sub-01_encode-fc8",
