@@ -98,7 +98,181 @@ def _batched_kmul(gram: _Gram, v: np.ndarray) -> np.ndarray:
     return _unstacked(gram.matmul(_stacked(v)), v.shape[0])
 
 
-def _nipals_dual(
+class _Degenerate(Exception):
+    """A Y column may have become numerically zero: use the explicit path."""
+
+
+class _DenseY:
+    """Centred responses ``Y_0`` (B, n, q) and ``K Y_0`` held as arrays."""
+
+    def __init__(self, y0: np.ndarray, ky0: np.ndarray):
+        self.y0, self.ky0 = y0, ky0
+
+    def col_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column max |Y_0| and squared norms, each (B, q)."""
+        return np.abs(self.y0).max(axis=1), (self.y0**2).sum(axis=1)
+
+    def zero_columns(self, dead: np.ndarray) -> _DenseY:
+        return _DenseY(np.where(dead[:, None, :], 0.0, self.y0), np.where(dead[:, None, :], 0.0, self.ky0))
+
+    def m0(self) -> np.ndarray:
+        return self.y0.transpose(0, 2, 1) @ self.ky0
+
+    def mul(self, c: np.ndarray) -> np.ndarray:
+        return (self.y0 @ c[:, :, None])[:, :, 0]
+
+    def kmul(self, c: np.ndarray) -> np.ndarray:
+        return (self.ky0 @ c[:, :, None])[:, :, 0]
+
+    def tmul(self, v: np.ndarray) -> np.ndarray:
+        return v @ self.y0
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.y0, self.ky0
+
+
+class _TiledY:
+    """Responses that repeat one row per stimulus: ``Y_0 = (S F - 1 mean) / std``.
+
+    ``S`` (n, n_stimuli) maps rows to stimuli. With ``K S`` and ``S^T K S``
+    precomputed per fold, products with ``Y_0`` and ``K Y_0`` cost
+    ``O(n_stimuli)`` per row instead of ``O(n_targets)`` (``K 1 = 0`` for a
+    centred kernel, so ``K Y_0 = K S F / std``).
+    """
+
+    def __init__(self, g, mu, rows, onehot, k_stim, sks):
+        self.g, self.mu, self.rows, self.onehot, self.k_stim, self.sks = g, mu, rows, onehot, k_stim, sks
+
+    @classmethod
+    def from_permuted(cls, fp, mean, std, rows, onehot, k_stim, sks) -> _TiledY:
+        return cls(fp / std[:, None, :], mean / std, rows, onehot, k_stim, sks)
+
+    def col_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        counts = self.onehot.sum(axis=0)
+        diff = self.g[:, counts > 0] - self.mu[:, None, :]
+        return np.abs(diff).max(axis=1), np.einsum("s,bsq->bq", counts[counts > 0], diff**2)
+
+    def zero_columns(self, dead: np.ndarray) -> _TiledY:
+        g = np.where(dead[:, None, :], 0.0, self.g)
+        return _TiledY(g, np.where(dead, 0.0, self.mu), self.rows, self.onehot, self.k_stim, self.sks)
+
+    def m0(self) -> np.ndarray:
+        return self.g.transpose(0, 2, 1) @ _left_mul(self.sks, self.g)
+
+    def mul(self, c: np.ndarray) -> np.ndarray:
+        gc = (self.g @ c[:, :, None])[:, :, 0]
+        return gc[:, self.rows] - (self.mu * c).sum(axis=1)[:, None]
+
+    def kmul(self, c: np.ndarray) -> np.ndarray:
+        gc = (self.g @ c[:, :, None])[:, :, 0]
+        return (self.k_stim @ gc.T).T
+
+    def tmul(self, v: np.ndarray) -> np.ndarray:
+        nb, r, n = v.shape
+        vs = (v.reshape(nb * r, n) @ self.onehot).reshape(nb, r, -1)
+        return vs @ self.g - v.sum(axis=2)[:, :, None] * self.mu[:, None, :]
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.g[:, self.rows] - self.mu[:, None, :], _left_mul(self.k_stim, self.g)
+
+
+def _nipals(
+    gram: _Gram,
+    resp: _DenseY | _TiledY,
+    n_components: int,
+    max_iter: int = 500,
+    tol: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NIPALS PLS2 in sample space for a batch of response matrices.
+
+    The deflated responses are never formed: ``Y_k = Y_0 - T^T L`` and
+    ``K Y_k = K Y_0 - (K T)^T L`` are kept as low-rank corrections, so a
+    component costs a few products with ``Y_0`` / ``K Y_0`` and one product
+    with ``K`` per response matrix.
+
+    Parameters
+    ----------
+    gram : _Gram
+        The centred (and scaled) training kernel, shared by the batch.
+    resp : _DenseY or _TiledY
+        Centred (and scaled) responses ``Y_0``, B matrices of (n, q).
+
+    Returns
+    -------
+    left : ndarray of shape (B, n, n_components)
+    right : ndarray of shape (B, n_components, q)
+        Dual coefficients ``left @ right``: predictions for new rows are
+        ``K_new @ left @ right``, feature-space coefficients ``Xc^T @ left @ right``.
+    n_iter : ndarray of shape (B, n_components)
+    """
+    col_max, norms0 = resp.col_stats()
+    nb, q = col_max.shape
+    dead = col_max < 10 * _EPS  # scikit-learn zeroes such columns
+    if dead.any():
+        resp = resp.zero_columns(dead)
+        norms0 = np.where(dead, 0.0, norms0)
+    live = ~dead
+    if not live.any(axis=1).all():
+        raise _ConstantResidual
+    n = gram.kernel.shape[0] if gram.kernel is not None else gram.xc.shape[0]
+    norms = norms0.copy()  # squared column norms of Y_k
+    safe = 100 * n * _EPS**2 + 1e-12 * norms0
+    m0 = resp.m0()
+    # (B, component, sample) so that slices over components stay BLAS-friendly
+    scores = np.zeros((nb, n_components, n))
+    kscores = np.zeros((nb, n_components, n))
+    weights = np.zeros((nb, n_components, n))
+    loads = np.zeros((nb, n_components, q))
+    kty0 = np.zeros((nb, n_components, q))
+    ss = np.ones((nb, n_components))
+    n_iter = np.zeros((nb, n_components), dtype=int)
+    for k in range(n_components):
+        tk, ktk, lk = scores[:, :k], kscores[:, :k], loads[:, :k]
+        if k:
+            if np.any(live & (norms < safe)):
+                raise _Degenerate
+            cross = kty0[:, :k].transpose(0, 2, 1) @ lk
+            m_mat = m0 - cross - cross.transpose(0, 2, 1) + lk.transpose(0, 2, 1) @ ((tk @ ktk.transpose(0, 2, 1)) @ lk)
+        else:
+            m_mat = m0
+        c, n_iter[:, k] = _power_direction(m_mat, live, max_iter, tol)
+        lc = (lk @ c[:, :, None])[:, :, 0]  # (B, k)
+        u = resp.mul(c) - (tk.transpose(0, 2, 1) @ lc[:, :, None])[:, :, 0]
+        ku = resp.kmul(c) - (ktk.transpose(0, 2, 1) @ lc[:, :, None])[:, :, 0]
+        ku -= (tk.transpose(0, 2, 1) @ ((tk @ ku[:, :, None]) / ss[:, :k, None]))[:, :, 0]  # P_k
+        t, a = _unit_scores(ku, u)
+        tt = (t**2).sum(axis=1)
+        kt = gram.matmul(t.T).T
+        both = resp.tmul(np.stack([t, kt], axis=1))  # Y_k^T t = Y_0^T t
+        load = both[:, 0] / tt[:, None]
+        kty0[:, k] = both[:, 1]
+        norms -= tt[:, None] * load**2
+        scores[:, k], kscores[:, k], weights[:, k], loads[:, k], ss[:, k] = t, kt, a, load, tt
+    # P^T W = D^-1 T K A and Q^T = D^-1 T Y_0
+    ptw = (kscores @ weights.transpose(0, 2, 1)) / ss[:, :, None]
+    q_t = resp.tmul(scores) / ss[:, :, None]
+    return weights.transpose(0, 2, 1), _pinv(ptw) @ q_t, n_iter
+
+
+def _fit(gram: _Gram, resp, n_components: int, max_iter: int, tol: float):
+    """``(left, right, n_iter)`` of :func:`_nipals`, with scikit-learn's behaviour in degenerate cases."""
+    try:
+        return _nipals(gram, resp, n_components, max_iter, tol)
+    except (_ConstantResidual, _Degenerate):
+        pass
+    y0, ky0 = resp.dense()
+    dual, n_iter = _fit_dense(gram, y0, ky0, n_components, max_iter, tol)
+    return dual, np.broadcast_to(np.eye(dual.shape[2]), (dual.shape[0], dual.shape[2], dual.shape[2])), n_iter
+
+
+def _dual_from_scores(scores, kscores, weights, ss, y0) -> np.ndarray:
+    """``A (P^T W)^+ Q^T`` with ``P^T W = D^-1 T K A`` and ``Q^T = D^-1 T Y_0``."""
+    ptw = (kscores @ weights.transpose(0, 2, 1)) / ss[:, :, None]
+    q_t = (scores @ y0) / ss[:, :, None]
+    return weights.transpose(0, 2, 1) @ (_pinv(ptw) @ q_t)
+
+
+def _nipals_dual_explicit(
     gram: _Gram,
     y0: np.ndarray,
     ky0: np.ndarray,
@@ -106,7 +280,10 @@ def _nipals_dual(
     max_iter: int = 500,
     tol: float = 1e-6,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """NIPALS PLS2 in sample space for a batch of response matrices.
+    """NIPALS PLS2 in sample space, deflating Y explicitly (the reference path).
+
+    Used when a Y column may become numerically zero during deflation, where
+    scikit-learn zeroes it; returns the dual coefficients ``(B, n, q)`` and iteration counts.
 
     Parameters
     ----------
@@ -146,18 +323,16 @@ def _nipals_dual(
         # Z = K_k Y_k = P_k K Y_k, because Y_k already lies in the range of P_k.
         tk = scores[:, :k]
         z_mat = kyk - tk.transpose(0, 2, 1) @ ((tk @ kyk) / ss[:, :k, None])
-        t, a, n_iter[:, k] = _power_method(yk, z_mat, live, max_iter, tol)
+        c, n_iter[:, k] = _power_direction(yk.transpose(0, 2, 1) @ z_mat, live, max_iter, tol)
+        t, a = _unit_scores((z_mat @ c[:, :, None])[:, :, 0], (yk @ c[:, :, None])[:, :, 0])
         tt = (t**2).sum(axis=1)
         kt = gram.matmul(t.T).T
         loading = (t[:, None, :] @ yk)[:, 0] / tt[:, None]
         yk -= t[:, :, None] * loading[:, None, :]
         kyk -= kt[:, :, None] * loading[:, None, :]
         scores[:, k], kscores[:, k], weights[:, k], ss[:, k] = t, kt, a, tt
-    # P^T W = D^-1 T^T K A; Q^T = D^-1 T^T Y (Y_k^T t = Y_0^T t: t is orthogonal to earlier scores)
-    ptw = (kscores @ weights.transpose(0, 2, 1)) / ss[:, :, None]
-    q_t = (scores @ y0) / ss[:, :, None]
-    dual = weights.transpose(0, 2, 1) @ (_pinv(ptw) @ q_t)
-    return dual, n_iter
+    # Y_k^T t = Y_0^T t: t is orthogonal to the earlier scores
+    return _dual_from_scores(scores, kscores, weights, ss, y0), n_iter
 
 
 def _pinv(a: np.ndarray) -> np.ndarray:
@@ -168,9 +343,9 @@ def _pinv(a: np.ndarray) -> np.ndarray:
     return np.einsum("bji,bj,bkj->bik", vt, inv_s, u)
 
 
-def _power_method(
-    yk: np.ndarray, z_mat: np.ndarray, live: np.ndarray, max_iter: int, tol: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _power_direction(
+    m_mat: np.ndarray, live: np.ndarray, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's power method for the first PLS direction, in closed form.
 
     With ``u = Y_k c`` the x-weights are ``w ∝ X_k^T Y_k c`` and the next
@@ -183,41 +358,50 @@ def _power_method(
     the same iteration is returned, without a Python loop over iterations
     (null permutations often need hundreds).
 
-    Returns the x-scores ``t`` (B, n), the sample-space weights ``a``
-    (B, n) with ``w = X_k^T a`` (unit norm), and the iteration counts (B,).
+    Parameters
+    ----------
+    m_mat : ndarray of shape (B, q, q)
+    live : bool ndarray of shape (B, q)
+        Non-zero Y columns (the start is the first of them).
+
+    Returns
+    -------
+    c : ndarray of shape (B, q)
+        The y-side direction of the returned iteration (any scale).
+    n_iter : ndarray of shape (B,)
     """
-    nb, n, q = yk.shape
-    m_mat = yk.transpose(0, 2, 1) @ z_mat
+    nb, q, _ = m_mat.shape
     lam, vec = np.linalg.eigh((m_mat + m_mat.transpose(0, 2, 1)) / 2)
     lam = np.clip(lam, 0.0, None)
     start = np.argmax(live, axis=1)
-    b2 = vec[np.arange(nb), start, :] ** 2  # (B, q): squared coordinates of e_j
+    b = vec[np.arange(nb), start, :]  # coordinates of e_j in the eigenbasis
     top = lam.max(axis=1, keepdims=True)
     mu = np.divide(lam, top, out=np.zeros_like(lam), where=top > 0)
-    # log S(r) relative to the top eigenvalue, for r = 0 .. 2 * max_iter + 1
+    # S(r) relative to top^r, for r = 0 .. 2 * max_iter + 1
     with np.errstate(under="ignore"):
         powers = np.ones((nb, q, 2 * max_iter + 2))
         powers[:, :, 1:] = np.cumprod(np.broadcast_to(mu[:, :, None], (nb, q, 2 * max_iter + 1)), axis=2)
-        s = (b2[:, None, :] @ powers)[:, 0, :]
+        s = ((b**2)[:, None, :] @ powers)[:, 0, :]
     i = np.arange(1, max_iter)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = s[:, 2 * i] / np.sqrt(s[:, 2 * i + 1] * s[:, 2 * i - 1])
-    diff = 2.0 - 2.0 * cos
     if q == 1:
         stop = np.zeros(nb, dtype=int)
     else:
-        hit = diff < tol
+        hit = (2.0 - 2.0 * cos) < tol
         stop = np.where(hit.any(axis=1), np.argmax(hit, axis=1) + 1, max_iter - 1)
         if not hit.any(axis=1).all():
             warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
-    # c_stop = V diag(mu^stop) V^T e_j, then normalised so that |w| = 1.
-    coords = vec[np.arange(nb), start, :] * powers[np.arange(nb), :, stop]
-    c = (vec @ coords[:, :, None])[:, :, 0]
-    u = (yk @ c[:, :, None])[:, :, 0]
-    ku = (z_mat @ c[:, :, None])[:, :, 0]
+    # c_stop = V diag(mu^stop) V^T e_j
+    c = (vec @ (b * powers[np.arange(nb), :, stop])[:, :, None])[:, :, 0]
+    return c, stop + 1
+
+
+def _unit_scores(ku: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x-scores ``t = K_k u / |w|`` and sample weights ``a = u / |w|`` (``w = X_k^T a`` has unit norm)."""
     norm = np.sqrt(np.maximum((u * ku).sum(axis=1), 0.0))
     scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
-    return ku * scale[:, None], u * scale[:, None], stop + 1
+    return ku * scale[:, None], u * scale[:, None]
 
 
 def _center_scale(a: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -300,9 +484,15 @@ class KernelPLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
 
 def _fit_dual(gram: _Gram, y0: np.ndarray, n_components: int, max_iter: int, tol: float):
-    """Dual coefficients of a batch, stopping early as scikit-learn does if Y is exhausted."""
+    """Dual coefficients ``(B, n, q)`` and iteration counts for dense centred responses."""
+    left, right, n_iter = _fit(gram, _DenseY(y0, _batched_kmul(gram, y0)), n_components, max_iter, tol)
+    return left @ right, n_iter
+
+
+def _fit_dense(gram: _Gram, y0: np.ndarray, ky0: np.ndarray, n_components: int, max_iter: int, tol: float):
+    """The explicit-deflation path, stopping early as scikit-learn does if Y is exhausted."""
     try:
-        return _nipals_dual(gram, y0, _batched_kmul(gram, y0), n_components, max_iter, tol)
+        return _nipals_dual_explicit(gram, y0, ky0, n_components, max_iter, tol)
     except _ConstantResidual:
         pass
     # Rare: some response matrix is fully explained before n_components.
@@ -311,11 +501,11 @@ def _fit_dual(gram: _Gram, y0: np.ndarray, n_components: int, max_iter: int, tol
     for b in range(y0.shape[0]):
         for k in range(n_components, 0, -1):
             try:
-                d, it = _nipals_dual(gram, y0[b : b + 1], _batched_kmul(gram, y0[b : b + 1]), k, max_iter, tol)
+                d, it = _nipals_dual_explicit(gram, y0[b : b + 1], ky0[b : b + 1], k, max_iter, tol)
             except _ConstantResidual:
                 continue
             if k < n_components:
-                warnings.warn(f"y residual is constant at iteration {k}", UserWarning, stacklevel=3)
+                warnings.warn(f"y residual is constant at iteration {k}", UserWarning, stacklevel=4)
             duals.append(d[0])
             iters.append(np.pad(it[0], (0, n_components - k)))
             break
@@ -331,6 +521,8 @@ class _Fold:
     gram: _Gram
     k_test: np.ndarray  # (n_test, n_train)
     k_stim: np.ndarray | None = None  # K_train @ S_train, (n_train, n_stimuli)
+    onehot: np.ndarray | None = None  # S_train, (n_train, n_stimuli)
+    sks: np.ndarray | None = None  # S^T K S, (n_stimuli, n_stimuli)
 
 
 class CrossValidatedPLS:
@@ -399,8 +591,8 @@ class CrossValidatedPLS:
             ytr = batch[:, fold.train]
             mean, std = _center_scale(ytr, self.scale)
             y0 = (ytr - mean[:, None]) / std[:, None]
-            dual, _ = self._dual(fold, y0, _batched_kmul(fold.gram, y0))
-            out[:, fold.test] = _left_mul(fold.k_test, dual) * std[:, None] + mean[:, None]
+            resp = _DenseY(y0, _batched_kmul(fold.gram, y0))
+            out[:, fold.test] = self._predict_fold(fold, resp) * std[:, None] + mean[:, None]
         return out[0] if y.ndim == 2 else out
 
     def predict_permuted(self, F: np.ndarray, rows: np.ndarray, perms: np.ndarray) -> np.ndarray:
@@ -408,9 +600,10 @@ class CrossValidatedPLS:
 
         This is the permutation test of a design where many rows (trials of
         several subjects) share one stimulus: ``F`` holds one target row per
-        stimulus and ``perm`` reassigns stimuli to target rows. ``K @ Y`` is
-        then ``(K S) F[perm]`` with ``K S`` (kernel summed over the rows of
-        each stimulus) precomputed per fold.
+        stimulus and ``perm`` reassigns stimuli to target rows. Products with
+        the responses then go through ``F[perm]`` and the per-fold kernel
+        summed over the rows of each stimulus, ``K S``; the ``(n, n_targets)``
+        response matrices are never formed.
 
         Parameters
         ----------
@@ -428,21 +621,25 @@ class CrossValidatedPLS:
         fp = f[np.asarray(perms)]  # (B, n_stimuli, q)
         out = np.empty((fp.shape[0], self.n_samples, f.shape[1]))
         for fold in self.folds:
-            if fold.k_stim is None:
-                onehot = np.zeros((fold.train.size, f.shape[0]))
-                onehot[np.arange(fold.train.size), rows[fold.train]] = 1.0
-                fold.k_stim = fold.gram.kernel @ onehot
-            ytr = fp[:, rows[fold.train]]
-            mean, std = _center_scale(ytr, self.scale)
-            y0 = (ytr - mean[:, None]) / std[:, None]
-            # K 1 = 0 for a centred kernel, so K (S F - 1 mean) = (K S) F.
-            ky0 = _left_mul(fold.k_stim, fp) / std[:, None]
-            dual, _ = self._dual(fold, y0, ky0)
-            out[:, fold.test] = _left_mul(fold.k_test, dual) * std[:, None] + mean[:, None]
+            train_rows = rows[fold.train]
+            if fold.k_stim is None or fold.k_stim.shape[1] != f.shape[0]:
+                fold.onehot = np.zeros((fold.train.size, f.shape[0]))
+                fold.onehot[np.arange(fold.train.size), train_rows] = 1.0
+                fold.k_stim = fold.gram.kernel @ fold.onehot
+                fold.sks = fold.onehot.T @ fold.k_stim
+            counts = fold.onehot.sum(axis=0)
+            mean = np.einsum("s,bsq->bq", counts, fp) / train_rows.size
+            if self.scale:
+                var = np.einsum("s,bsq->bq", counts, (fp - mean[:, None]) ** 2) / (train_rows.size - 1)
+                std = np.sqrt(var)
+                std[std == 0.0] = 1.0
+            else:
+                std = np.ones_like(mean)
+            resp = _TiledY.from_permuted(fp, mean, std, train_rows, fold.onehot, fold.k_stim, fold.sks)
+            out[:, fold.test] = self._predict_fold(fold, resp) * std[:, None] + mean[:, None]
         return out
 
-    def _dual(self, fold: _Fold, y0: np.ndarray, ky0: np.ndarray):
-        try:
-            return _nipals_dual(fold.gram, y0, ky0, self.n_components, self.max_iter, self.tol)
-        except _ConstantResidual:
-            return _fit_dual(fold.gram, y0, self.n_components, self.max_iter, self.tol)
+    def _predict_fold(self, fold: _Fold, resp) -> np.ndarray:
+        """Scaled predictions of the fold's test rows, (B, n_test, q)."""
+        left, right, _ = _fit(fold.gram, resp, self.n_components, self.max_iter, self.tol)
+        return _left_mul(fold.k_test, left) @ right

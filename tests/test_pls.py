@@ -134,3 +134,15 @@ def test_cross_validation_errors():
         CrossValidatedPLS(x, groups[:5], 2)
     with pytest.raises(BrainnetError, match="n_components=21 is more than a training fold allows \\(20\\); use fewer components"):
         CrossValidatedPLS(x, groups, 21)
+
+
+def test_exhausted_y_residual_stops_like_sklearn():
+    # 8 samples, 8 components: Y is fitted exactly after 7, where scikit-learn stops with a warning
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 50)), rng.normal(size=(8, 2))
+    with pytest.warns(UserWarning, match="y residual is constant at iteration 7"):
+        ref = PLSRegression(8, scale=False).fit(x, y)
+    with pytest.warns(UserWarning, match="y residual is constant at iteration 7"):
+        ours = KernelPLS(8).fit(x, y)
+    x_new = rng.normal(size=(3, 50))
+    np.testing.assert_allclose(ours.predict(x_new), ref.predict(x_new), atol=1e-9)
