@@ -14,8 +14,53 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API: dict[str, str] = {
     "BrainnetError": "brainnet.errors",
+    # networks and features
+    "EmoNet": "brainnet.models.emonet",
+    "EMOTIONS": "brainnet.models.emonet",
+    "LAYERS": "brainnet.models.emonet",
+    "valence_arousal": "brainnet.models.emonet",
+    "load_emonet": "brainnet.models.weights",
+    "StimulusSet": "brainnet.stimuli",
+    "load_stimuli": "brainnet.stimuli",
+    "preprocess_image": "brainnet.stimuli",
+    "extract_activations": "brainnet.extract",
+    "Features": "brainnet.features",
+    "load_features": "brainnet.features",
+    "save_features": "brainnet.features",
+    # study data
+    "Study": "brainnet.study",
+    "SubjectData": "brainnet.study",
+    "load_study": "brainnet.study",
+    "load_mask": "brainnet.masks",
+    "simulate_study": "brainnet.simulate",
+    "single_trial_betas": "brainnet.betas",
+    "write_betas_study": "brainnet.betas",
+    # analyses
+    "VoxelwiseRidgeCV": "brainnet.encoding",
+    "encode_subject": "brainnet.encoding",
+    "KernelPLS": "brainnet.pls",
+    "decode_units": "brainnet.decoding",
+    "confusion_analysis": "brainnet.confusion",
+    "PLSDA": "brainnet.categories",
+    "decode_categories": "brainnet.categories",
+    "categorize_study": "brainnet.categories",
+    "power_analysis": "brainnet.power",
+    "RDM": "brainnet.rsa",
+    "compute_rdm": "brainnet.rsa",
+    "compare_rdms": "brainnet.rsa",
+    "noise_ceiling": "brainnet.rsa",
+    "network_as_subject": "brainnet.rsa",
+    "network_category_decoding": "brainnet.network_subject",
+    "BlockedKFold": "brainnet.naturalistic",
+    "encode_naturalistic": "brainnet.naturalistic",
+    # inference
     "permutation_test": "brainnet.permutation",
+    "bootstrap_distribution": "brainnet.permutation",
     "PermutationResult": "brainnet.permutation",
+    # results, figures, data
+    "make_figures": "brainnet.plotting",
+    "write_report": "brainnet.report",
+    "fetch_dataset": "brainnet.datasets.openneuro",
 }
 
 __all__ = ["__version__", *_API]

@@ -107,3 +107,12 @@ def test_permutation_run_killed_with_sigkill_resumes_to_same_result(tmp_path):
     assert 30 <= n_done < 200
     subprocess.run([sys.executable, str(script), str(ckpt), str(out), "0"], check=True)
     np.testing.assert_array_equal(np.load(out), np.load(ref_out))
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_json(tmp_path / "s.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

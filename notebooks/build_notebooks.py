@@ -1,0 +1,372 @@
+"""Write the notebooks of this folder from the cell sources below.
+
+The notebooks are generated so that their code stays reviewable as plain
+Python; run ``python notebooks/build_notebooks.py`` after editing. The test
+suite executes every ``.ipynb`` here top to bottom (tests/test_notebooks.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).parent
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str):
+    return new_code_cell(text.strip())
+
+
+QUICKSTART = [
+    md("""
+# brainnet quick start
+
+This notebook runs brainnet's main analyses on the **embedded study**: a simulated
+18-subject x 112-image study that brainnet generates offline on first use
+(procedural images, occipital-cortex single-trial betas driven by EmoNet features
+through a known linear map). No download and no weights file are needed; without
+`weights=`, brainnet uses deterministic *untrained* EmoNet weights and records
+`untrained-seed0` in every result.
+"""),
+    code("""
+import json
+from pathlib import Path
+
+import brainnet
+from brainnet.study import load_study
+
+study = load_study()  # the embedded study
+print(study.root)
+print(len(study.subjects), "subjects,", len(study.stimulus_ids), "stimuli, task", study.task)
+"""),
+    md("## One subject's data: trials x voxels inside the occipital mask"),
+    code("""
+sub = study.load_subject("01", mask="occipital")
+print(sub.patterns.shape, "(n_trials, n_voxels);", sub.n_dropped, "voxels dropped as NaN/constant")
+print(sub.stimulus_ids[:5])
+"""),
+    md("## Encoding: network features -> every voxel (cross-validated over stimuli)"),
+    code("""
+out = Path("results")
+enc = brainnet.encode_subject(study, "01", layer="fc8", n_permutations=100, out=out, overwrite=True)
+print({k: enc.summary[k] for k in ("mean_r", "p_value", "n_voxels", "n_permutations")})
+enc.voxel_scores.sort_values("r", ascending=False).head()
+"""),
+    md("## Decoding: voxels -> the 20 fc8 units, pooled over subjects, leave-one-subject-out (the paper's Fig. 4)"),
+    code("""
+dec = brainnet.decode_units(study, layer="fc8", n_permutations=100, n_bootstrap=20,
+                            n_cluster_draws=50, out=out, overwrite=True)
+print({k: dec.summary[k] for k in ("mean_r", "se_r", "cohens_d", "p_value", "noise_ceiling")})
+dec.unit_scores.groupby("unit")["r"].mean().sort_values(ascending=False).head()
+"""),
+    md("## RSA: the network as the 19th subject"),
+    code("""
+rsa = brainnet.network_as_subject(study, layers=["fc8"], n_permutations=1000, n_bootstrap=100,
+                                  out=out, overwrite=True)
+s = rsa.summary("fc8")
+print({k: s[k] for k in ("network_human_r", "noise_ceiling_lower", "noise_ceiling_upper", "network_rank", "p_value")})
+"""),
+    md("## Figures and the HTML report, from the saved results only"),
+    code("""
+from brainnet.plotting import make_figures
+from brainnet.report import write_report
+
+figures = make_figures(out)
+print(len(figures), "figure files, e.g.", figures[0].name)
+report = write_report(out)
+print("report:", report)
+"""),
+    md("Every result folder records what produced it:"),
+    code("""
+summary = json.loads((out / "group" / "decode-fc8" / "summary.json").read_text())
+print(summary["provenance"]["weights"], summary["provenance"]["brainnet_version"], summary["complete"])
+"""),
+]
+
+PAPER = [
+    md("""
+# Replicating Kragel et al. (2019), end to end
+
+Kragel, Reddan, LaBar & Wager (2019), *Emotion schemas are embedded in the human
+visual system*, Science Advances 5:eaaw4358. This notebook runs the paper's
+analyses with brainnet and puts the paper's numbers beside ours.
+
+**Why our numbers differ here.** The paper's fMRI data (18 subjects, 112 IAPS/GAPED
+images) are not public, and the real EmoNet weights cannot be downloaded on the
+machines that execute this notebook. So this notebook runs on the embedded
+*simulated* study with *untrained* EmoNet weights, whose planted signal strength is
+a simulator parameter, not a property of the brain. With the real data and weights,
+replace the two lines marked `# <- your data` and `# <- real weights`: nothing else
+changes.
+"""),
+    code("""
+from pathlib import Path
+
+import pandas as pd
+
+import brainnet
+from brainnet.study import load_study
+
+STUDY = None        # <- your data: path to a study folder (see README, "The study format")
+WEIGHTS = None      # <- real weights: path to the emonet-pytorch or emonet-py state dict
+study = load_study(STUDY)
+out = Path("paper_results")
+"""),
+    md("""
+## Analysis 1 - decoding network units from occipital cortex (Fig. 4)
+
+PLS regression predicts the 20 fc8 activations of each image from that image's
+occipital pattern; trials of all subjects are pooled; cross-validation is
+leave-one-subject-out; scores are Pearson r per held-out subject and unit; the noise
+ceiling is the cross-validated / resubstitution ratio; the permutation test shuffles
+the image labels identically for all subjects (the paper ran 10,000 permutations;
+use `n_permutations=10_000` - brainnet's batched engine makes that minutes, not days).
+"""),
+    code("""
+dec = brainnet.decode_units(study, layer="fc8", weights=WEIGHTS, n_components=10,
+                            n_permutations=200, n_bootstrap=20, n_cluster_draws=50,
+                            out=out, overwrite=True)
+s = dec.summary
+paper = {"mean_r": 0.2819, "se_r": 0.0163, "cohens_d": 3.00, "noise_ceiling": 0.7693,
+         "sensitivity": 0.6667, "specificity": 0.9737, "ppv": 0.6545, "n_clusters": 15}
+table = pd.DataFrame({"paper": paper, "brainnet (this study)": {k: s.get(k) for k in paper}})
+table
+"""),
+    md("""
+The paper's best decoded units were Entrancement (.45), Sexual Desire (.45) and
+Romance (.39), the worst Horror (.19), Fear (.18) and Excitement (.16). Per unit here:
+"""),
+    code("""
+per_unit = dec.unit_scores.groupby("unit")["r"].mean().sort_values(ascending=False)
+per_unit.head(3), per_unit.tail(3)
+"""),
+    md("""
+## Layer profile: conv1 -> fc8, and the network as the 19th subject
+
+The paper repeated the decoding for conv1-conv5, fc6 and fc7. brainnet also places
+each layer's representational geometry among the 18 humans (RSA with human noise
+ceilings, condition-label permutations, max-statistic correction across layers).
+"""),
+    code("""
+rsa = brainnet.network_as_subject(study, layers=["conv1", "conv5", "fc7", "fc8"], weights=WEIGHTS,
+                                  n_permutations=1000, n_bootstrap=100, out=out, overwrite=True)
+rsa.profile()
+"""),
+    md("""
+## Analysis 2 - confusions and discriminable clusters (Fig. 4C/D)
+
+Per subject, each cross-validated predicted unit is correlated with each true unit;
+the argmax of a row is the decoded category. Ward clustering of the symmetrised
+confusions, with binomial tests per cut, gives the number of discriminable clusters
+(paper: >= 15, 95 % CI 15-17).
+"""),
+    code("""
+conf = dec.confusion
+print({k: conf.summary[k] for k in ("sensitivity", "specificity", "ppv", "n_clusters", "cluster_ci")})
+conf.clusters.head(10)
+"""),
+    md("## Figures as in the paper"),
+    code("""
+from brainnet.plotting import make_figures
+
+figs = make_figures(out, formats=("png",))
+sorted(p.name for p in figs)[:10]
+"""),
+]
+
+BYO = [
+    md("""
+# Bring your own stimuli and BIDS data
+
+1. Extract EmoNet (or any PyTorch model's) activations for your own images.
+2. Turn a BIDS dataset (BOLD + events) into single-trial betas in brainnet's study format.
+3. Run the analyses on it.
+
+The BIDS dataset below is synthetic and tiny so that this notebook runs anywhere;
+with real data, point the same calls at your folders.
+"""),
+    md("## 1. Your images -> activations"),
+    code("""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import brainnet
+from brainnet.features import load_features, save_features
+from brainnet.simulate import simulated_images
+
+images = Path("my_images")
+ids, files, categories = simulated_images(images, 12, seed=1)   # stands in for your own image folder
+feats = brainnet.extract_activations(images, layers=["fc7", "fc8"])
+print(feats.layer("fc7").shape, feats.provenance["weights"])
+save_features(feats, "my_features.npz")
+load_features("my_features.npz").layer_names
+"""),
+    md("Any PyTorch module with named layers works the same way, e.g. your own control network:"),
+    code("""
+tiny = torch.nn.Sequential()
+tiny.add_module("conv", torch.nn.Conv2d(3, 8, 11, stride=8))
+tiny.add_module("pool", torch.nn.AdaptiveAvgPool2d(2))
+tiny.add_module("flat", torch.nn.Flatten())
+tiny.add_module("fc", torch.nn.Linear(32, 5))
+torch.manual_seed(0)
+mine = brainnet.extract_activations(images, model=tiny, layers=["pool", "fc"])
+{name: arr.shape for name, arr in mine.layers.items()}
+"""),
+    md("""
+## 2. A BIDS dataset -> single-trial betas (least-squares-separate)
+
+We write a miniature BIDS dataset: one subject, one run, 12 images shown for 3 s,
+BOLD in which one voxel responds to each image with a known amplitude.
+"""),
+    code("""
+import json
+import shutil
+
+import nibabel as nib
+import pandas as pd
+from nilearn.glm.first_level import compute_regressor
+
+bids = Path("my_bids")
+func = bids / "sub-01" / "func"
+func.mkdir(parents=True, exist_ok=True)
+shutil.copytree(images, bids / "stimuli", dirs_exist_ok=True)   # BIDS keeps stimuli in stimuli/
+(bids / "dataset_description.json").write_text(json.dumps({"Name": "demo", "BIDSVersion": "1.8.0"}))
+tr, n_vols = 2.0, 150
+onsets = 10.0 + 22.0 * np.arange(12)
+events = pd.DataFrame({"onset": onsets, "duration": 3.0, "trial_type": "image",
+                       "stim_file": [Path(f).name for f in files]})
+events.to_csv(func / "sub-01_task-demo_run-1_events.tsv", sep="\\t", index=False)
+frame_times = np.arange(n_vols) * tr
+amplitudes = np.linspace(-1, 1, 12)
+rng = np.random.default_rng(0)
+signal = sum(a * compute_regressor([[o], [3.0], [1.0]], "spm", frame_times)[0][:, 0]
+             for a, o in zip(amplitudes, onsets, strict=True))
+data = rng.normal(0, 0.05, (3, 3, 3, n_vols)) + 100
+data[1, 1, 1] += signal
+img = nib.Nifti1Image(data.astype("float32"), np.diag([4, 4, 4, 1]))
+img.header.set_zooms((4, 4, 4, tr))
+img.to_filename(func / "sub-01_task-demo_run-1_bold.nii.gz")
+(func / "sub-01_task-demo_run-1_bold.json").write_text(json.dumps({"RepetitionTime": tr}))
+sorted(p.name for p in func.iterdir())
+"""),
+    code("""
+from brainnet.study import load_study
+
+mask = nib.Nifti1Image(np.ones((3, 3, 3), dtype="uint8"), np.diag([4, 4, 4, 1]))
+mask.to_filename("my_mask.nii.gz")
+study_dir = brainnet.write_betas_study(bids, "01", "demo", out="my_study", derivatives=None,
+                                       method="lss", confounds="none", stimulus_column="stim_file",
+                                       mask="my_mask.nii.gz", overwrite=True)
+study = load_study(study_dir)
+sub = study.load_subject("01", mask="my_mask.nii.gz")
+voxel = np.flatnonzero((sub.voxel_ijk == [1, 1, 1]).all(axis=1))[0]
+order = [list(study.stimulus_ids).index(s) for s in sub.stimulus_ids]
+print("recovered vs planted amplitudes: r =",
+      round(np.corrcoef(sub.patterns[:, voxel], amplitudes[order])[0, 1], 3))
+"""),
+    md("""
+## 3. Analyses on your study
+
+Every analysis accepts `study=` (a path or a loaded study), `mask=` (a region name or
+a NIfTI path), `weights=` and `features=` (your precomputed `.npz`/`.tsv`). For a real
+study with many voxels and subjects, e.g.:
+
+```python
+brainnet.encode_subject("my_study", "01", layer="fc7", weights="emonet.pth", n_permutations=1000)
+brainnet.decode_units("my_study", layer="fc8", n_permutations=10_000)
+brainnet.network_as_subject("my_study", layers=["conv1", "conv5", "fc7", "fc8"])
+```
+"""),
+]
+
+OPENNEURO = [
+    md("""
+# Replicating on OpenNeuro
+
+brainnet ships one manifest per public dataset it supports (`data_manifests/datasets/`):
+accession, version, licence, tasks, subjects, and for each workflow the files it
+needs with sizes and checksums. `brainnet fetch <dataset>` downloads only those
+files, verifies them, and resumes.
+
+This notebook shows what a replication needs and runs the naturalistic (movie)
+workflow on synthetic data shaped like NNDb; downloads are switched off so it runs
+offline. Set `DOWNLOAD = True` on a machine with internet access.
+"""),
+    code("""
+import numpy as np
+
+from brainnet.datasets import manifests
+
+DOWNLOAD = False
+for name in manifests.available_datasets():
+    m = manifests.load_manifest(name)
+    print(f"{m.accession:10s} {m.version:8s} {m.name} ({len(m.subjects)} subjects)")
+"""),
+    code("""
+nod = manifests.load_manifest("ds004496")
+print(nod.name, "-", nod.version, "-", nod.licence)
+for part in nod.parts:
+    files = nod.files([part], subjects=["01"])
+    print(f"  {part:12s} {len(files):5d} files for sub-01, {sum(f.size for f in files) / 1e6:10.1f} MB")
+"""),
+    code("""
+if DOWNLOAD:
+    from brainnet.datasets.openneuro import fetch_dataset
+    report = fetch_dataset("ds004496", "data/ds004496", subjects=["01"], what=("events", "stimuli"))
+    print(report)
+"""),
+    md("""
+## The naturalistic workflow (NNDb, *500 Days of Summer* style)
+
+Frame features are convolved with a haemodynamic response and resampled to the TR,
+then every voxel gets a ridge model. Cross-validation uses **contiguous blocks with
+gaps of at least the HRF length** between training and test volumes: random k-fold
+over TRs leaks the slow haemodynamic signal from training into test volumes and
+inflates the scores.
+"""),
+    code("""
+from brainnet.naturalistic import BlockedKFold, convolve_frames, encode_naturalistic
+
+rng = np.random.default_rng(0)
+tr, frame_rate, n_vols = 1.0, 2.0, 300
+frames = rng.standard_normal((int(n_vols * tr * frame_rate), 6))
+design = convolve_frames(frames, frame_rate=frame_rate, tr=tr, n_trs=n_vols)
+bold = rng.standard_normal((n_vols, 40)) * 2.0
+bold[:, :5] += design @ rng.standard_normal((6, 5))        # 5 voxels driven by the features
+res = encode_naturalistic(bold, frames, frame_rate=frame_rate, tr=tr, n_splits=5, gap_s=30)
+print("driven voxels r:", np.round(res.r[:5], 2))
+print("other voxels mean r:", round(float(np.mean(res.r[5:])), 3))
+"""),
+    code("""
+splitter = BlockedKFold(n_splits=5, gap=30)
+for train, test in splitter.split(np.zeros((n_vols, 1))):
+    print(f"test {test.min():3d}-{test.max():3d}  train {len(train)} volumes, gap kept: "
+          f"{min(abs(np.subtract.outer(train, test)).ravel())} volumes")
+"""),
+]
+
+
+def main() -> None:
+    for name, cells in [
+        ("01_quickstart.ipynb", QUICKSTART),
+        ("02_kragel2019_replication.ipynb", PAPER),
+        ("03_your_stimuli_and_bids.ipynb", BYO),
+        ("04_openneuro_replication.ipynb", OPENNEURO),
+    ]:
+        nb = new_notebook(cells=cells)
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"cell-{i:02d}"  # stable ids keep the files reproducible
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, HERE / name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The command line as a whole: help, discovery, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from brainnet.cli import build_parser, main
+
+COMMANDS = ["encode", "decode", "rsa", "extract", "simulate", "betas", "fetch", "figures", "report", "power"]
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for command in COMMANDS:
+        assert f"    {command}" in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"brainnet {command}" in text
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: brainnet" in capsys.readouterr().out
+
+
+def test_closed_pipe_is_not_a_traceback():
+    code = (
+        "import os, sys\n"
+        "r, w = os.pipe(); os.close(r)\n"
+        "sys.stdout = os.fdopen(w, 'w', buffering=1)\n"
+        "from brainnet.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    sys.exit(exc.code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert proc.returncode == 0
+
+
+def test_python_dash_m_brainnet_runs_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "brainnet", "--version"], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "brainnet 0.1.0"
+
+
+def test_parser_builds_without_loading_torch():
+    code = "import sys; from brainnet.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert build_parser().prog == "brainnet"

@@ -1,0 +1,39 @@
+"""Every notebook in notebooks/ runs top to bottom on the embedded study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(path, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    errors = [
+        out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+    assert not errors
+    assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code")
+
+
+def test_notebooks_are_up_to_date_with_their_builder(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build", NOTEBOOKS[0].parent / "build_notebooks.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    build.HERE = tmp_path
+    build.main()
+    for path in NOTEBOOKS:
+        fresh = (tmp_path / path.name).read_text()
+        assert fresh == path.read_text(), f"{path.name} differs from build_notebooks.py: rerun it"
