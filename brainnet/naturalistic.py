@@ -417,6 +417,7 @@ def _encode_chunk(source: _Source, start: int, stop: int, design: np.ndarray, fo
     """Out-of-fold predictions and scores for voxels ``start:stop`` (runs on a worker)."""
     from sklearn.base import clone
 
+    _single_threaded_blas()
     y = source.read(start, stop)
     r_folds = np.empty((len(folds), y.shape[1]))
     r2_folds = np.empty((len(folds), y.shape[1]))
@@ -429,6 +430,14 @@ def _encode_chunk(source: _Source, start: int, stop: int, design: np.ndarray, fo
     # Scores are averaged over test blocks, not pooled: pooled predictions carry each training
     # set's mean, which is anti-correlated with the test block's mean and biases pooled r below 0.
     return {"r": r_folds.mean(axis=0), "r2": r2_folds.mean(axis=0), "r_folds": r_folds}
+
+
+def _single_threaded_blas() -> None:
+    """On a Dask worker process, keep BLAS at one thread (as Dask's nanny does by default)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if any(p.get("user_api") == "blas" and p.get("num_threads") != 1 for p in threadpool_info()):
+        threadpool_limits(limits=1, user_api="blas")
 
 
 def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -557,6 +566,7 @@ def encode_naturalistic(
     offset_s: float = 0.0,
     workdir: str | Path | None = None,
     model: Any = None,
+    n_jobs: int = 1,
 ) -> NaturalisticResult:
     """Voxelwise encoding of a movie's frame features with blocked cross-validation.
 
@@ -598,17 +608,31 @@ def encode_naturalistic(
         temporary folder under the brainnet cache; removed afterwards).
     model : scikit-learn regressor, optional
         Replace the ridge (cloned per fold and chunk), e.g. for a fixed penalty.
+    n_jobs : int
+        Chunks run in parallel threads when there is no ``scheduler``.
 
     Returns
     -------
     NaturalisticResult
+
+    Notes
+    -----
+    BLAS runs single-threaded during the analysis (and on Dask workers):
+    multi-threaded BLAS sums in an order that depends on the thread count,
+    which changes the last bits of the results. Parallelism comes from
+    chunks instead (``n_jobs`` or ``scheduler``), so the numbers do not
+    depend on how the work was spread.
     """
     if isinstance(frame_features, str | Path):
         frame_features = load_frame_features(frame_features)
     alphas_arr = np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64)
     if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
         raise BrainnetError(f"chunk_size={chunk_size!r}: needs a positive number of voxels, e.g. 5000")
-    with _bold_source(bold, mask, workdir) as (source, mask_img):
+    from threadpoolctl import threadpool_limits
+
+    if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
+        raise BrainnetError(f"n_jobs={n_jobs!r}: needs a positive number of threads, e.g. 2")
+    with threadpool_limits(limits=1, user_api="blas"), _bold_source(bold, mask, workdir) as (source, mask_img):
         design = convolve_frames(frame_features, frame_rate, tr, source.n_trs, hrf_model=hrf_model, offset_s=offset_s)
         _check_durations(np.shape(frame_features)[0] / frame_rate + offset_s, source.n_trs * tr)
         censored = censored_volumes(source, chunk_size=max(chunk_size, 1000))
@@ -617,7 +641,7 @@ def encode_naturalistic(
         if any(te.size < 3 or tr_.size < 3 for tr_, te in folds):
             raise BrainnetError("too few uncensored volumes in a fold; use fewer splits or a shorter gap")
         bounds = [(s, min(source.n_voxels, s + chunk_size)) for s in range(0, source.n_voxels, chunk_size)]
-        parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler)
+        parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler, n_jobs)
     params = {
         "frame_rate": float(frame_rate), "tr": float(tr), "n_splits": int(n_splits), "gap_s": float(gap_s),
         "gap_volumes": gap, "alphas": alphas_arr.tolist(), "hrf_model": hrf_model, "offset_s": float(offset_s),
@@ -675,9 +699,14 @@ def _bold_source(bold: Any, mask: Any, workdir: str | Path | None):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run_chunks(source, bounds, design, folds, alphas, model, scheduler) -> list[dict[str, np.ndarray]]:
+def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=1) -> list[dict[str, np.ndarray]]:
     if scheduler is None:
-        return [_encode_chunk(source, a, b, design, folds, alphas, model) for a, b in bounds]
+        if n_jobs == 1:
+            return [_encode_chunk(source, a, b, design, folds, alphas, model) for a, b in bounds]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            return list(pool.map(lambda ab: _encode_chunk(source, ab[0], ab[1], design, folds, alphas, model), bounds))
     client, owned = _client(scheduler)
     try:
         # The design and folds go to every worker once; chunks are read by the workers themselves
