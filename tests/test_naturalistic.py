@@ -302,7 +302,7 @@ def test_cli_naturalistic_on_nndb_layout(tmp_path, capsys):
     frames, planted, censored, _ = _mini_nndb(tmp_path / "nndb", rng)
     np.save(tmp_path / "frames.npy", frames)
     argv = ["naturalistic", "--nndb", str(tmp_path / "nndb"), "--subject", "sub-1", "--task", "500daysofsummer",
-            "--frame-features", str(tmp_path / "frames.npy"), "--frame-rate", str(FRAME_RATE), "--out", str(tmp_path / "out")]
+            "--frame-features", str(tmp_path / "frames.npy"), "--frame-rate", str(FRAME_RATE), "--n-jobs", "2", "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     assert f"{censored.size} censored volumes excluded" in capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--hrf", default="glover", choices=("glover", "spm"), help="canonical HRF (default glover)")
     parser.add_argument("--chunk-size", type=int, default=5000, help="voxels per chunk; bounds memory (default 5000)")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) to run chunks on a cluster")
+    parser.add_argument("--n-jobs", type=int, default=1, help="chunks run in parallel threads without --scheduler (results do not depend on it)")
     add_output_args(parser, default="brainnet_naturalistic")
     parser.set_defaults(func=run)
 
@@ -72,6 +73,7 @@ def run(args) -> int:
         mask=args.mask,
         chunk_size=args.chunk_size,
         scheduler=args.scheduler,
+        n_jobs=args.n_jobs,
         hrf_model=args.hrf,
         offset_s=args.offset_s,
     )
