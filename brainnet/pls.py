@@ -377,24 +377,39 @@ def _power_direction(
     b = vec[np.arange(nb), start, :]  # coordinates of e_j in the eigenbasis
     top = lam.max(axis=1, keepdims=True)
     mu = np.divide(lam, top, out=np.zeros_like(lam), where=top > 0)
-    # S(r) relative to top^r, for r = 0 .. 2 * max_iter + 1
+    # Most fits stop within a few dozen iterations: try a short horizon for
+    # all, then the full one only for those that have not stopped.
+    short = min(64, max_iter)
+    stop = _first_stop(mu, b, short, tol, q)
+    if short < max_iter:
+        rest = np.flatnonzero(stop < 0)
+        if rest.size:
+            stop[rest] = _first_stop(mu[rest], b[rest], max_iter, tol, q)
+    if np.any(stop < 0):
+        warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
+        stop[stop < 0] = max_iter - 1
     with np.errstate(under="ignore"):
-        powers = np.ones((nb, q, 2 * max_iter + 2))
-        powers[:, :, 1:] = np.cumprod(np.broadcast_to(mu[:, :, None], (nb, q, 2 * max_iter + 1)), axis=2)
+        scale = mu ** stop[:, None]
+    # c_stop = V diag(mu^stop) V^T e_j
+    c = (vec @ (b * scale)[:, :, None])[:, :, 0]
+    return c, stop + 1
+
+
+def _first_stop(mu: np.ndarray, b: np.ndarray, horizon: int, tol: float, q: int) -> np.ndarray:
+    """First iteration ``i < horizon`` with ``|w_i - w_{i-1}|^2 < tol`` (-1 if none), shape (B,)."""
+    nb = mu.shape[0]
+    if q == 1:
+        return np.zeros(nb, dtype=int)
+    # S(r) relative to top^r, for r = 0 .. 2 * horizon + 1
+    with np.errstate(under="ignore"):
+        powers = np.ones((nb, q, 2 * horizon + 2))
+        powers[:, :, 1:] = np.cumprod(np.broadcast_to(mu[:, :, None], (nb, q, 2 * horizon + 1)), axis=2)
         s = ((b**2)[:, None, :] @ powers)[:, 0, :]
-    i = np.arange(1, max_iter)
+    i = np.arange(1, horizon)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = s[:, 2 * i] / np.sqrt(s[:, 2 * i + 1] * s[:, 2 * i - 1])
-    if q == 1:
-        stop = np.zeros(nb, dtype=int)
-    else:
-        hit = (2.0 - 2.0 * cos) < tol
-        stop = np.where(hit.any(axis=1), np.argmax(hit, axis=1) + 1, max_iter - 1)
-        if not hit.any(axis=1).all():
-            warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
-    # c_stop = V diag(mu^stop) V^T e_j
-    c = (vec @ (b * powers[np.arange(nb), :, stop])[:, :, None])[:, :, 0]
-    return c, stop + 1
+    hit = (2.0 - 2.0 * cos) < tol
+    return np.where(hit.any(axis=1), np.argmax(hit, axis=1) + 1, -1)
 
 
 def _unit_scores(ku: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

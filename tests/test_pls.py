@@ -146,3 +146,15 @@ def test_exhausted_y_residual_stops_like_sklearn():
         ours = KernelPLS(8).fit(x, y)
     x_new = rng.normal(size=(3, 50))
     np.testing.assert_allclose(ours.predict(x_new), ref.predict(x_new), atol=1e-9)
+
+
+def test_unconverged_power_method_returns_sklearns_last_iterate():
+    from sklearn.exceptions import ConvergenceWarning
+
+    x, y = _data(30, 100, 6, seed=9)
+    with pytest.warns(ConvergenceWarning):
+        ref = PLSRegression(3, scale=False, max_iter=3).fit(x, y)
+    with pytest.warns(ConvergenceWarning):
+        ours = KernelPLS(3, max_iter=3).fit(x, y)
+    np.testing.assert_allclose(ours.predict(x), ref.predict(x), atol=1e-9)
+    assert ours.n_iter_ == ref.n_iter_
