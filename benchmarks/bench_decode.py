@@ -5,8 +5,13 @@ occipital voxels -> 20 fc8 units, PLS with 10 components, leave-one-subject-out.
 One permutation of the test = 18 refits. The reference refits scikit-learn's
 ``PLSRegression`` on every fold of a permutation; brainnet evaluates batches
 of permutations with :class:`brainnet.pls.CrossValidatedPLS`. Both run on the
-same permutations in the same process, and the null values (mean r over
-subjects and units) of the permutations both ran are compared.
+same permutations in the same process, and the predictions (and, with all
+18 reference folds, the null values) of the permutations both ran are
+compared. "Agree" means max |difference| < 1e-6: null permutations often run
+scikit-learn's power method for hundreds of iterations, where its own
+result moves by ~1e-8 if X is merely rotated (an exactly equivalent
+problem), while brainnet's closed form moves by ~1e-15; the differences seen
+(~1e-8) are scikit-learn's rounding, not a different model.
 
     python benchmarks/bench_decode.py            # paper scale (reference: ~100 s per permutation)
     python benchmarks/bench_decode.py --quick    # 1,000 voxels
@@ -84,11 +89,11 @@ def main() -> None:
 
     done = ~np.isnan(ref_pred[0][:, 0])
     diff = max(np.max(np.abs(first[i][done] - ref_pred[i][done])) for i in range(args.reference))
-    agree = bool(diff < 1e-8)
+    agree = bool(diff < 1e-6)
     if folds == n_subjects:
         ref_null = [_mean_r(p, features[perms[i]][rows], groups) for i, p in enumerate(ref_pred)]
         null_diff = np.max(np.abs(np.array(null[: args.reference]) - ref_null))
-        agree = agree and bool(null_diff < 1e-8)
+        agree = agree and bool(null_diff < 1e-6)
         what = f"predictions and null values, max |diff| {max(diff, null_diff):.1e}"
     else:
         what = f"predictions of {folds} refitted folds, max |diff| {diff:.1e}; reference time scaled x{n_subjects / folds:g}"
