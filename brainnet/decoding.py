@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_COMPONENTS",
     "DEFAULT_PERMUTATIONS",
     "DEFAULT_BOOTSTRAP",
+    "MAX_UNITS",
     "DecodingResult",
     "unit_decoding",
     "decode_units",
@@ -56,6 +57,7 @@ DEFAULT_COMPONENTS = 10  # the paper's choice
 DEFAULT_PERMUTATIONS = 200  # paper: 10,000 (--permutations 10000); keeps the demo under a minute
 DEFAULT_BOOTSTRAP = 30  # paper: 1,000 (--bootstrap 1000)
 DEFAULT_CLUSTER_DRAWS = 100  # bootstrap and permutations of the cluster count; paper: 5,000
+MAX_UNITS = 1024  # the permutation fast path eigendecomposes (n_units, n_units) matrices
 _MEMORY_BUDGET = 1 << 30  # bytes of working arrays per permutation batch
 
 
@@ -240,7 +242,7 @@ class _quiet_nan:
 
 
 def _batch_size(n_rows: int, n_units: int) -> int:
-    per_perm = n_rows * n_units * 8 * 16  # ~16 (n, q) float64 working arrays
+    per_perm = (n_rows * n_units * 4 + n_units**2 * 8) * 8  # (n, q) and (q, q) float64 working arrays
     return int(np.clip(_MEMORY_BUDGET // max(per_perm, 1), 1, 64))
 
 
@@ -373,6 +375,12 @@ def unit_decoding(
     if n_permutations < 0 or n_bootstrap < 0:
         raise BrainnetError("--permutations and --bootstrap must be 0 or more")
     n_units = feats.shape[1]
+    if n_units > MAX_UNITS:
+        raise BrainnetError(
+            f"the layer has {n_units} units; unit decoding supports at most {MAX_UNITS} "
+            "(its permutation path works on n_units x n_units matrices): reduce the layer first, "
+            "e.g. to its first principal components, and pass them with --features"
+        )
     units = [f"unit_{i:04d}" for i in range(n_units)] if units is None else [str(u) for u in units]
     if len(units) != n_units:
         raise BrainnetError(f"got {len(units)} unit names for {n_units} units")

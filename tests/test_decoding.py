@@ -126,6 +126,8 @@ def test_array_input_errors():
         unit_decoding(patterns, bad_ids, features, fids)
     with pytest.raises(BrainnetError, match=r"--components 25: must be between 1 and 20"):
         unit_decoding(patterns, ids, features, fids, n_components=25)
+    with pytest.raises(BrainnetError, match="the layer has 1025 units; unit decoding supports at most 1024"):
+        unit_decoding(patterns, ids, np.zeros((10, 1025)), fids, n_components=1)
     short = [p[:2] for p in patterns]
     with pytest.raises(BrainnetError, match="sub-01: 2 stimuli; per-subject correlations need at least 3 stimuli"):
         unit_decoding(short, [i[:2] for i in ids], features, fids, n_components=1)
