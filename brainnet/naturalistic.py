@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import mmap
+import os
 import re
 import shutil
 import tempfile
@@ -301,13 +302,63 @@ class _Source:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Voxels ``start:stop`` as float64 (n_trs, stop - start)."""
         if self.kind == "array":
-            block = self.data[:, start:stop]
-        elif self.kind == "npy":
-            block = np.load(self.path, mmap_mode="r")[start:stop].T
+            return np.array(self.data[:, start:stop], dtype=np.float64)
+        if self.kind == "npy":
+            header = _npy_data_offset(self.path)
+            block = _pread(self.path, header, np.dtype(self.dtype), (self.n_voxels, self.n_trs), "C", start, stop, rows=True)
+            return np.array(block.T, dtype=np.float64)
+        block = _pread(self.path, self.offset, np.dtype(self.dtype), (self.n_trs, self.n_voxels), self.order, start, stop, rows=False)
+        return np.asarray(block, dtype=np.float64)
+
+
+def _npy_data_offset(path: str) -> int:
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(fh)
         else:
-            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=(self.n_trs, self.n_voxels), order=self.order)
-            block = mm[:, start:stop]
-        return np.array(block, dtype=np.float64)
+            np.lib.format.read_array_header_2_0(fh)
+        return fh.tell()
+
+
+def _pread(path: str, offset: int, dtype: np.dtype, shape: tuple[int, int], order: str, start: int, stop: int, rows: bool) -> np.ndarray:
+    """Rows (``rows=True``) or columns ``start:stop`` of a 2-D array stored at ``offset`` in ``path``.
+
+    Plain reads instead of a memory map: pages a memory map touches count
+    in the process's resident memory until it is unmapped, so strided reads
+    of a large file through ``np.memmap`` inflate peak RSS up to the file
+    size, while reads only cost the returned block.
+    """
+    n_rows, n_cols = shape
+    item = dtype.itemsize
+    contiguous = rows == (order == "C")  # rows of a C array or columns of an F array are one byte range
+    if contiguous:
+        span = n_cols if order == "C" else n_rows
+        count = (stop - start) * span
+        out = np.empty(count, dtype=dtype)
+        with open(path, "rb", buffering=0) as fh:
+            _readinto(fh.fileno(), out, offset + start * span * item)
+        if order == "C":
+            return out.reshape(stop - start, n_cols)
+        return out.reshape(stop - start, n_rows).T
+    # columns of a C array (or rows of an F array): one short read per row (column)
+    lines = n_rows if order == "C" else n_cols
+    length = n_cols if order == "C" else n_rows
+    out = np.empty((lines, stop - start), dtype=dtype)
+    with open(path, "rb", buffering=0) as fh:
+        for i in range(lines):
+            _readinto(fh.fileno(), out[i], offset + (i * length + start) * item)
+    return out if order == "C" else out.T
+
+
+def _readinto(fd: int, out: np.ndarray, position: int) -> None:
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], position + done)
+        if n == 0:
+            raise BrainnetError(f"file ended early at byte {position + done}; the data file is truncated")
+        done += n
 
 
 def _source_from_array(data: np.ndarray, mask: Any) -> _Source:

@@ -324,3 +324,18 @@ def test_duration_mismatch_notice(capsys):
     assert "brainnet:" not in capsys.readouterr().err
     N.encode_naturalistic(bold, rng.standard_normal((240, 2)), frame_rate=1, tr=1, gap_s=10)  # 240 s of film, 120 s of scan
     assert "the frame features last 240 s but the BOLD data 120 s; check --frame-rate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_memmap_inputs_are_read_without_mapping(tmp_path, order):
+    rng = np.random.default_rng(10)
+    frames = rng.standard_normal((2 * 120, 4))
+    bold = N.convolve_frames(frames, FRAME_RATE, TR, 120) @ rng.standard_normal((4, 13)) + rng.standard_normal((120, 13))
+    bold = np.asarray(bold, dtype=np.float32, order=order)
+    np.save(tmp_path / "bold.npy", bold)
+    mm = np.load(tmp_path / "bold.npy", mmap_mode="r")
+    source = N._source_from_array(mm, None)
+    assert source.kind == "memmap" and source.order == order
+    np.testing.assert_array_equal(source.read(3, 11), bold[:, 3:11].astype(np.float64))
+    kwargs = dict(frame_rate=FRAME_RATE, tr=TR, n_splits=3, gap_s=10, chunk_size=5)
+    np.testing.assert_array_equal(N.encode_naturalistic(mm, frames, **kwargs).r, N.encode_naturalistic(bold, frames, **kwargs).r)
