@@ -11,7 +11,10 @@ Pairs that solve the *same* problem are compared for agreement:
 - penalty by exact leave-one-out: brainnet ``inner="loo"`` vs scikit-learn
   ``RidgeCV(alpha_per_target=True)``;
 - penalty by inner 5-fold: brainnet ``inner=5`` vs himalaya ``RidgeCV(cv=5)``
-  (numpy and torch CPU backends).
+  (numpy and torch CPU backends). himalaya refits with targets batched by
+  5,000 (``n_targets_batch_refit``): unbatched, its refit holds an
+  (n_alphas, n_units, n_voxels) array, 24 GB here, and was killed for lack
+  of memory.
 
 Run: ``python benchmarks/bench_encoding.py [--quick] [--voxels N] [--dtype float32|float64]``.
 Each line: task, brainnet seconds, reference seconds (same run), ratio, and
@@ -21,6 +24,7 @@ whether |dr| < 1e-3 for all voxels (with the largest |dr|).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 
@@ -28,6 +32,8 @@ import numpy as np
 
 from brainnet.encoding import DEFAULT_ALPHAS, cross_validated_encoding, make_folds
 from brainnet.stats import pearson_columns
+
+print = functools.partial(print, flush=True)  # noqa: A001 - progress must show in logs
 
 
 def make_data(n_stimuli: int, n_units: int, n_voxels: int, dtype, seed: int = 0):
@@ -76,7 +82,7 @@ def run_himalaya(x, y, folds, backend_name):
         for train, test in folds:
             scaler = StandardScaler().fit(x[train])
             model = RidgeCV(alphas=DEFAULT_ALPHAS.astype(x.dtype), cv=5, fit_intercept=True,
-                            solver_params={"warn": False})
+                            solver_params={"warn": False, "n_targets_batch_refit": 5000})
             model.fit(backend.asarray(scaler.transform(x[train])), backend.asarray(y[train]))
             pred[test] = backend.to_numpy(model.predict(backend.asarray(scaler.transform(x[test]))))
         return pred
