@@ -1,0 +1,518 @@
+"""Catalogue of bad inputs (issue 9), each through a user-facing entry point.
+
+Every refused case must give exit status 2, exactly one error line on
+stderr that names the file or option and the fix, no traceback, and leave
+nothing behind in ``--out``. Odd but valid images must succeed.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from brainnet.cli import main
+from brainnet.errors import BrainnetError
+from brainnet.features import load_features
+from brainnet.simulate import simulate_study
+from brainnet.stimuli import load_stimuli
+
+BETAS = "sub-01/func/sub-01_task-simulated_space-MNI152NLin2009cAsym_desc-singletrial_betas.nii.gz"
+EVENTS = "sub-01/func/sub-01_task-simulated_desc-singletrial_events.tsv"
+QUICK = ["--permutations", "2", "--cv", "2"]
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    return simulate_study(tmp_path_factory.mktemp("bad") / "study", n_subjects=2, n_stimuli=16, seed=3)
+
+
+@pytest.fixture
+def copy(study, tmp_path):
+    """A private, corruptible copy of the study."""
+    return Path(shutil.copytree(study, tmp_path / "study"))
+
+
+@pytest.fixture(scope="session")
+def fc8(study, tmp_path_factory):
+    """fc8 features of the study's stimuli, extracted once."""
+    out = tmp_path_factory.mktemp("feat") / "fc8.npz"
+    assert main(["extract", "--stimuli", str(study / "stimuli.tsv"), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _nothing_in(out: Path) -> bool:
+    return not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+def refused(capsys, argv, *names, out=None) -> str:
+    """Run the CLI, assert a clean one-line refusal; return the error line."""
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse refusals
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    for name in names:
+        assert name in errors[0], errors[0]
+    if out is not None:
+        assert _nothing_in(Path(out)), sorted(Path(out).rglob("*"))
+    return errors[0]
+
+
+def extract_ok(capsys, folder: Path, out: Path) -> np.ndarray:
+    assert main(["extract", "--stimuli", str(folder), "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    feats = load_features(out)
+    assert np.isfinite(feats.layer("fc8")).all()
+    return feats.layer("fc8")
+
+
+# ---------------------------------------------------------------- images
+
+
+def _png_bytes(mode="RGB", size=(40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 120).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _bomb(path: Path) -> None:
+    # 20000 x 20000 1-bit pixels: 50 MB to write, 400 megapixels to decode
+    # (more than twice Pillow's limit, so it is a DecompressionBombError).
+    Image.new("1", (20000, 20000)).save(path, optimize=True)
+
+
+BAD_IMAGES = {
+    "corrupt": lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4),
+    "truncated": lambda p: p.write_bytes(_png_bytes()[:60]),
+    "zero-byte": lambda p: p.write_bytes(b""),
+    "non-image": lambda p: p.write_text("this is a text file, not a picture\n"),
+    "decompression-bomb": _bomb,
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_IMAGES), ids=list(BAD_IMAGES))
+def test_bad_image_is_refused(kind, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(folder / "a_good.png")
+    BAD_IMAGES[kind](folder / "b_bad.png")
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--stimuli", folder, "--out", out, "--quiet"], "b_bad.png", out=out.parent)
+
+
+def _cmyk(p):
+    Image.new("CMYK", (50, 40), (0, 120, 200, 10)).save(p.with_suffix(".jpg"))
+
+
+def _sixteen_bit(p):
+    Image.fromarray((np.arange(40 * 30).reshape(30, 40) * 50).astype(np.uint16)).save(p)
+
+
+def _palette(p):
+    Image.new("RGB", (40, 30), (200, 20, 90)).convert("P", palette=Image.Palette.ADAPTIVE).save(p)
+
+
+def _alpha(p):
+    Image.new("RGBA", (40, 30), (200, 20, 90, 100)).save(p)
+
+
+def _animated(p):
+    frames = [Image.new("P", (40, 30), i * 40) for i in range(3)]
+    frames[0].save(p.with_suffix(".gif"), save_all=True, append_images=frames[1:], duration=50, loop=0)
+
+
+ODD_IMAGES = {"cmyk": _cmyk, "16-bit": _sixteen_bit, "palette": _palette, "alpha": _alpha, "animated": _animated}
+
+
+@pytest.mark.parametrize("kind", list(ODD_IMAGES), ids=list(ODD_IMAGES))
+def test_odd_but_valid_image_succeeds(kind, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(folder / "a_good.png")
+    ODD_IMAGES[kind](folder / "b_odd.png")
+    acts = extract_ok(capsys, folder, tmp_path / "acts.npz")
+    assert acts.shape[0] == 2
+
+
+# ---------------------------------------------------------------- stimuli.tsv
+
+
+def _edit_stimuli(copy: Path, edit) -> Path:
+    path = copy / "stimuli.tsv"
+    frame = pd.read_csv(path, sep="\t", dtype=str)
+    edit(frame).to_csv(path, sep="\t", index=False)
+    return path
+
+
+STIMULI_EDITS = {
+    "duplicate-id": (lambda f: f.assign(stimulus_id=[f.stimulus_id[0]] * 2 + list(f.stimulus_id[2:])), "stim001"),
+    "missing-id": (lambda f: f.assign(stimulus_id=[""] + list(f.stimulus_id[1:])), "stimulus_id"),
+    "wrong-columns": (lambda f: f.rename(columns={"stimulus_id": "id", "file": "path"}), "stimulus_id"),
+}
+
+
+@pytest.mark.parametrize("kind", list(STIMULI_EDITS), ids=list(STIMULI_EDITS))
+def test_bad_stimuli_tsv_is_refused(kind, copy, tmp_path, capsys):
+    edit, name = STIMULI_EDITS[kind]
+    path = _edit_stimuli(copy, edit)
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--stimuli", path, "--out", out], "stimuli.tsv", name, out=out.parent)
+
+
+def test_non_utf8_stimuli_tsv_is_refused(copy, tmp_path, capsys):
+    path = copy / "stimuli.tsv"
+    path.write_bytes(path.read_bytes().replace(b"stim002", b"stim\xe9\xff2"))
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--stimuli", path, "--out", out], "stimuli.tsv", "UTF-8", out=out.parent)
+
+
+def test_events_naming_a_stimulus_not_in_stimuli_tsv_is_refused(copy, tmp_path, capsys):
+    _edit_stimuli(copy, lambda f: f[f.stimulus_id != "stim004"])
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", copy, "--subject", "01", *QUICK, "--out", out], "stim004", out=out)
+
+
+# ---------------------------------------------------------------- safe paths
+
+
+def _unsafe_abs(copy, tmp_path):
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (8, 8)).save(outside)
+    return str(outside)
+
+
+def _unsafe_dotdot(copy, tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    return "../outside.png"
+
+
+def _unsafe_symlink(copy, tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    (copy / "stimuli" / "link.png").symlink_to(tmp_path / "outside.png")
+    return "link.png"
+
+
+UNSAFE = {"absolute": _unsafe_abs, "dotdot": _unsafe_dotdot, "symlink-out": _unsafe_symlink}
+
+
+@pytest.mark.parametrize("kind", list(UNSAFE), ids=list(UNSAFE))
+def test_stimulus_path_escaping_its_root_is_refused(kind, copy, tmp_path, capsys):
+    name = UNSAFE[kind](copy, tmp_path)
+    path = _edit_stimuli(copy, lambda f: f.assign(file=[name] + list(f.file[1:])))
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--stimuli", path, "--out", out], "stimuli.tsv", out=out.parent)
+
+
+# ---------------------------------------------------------------- NIfTI
+
+
+def _rewrite_betas(copy: Path, edit) -> None:
+    img = nib.load(copy / BETAS)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    nib.save(nib.Nifti1Image(edit(data), img.affine), copy / BETAS)
+
+
+def test_events_volume_count_mismatch_is_refused(copy, tmp_path, capsys):
+    _rewrite_betas(copy, lambda d: d[..., :-1])
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", copy, "--subject", "01", *QUICK, "--out", out], "sub-01", out=out)
+
+
+def test_betas_with_wrong_dimensionality_are_refused(copy, tmp_path, capsys):
+    _rewrite_betas(copy, lambda d: d[..., 0])
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", copy, "--subject", "01", *QUICK, "--out", out], "betas", out=out)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_betas_with_a_few_nonfinite_voxels_drop_them_with_a_notice(bad, copy, tmp_path, capsys):
+    from brainnet.masks import load_mask
+
+    region = np.asarray(load_mask("occipital", target_img=nib.load(copy / BETAS)).dataobj) > 0
+
+    def edit(d):
+        i, j, k = (v[0] for v in np.nonzero(region & (d.std(axis=3) > 0)))
+        d[i, j, k, 3] = bad
+        return d
+
+    _rewrite_betas(copy, edit)
+    out = tmp_path / "out"
+    assert main(["encode", "--study", str(copy), "--subject", "01", *QUICK, "--out", str(out)]) == 0
+    assert "dropped 1 of" in capsys.readouterr().err
+    scores = pd.read_csv(next(out.rglob("voxel_scores.tsv")), sep="\t")
+    assert np.isfinite(scores.select_dtypes("number").to_numpy()).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_betas_that_are_all_nonfinite_are_refused(bad, copy, tmp_path, capsys):
+    _rewrite_betas(copy, lambda d: np.full_like(d, bad))
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", copy, "--subject", "01", *QUICK, "--out", out], "sub-01", out=out)
+
+
+def _mask_like(study: Path, tmp_path: Path, kind: str) -> Path:
+    ref = nib.load(study / BETAS)
+    shape = ref.shape[:3]
+    if kind == "all-zero":
+        img = nib.Nifti1Image(np.zeros(shape, np.uint8), ref.affine)
+    elif kind == "4-d":
+        img = nib.Nifti1Image(np.ones(shape + (2,), np.uint8), ref.affine)
+    elif kind == "nan":
+        data = np.ones(shape, np.float32)
+        data[0, 0, 0] = np.nan
+        img = nib.Nifti1Image(data, ref.affine)
+    else:  # another space: a shifted, coarser grid
+        affine = ref.affine.copy()
+        affine[:3, :3] *= 2
+        affine[:3, 3] += 7
+        img = nib.Nifti1Image(np.ones(tuple(s // 2 for s in shape), np.uint8), affine)
+    path = tmp_path / f"mask_{kind}.nii.gz"
+    nib.save(img, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["all-zero", "4-d", "other-space"])
+def test_bad_mask_is_refused(kind, study, fc8, tmp_path, capsys):
+    mask = _mask_like(study, tmp_path, kind)
+    out = tmp_path / "out"
+    argv = ["encode", "--study", study, "--features", fc8, "--mask", mask, *QUICK, "--out", out]
+    refused(capsys, argv, mask.name, out=out)
+
+
+def test_nan_in_a_mask_means_outside(study, fc8, tmp_path, capsys):
+    ref = nib.load(study / BETAS)
+    varying = np.asarray(ref.dataobj).std(axis=3) > 0
+    data = np.full(varying.shape, np.nan, np.float32)
+    inside = tuple(v[:40] for v in np.nonzero(varying))
+    data[inside] = 1.0
+    mask = tmp_path / "nan_mask.nii.gz"
+    nib.save(nib.Nifti1Image(data, ref.affine), mask)
+    out = tmp_path / "out"
+    assert main(["encode", "--study", str(study), "--features", str(fc8), "--mask", str(mask), *QUICK,
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert len(pd.read_csv(next(out.rglob("voxel_scores.tsv")), sep="\t")) == 40
+
+
+# ---------------------------------------------------------------- features
+
+
+def test_features_in_another_order_are_realigned(study, fc8, tmp_path, capsys):
+    feats = load_features(fc8)
+    order = np.random.default_rng(0).permutation(len(feats.stimulus_ids))
+    shuffled = tmp_path / "shuffled.npz"
+    np.savez(shuffled, stimulus_ids=np.asarray(feats.stimulus_ids)[order], fc8=feats.layer("fc8")[order])
+    tables = []
+    for src, name in [(fc8, "a"), (shuffled, "b")]:
+        out = tmp_path / name
+        assert main(["encode", "--study", str(study), "--features", str(src), *QUICK, "--out", str(out)]) == 0
+        tables.append(pd.read_csv(next(out.rglob("voxel_scores.tsv")), sep="\t"))
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_features_missing_a_stimulus_are_refused(study, fc8, tmp_path, capsys):
+    feats = load_features(fc8)
+    path = tmp_path / "short.npz"
+    np.savez(path, stimulus_ids=np.asarray(feats.stimulus_ids)[1:], fc8=feats.layer("fc8")[1:])
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", study, "--features", path, *QUICK, "--out", out],
+            "short.npz", feats.stimulus_ids[0], out=out)
+
+
+def test_features_with_nan_are_refused(study, fc8, tmp_path, capsys):
+    feats = load_features(fc8)
+    values = feats.layer("fc8").copy()
+    values[3, 2] = np.nan
+    path = tmp_path / "nan.npz"
+    np.savez(path, stimulus_ids=np.asarray(feats.stimulus_ids), fc8=values)
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", study, "--features", path, *QUICK, "--out", out], "nan.npz", out=out)
+
+
+# ---------------------------------------------------------------- subject, layer
+
+
+def test_unknown_subject_is_refused(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", study, "--features", fc8, "--subject", "99", *QUICK, "--out", out],
+            "99", out=out)
+
+
+@pytest.mark.parametrize("command", ["encode", "extract"])
+def test_unknown_layer_is_refused(command, study, fc8, tmp_path, capsys):
+    if command == "encode":
+        out = tmp_path / "out"
+        argv = ["encode", "--study", study, "--features", fc8, "--layer", "fc9", *QUICK, "--out", out]
+    else:
+        out = tmp_path / "out" / "acts.npz"
+        argv = ["extract", "--demo", "--layers", "fc9", "--out", out]
+    refused(capsys, argv, "fc9", out=out if command == "encode" else out.parent)
+
+
+# ---------------------------------------------------------------- weights
+
+
+class _Payload:
+    """Pickles to a call that creates a file: proof that code ran."""
+
+    def __init__(self, flag: Path):
+        self.flag = str(flag)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.flag),))
+
+
+def _bad_weights(kind: str, path: Path, flag: Path) -> None:
+    import torch
+
+    from brainnet.models.emonet import EmoNet
+
+    good = EmoNet().state_dict()
+    if kind == "not-a-state-dict":
+        torch.save([torch.zeros(3)], path)
+    elif kind == "wrong-keys":
+        torch.save({f"renamed.{k}": v for k, v in good.items()}, path)
+    elif kind == "wrong-shapes":
+        torch.save({k: v[..., :1].clone() if v.ndim else v for k, v in good.items()}, path)
+    elif kind == "pickled-code":
+        torch.save({"state_dict": good, "evil": _Payload(flag)}, path)
+    else:  # not even a torch file
+        path.write_bytes(b"not a checkpoint at all")
+
+
+WEIGHTS = ["not-a-state-dict", "wrong-keys", "wrong-shapes", "pickled-code", "garbage-bytes"]
+
+
+@pytest.mark.parametrize("kind", WEIGHTS)
+def test_bad_weights_file_is_refused(kind, tmp_path, capsys):
+    path, flag = tmp_path / "bad.pt", tmp_path / "code_ran"
+    _bad_weights(kind, path, flag)
+    flag.unlink(missing_ok=True)  # only loading may (wrongly) create it
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--demo", "--weights", path, "--out", out], "bad.pt", out=out.parent)
+    assert not flag.exists(), "the weights file's pickled code ran"
+
+
+# ---------------------------------------------------------------- manifests
+
+
+@pytest.fixture
+def http_server():
+    """Serves the same non-weights bytes at every address on 127.0.0.1."""
+    import http.server
+    import threading
+
+    body = b"these are not the bytes the manifest describes" * 100
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", body
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_with_wrong_checksum_leaves_nothing(http_server, tmp_path):
+    import hashlib
+
+    from brainnet.datasets.download import download
+
+    url, body = http_server
+    dest = tmp_path / "dest" / "file.bin"
+    wrong = hashlib.sha256(body + b"!").hexdigest()
+    with pytest.raises(BrainnetError, match="sha256 mismatch") as info:
+        download(url + "/file.bin", dest, sha256=wrong, progress=False)
+    assert "\n" not in str(info.value)
+    assert _nothing_in(dest.parent)
+
+
+def test_fetched_weights_that_fail_verification_are_deleted(http_server, tmp_path, capsys):
+    dest = tmp_path / "dest"
+    refused(capsys, ["fetch", "weights", "--url", http_server[0] + "/emonet.pt", "--dest", dest, "--quiet"],
+            "rejected and deleted", "brainnet fetch weights", out=dest)
+
+
+# ---------------------------------------------------------------- property tests
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400))
+def test_stimuli_parser_never_crashes_on_bytes(data, tmp_path):
+    path = tmp_path / "stimuli.tsv"
+    path.write_bytes(data)
+    try:
+        load_stimuli(path)
+    except BrainnetError as err:
+        assert "\n" not in str(err)
+
+
+_cell = st.text(alphabet=st.sampled_from("ab1./_\t\n é\\\"'x"), max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.lists(st.sampled_from(["stimulus_id", "file", "category", "x", ""]), max_size=4),
+       rows=st.lists(st.lists(_cell, max_size=4), max_size=4))
+def test_stimuli_parser_never_crashes_on_tables(header, rows, tmp_path):
+    (tmp_path / "ab.png").write_bytes(_png_bytes())
+    path = tmp_path / "stimuli.tsv"
+    path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    try:
+        load_stimuli(path)
+    except BrainnetError as err:
+        assert "\n" not in str(err)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".npz", ".tsv"]))
+def test_features_parser_never_crashes_on_bytes(data, suffix, tmp_path):
+    path = tmp_path / f"features{suffix}"
+    path.write_bytes(data)
+    try:
+        load_features(path)
+    except BrainnetError as err:
+        assert "\n" not in str(err)
+
+
+_arrays = st.one_of(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6).map(np.asarray),
+    st.lists(st.lists(st.floats(width=32), min_size=2, max_size=2), max_size=4).map(np.asarray),
+    st.lists(st.text(max_size=4), max_size=4).map(np.asarray),
+    st.lists(st.integers(-5, 5), max_size=5).map(lambda v: np.asarray(v, dtype=object)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrays=st.dictionaries(st.sampled_from(["stimulus_ids", "fc8", "fc7", "x"]), _arrays, max_size=3))
+def test_features_parser_never_crashes_on_npz_contents(arrays, tmp_path):
+    path = tmp_path / "features.npz"
+    np.savez(path, **arrays)  # object arrays are pickled: must be refused, not loaded
+    try:
+        feats = load_features(path)
+    except BrainnetError as err:
+        assert "\n" not in str(err)
+    else:
+        for name in feats.layer_names:
+            assert feats.layer(name).shape[0] == len(feats.stimulus_ids)
