@@ -206,6 +206,7 @@ def _run_model(
     batches: Iterator[tuple[int, np.ndarray]],
     device: torch.device,
     on_batch,
+    channels_last: bool = False,
 ) -> None:
     modules = dict(model.named_modules())
     captured: dict[str, torch.Tensor] = {}
@@ -230,6 +231,8 @@ def _run_model(
             for start, batch in batches:
                 captured.clear()
                 x = torch.from_numpy(batch).to(device)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 try:
                     model(x)
                 except _Enough:
@@ -261,6 +264,7 @@ def extract_activations(
     mean_image=None,
     n_workers: int | None = None,
     n_threads: int | None = None,
+    channels_last: bool | None = None,
 ) -> Features:
     """Activations of network layers for every stimulus.
 
@@ -301,6 +305,12 @@ def extract_activations(
         average >= number of CPUs), where competing OpenMP threads slow a
         CPU run down several-fold. Results do not depend on it beyond float
         rounding.
+    channels_last : bool, optional
+        Run the convolutions on channels-last tensors (oneDNN's native
+        layout: about 1.5x faster on CPU, same values to float rounding).
+        Default: True for the EmoNet brainnet builds, False for a ``model``
+        you pass (True converts your model's parameters in place; values
+        are unchanged).
 
     Returns
     -------
@@ -356,10 +366,14 @@ def extract_activations(
         if model is None:
             model, loaded_id = load_emonet(weights, seed=seed, device=dev)
             assert loaded_id == weights_id
+            channels_last = True if channels_last is None else channels_last
         else:
             model = model.to(dev).eval()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
         _compute(model, layers, pool, dev, [stim.files[i] for i in todo], [shas[i] for i in todo],
-                 todo, out, store, mean_chw, int(batch_size), progress, n_workers, n_threads)
+                 todo, out, store, mean_chw, int(batch_size), progress, n_workers, n_threads,
+                 bool(channels_last))
 
     arrays = {layer: np.stack(rows).astype(np.float32, copy=False) for layer, rows in out.items()}
     listing = "\n".join(f"{i}\t{s}" for i, s in zip(stim.ids, shas, strict=True))
@@ -416,7 +430,7 @@ def _intra_op_threads(n_threads: int | None) -> Iterator[None]:
 
 
 def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
-             batch_size, progress, n_workers, n_threads) -> None:
+             batch_size, progress, n_workers, n_threads, channels_last=False) -> None:
     from tqdm.auto import tqdm
 
     workers = n_workers if n_workers is not None else _default_workers()
@@ -433,6 +447,7 @@ def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
 
     try:
         with _intra_op_threads(n_threads):
-            _run_model(model, layers, pool, _batches(files, shas, mean_chw, batch_size, workers), dev, on_batch)
+            _run_model(model, layers, pool, _batches(files, shas, mean_chw, batch_size, workers), dev, on_batch,
+                       channels_last)
     finally:
         bar.close()

@@ -95,17 +95,40 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     torch's version pads and pools the squares with ``avg_pool3d``, the
     slowest step of EmoNet on CPU; adding shifted channel slices in place
     gives the same values (to float rounding) in about half the time.
+    A channels-last input (``x.is_contiguous(memory_format=torch.channels_last)``,
+    as :func:`brainnet.extract.extract_activations` runs it) has every pixel's
+    channels contiguous: the window sum is then one matrix product with a
+    banded ``(C, C)`` matrix, fused with the ``+ k`` (``addmm``), so the whole
+    normalisation takes four passes over memory instead of about ten.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or self.size % 2 == 0:
             return super().forward(x)
+        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
+            return self._forward_channels_last(x)
         sq = x * x
         window = sq.clone()
         for d in range(1, self.size // 2 + 1):
             window[:, d:] += sq[:, :-d]
             window[:, :-d] += sq[:, d:]
         return window.mul_(self.alpha / self.size).add_(self.k).pow_(-self.beta).mul_(x)
+
+    def _band(self, channels: int, like: torch.Tensor) -> torch.Tensor:
+        key = (channels, like.dtype, like.device)
+        if getattr(self, "_band_key", None) != key:
+            i = torch.arange(channels, device=like.device)
+            near = (i[:, None] - i[None, :]).abs() <= self.size // 2
+            self._band_cache = near.to(like.dtype) * (self.alpha / self.size)
+            self._band_key = key
+        return self._band_cache
+
+    def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels-last memory
+        scale = torch.addmm(rows.new_full((1,), self.k), rows * rows, self._band(c, x))
+        out = scale.pow_(-self.beta).mul_(rows)
+        return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 def _conv_block(
