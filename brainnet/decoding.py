@@ -629,6 +629,11 @@ def decode_units(
 
 def _subject_labels(study, subjects: Sequence[str] | None) -> list[str]:
     if subjects is None:
+        if len(study.subjects) < 3:  # refuse before a result folder is made
+            raise BrainnetError(
+                f"{study.root}: {len(study.subjects)} subjects; leave-one-subject-out decoding needs at least 3; "
+                "add subjects"
+            )
         return list(study.subjects)
     labels = []
     for s in subjects:

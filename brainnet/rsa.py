@@ -1097,8 +1097,8 @@ def network_as_subject(
     ckpt = None
     resultdir_root = Path(out) if out is not None else None
     if resultdir_root is not None:
+        # Not created here: checkpoint writes make it, so a refusal leaves nothing.
         ckpt = resultdir_root / "group" / ".rsa-checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
     result = rsa_network_subject(
         humans,
         network,

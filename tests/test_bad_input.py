@@ -516,3 +516,10 @@ def test_features_parser_never_crashes_on_npz_contents(arrays, tmp_path):
     else:
         for name in feats.layer_names:
             assert feats.layer(name).shape[0] == len(feats.stimulus_ids)
+
+
+@pytest.mark.parametrize("command", ["decode", "rsa"])
+def test_too_few_subjects_for_a_group_analysis_leave_nothing(command, study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, [command, "--study", study, "--features", fc8, "--permutations", "2", "--bootstrap", "0",
+                     "--out", out], "at least 3", "subjects", out=out)
