@@ -32,6 +32,7 @@ permutation test keeps the null detection rate at alpha (tested).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,45 @@ def _one_draw(z, stim_index, features, subjects, stimuli, n_components, n_permut
     return float(result.observed), float(result.p_value)
 
 
+def _run_resumable(run, jobs: list, n_jobs: int, checkpoint: Path | None, meta: dict) -> list:
+    """``[run(j) for j in jobs]``, resuming from and saving to ``checkpoint``.
+
+    Subsamples are a function of ``(seed, job)`` only, so finished ones can
+    be kept; the checkpoint holds the outcomes of a prefix of ``jobs``.
+    """
+    import time
+
+    from brainnet import permutation
+    from brainnet.results import atomic_save_npz
+
+    done = permutation._load_checkpoint(checkpoint, meta) if checkpoint is not None else None
+    outcomes = [] if done is None else [(float(a), float(b)) for a, b in done]
+
+    def save() -> None:
+        atomic_save_npz(checkpoint, draws=np.asarray(outcomes, dtype=np.float64).reshape(-1, 2), **meta)
+
+    last_save = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        todo = jobs[len(outcomes):]
+        if n_jobs == 1:
+            results = map(run, todo)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(max_workers=None if n_jobs < 0 else n_jobs)
+            # on Ctrl-C, drop queued subsamples instead of finishing them all
+            stack.callback(pool.shutdown, cancel_futures=True)
+            results = pool.map(run, todo)  # yields in job order
+        for outcome in results:
+            outcomes.append(outcome)
+            if checkpoint is not None and time.monotonic() - last_save > permutation.CHECKPOINT_SECONDS:
+                save()
+                last_save = time.monotonic()
+    if checkpoint is not None:
+        save()
+    return outcomes
+
+
 def power_curve(
     patterns: Sequence[np.ndarray],
     stimulus_index: Sequence[np.ndarray],
@@ -229,6 +269,7 @@ def power_curve(
     n_permutations: int = 99,
     seed: int = 0,
     n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
 ) -> pd.DataFrame:
     """Detection rate of the unit-decoding test versus sample size.
 
@@ -258,6 +299,10 @@ def power_curve(
         Subsample ``r`` of a size is drawn from ``default_rng([seed, n_subjects, n_stimuli, r])``.
     n_jobs : int
         Subsamples analysed in parallel threads.
+    checkpoint : path, optional
+        ``.npz`` where finished subsamples are saved every
+        :data:`brainnet.permutation.CHECKPOINT_SECONDS`; a rerun with the same
+        arguments resumes from it (same table as an uninterrupted run).
 
     Returns
     -------
@@ -309,15 +354,11 @@ def power_curve(
         for b in stim_sizes
         for r in range(1 if (a, b) == (n_subjects, n_stimuli) else n_repeats)
     ]
+    meta = {"jobs": np.asarray(jobs, dtype=np.int64), "seed": np.int64(seed),
+            "settings": np.asarray([n_components, n_pca, n_permutations], dtype=np.int64)}
     # The matrices of one subsample are small: one BLAS thread each, parallel over subsamples.
     with threadpool_limits(limits=1):
-        if n_jobs == 1:
-            outcomes = [run(j) for j in jobs]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=None if n_jobs < 0 else n_jobs) as pool:
-                outcomes = list(pool.map(run, jobs))
+        outcomes = _run_resumable(run, jobs, n_jobs, None if checkpoint is None else Path(checkpoint), meta)
     rows = []
     for size in dict.fromkeys((a, b) for a, b, _ in jobs):
         picked = [o for j, o in zip(jobs, outcomes, strict=True) if j[:2] == size]
@@ -472,6 +513,7 @@ def power_analysis(
         n_permutations=n_permutations,
         seed=seed,
         n_jobs=n_jobs,
+        checkpoint=None if folder is None else folder.checkpoint_dir / "power_subsamples.npz",
     )
     full = table[table["n_stimuli"] == table["n_stimuli"].max()]
     powered = full[full["detection_rate"] >= 0.8]["n_subjects"]
