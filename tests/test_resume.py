@@ -1,0 +1,190 @@
+"""Kill-and-resume (issue 9): a SIGKILLed run, rerun, equals an uninterrupted run.
+
+Covers the permutation engine (``brainnet encode``) and a multi-subject loop
+(the subsamples of ``brainnet power``), plus refusal of a rerun with other
+parameters and the completeness flag of a results folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainnet.cli import main
+from brainnet.simulate import simulate_study
+
+# Checkpoint often, so a kill finds a partial checkpoint (saving a large null
+# after every batch would dominate the run time).
+_SCRIPT = """
+import sys
+import brainnet.permutation
+brainnet.permutation.CHECKPOINT_SECONDS = 0.2
+from brainnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="session")
+def study4(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    study = simulate_study(root / "study", n_subjects=4, n_stimuli=16, seed=5)
+    feats = root / "fc8.npz"
+    assert main(["extract", "--stimuli", str(study / "stimuli.tsv"), "--out", str(feats), "--quiet"]) == 0
+    return study, feats
+
+
+def _draws(path: Path) -> int:
+    try:
+        with np.load(path) as data:
+            return int(data["draws"].shape[0])
+    except (OSError, ValueError, KeyError, EOFError):
+        return 0
+
+
+def _kill_midway(argv: list[str], checkpoint: Path, total: int, timeout: float = 120.0) -> int:
+    """Start the CLI in a subprocess, SIGKILL it once a partial checkpoint exists."""
+    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = _draws(checkpoint) if checkpoint.exists() else 0
+            if 0 < done < total:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return done
+            time.sleep(0.02)
+        pytest.fail(f"run ended (status {proc.poll()}) before a partial checkpoint: {proc.stderr.read()!r}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def _arrays(folder: Path) -> dict[str, np.ndarray | bytes]:
+    """Every result array of a folder (not timestamps): TSV bytes, NIfTI and NPZ data."""
+    out: dict[str, np.ndarray | bytes] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        if path.suffix == ".tsv":
+            out[rel] = path.read_bytes()
+        elif path.name.endswith((".nii", ".nii.gz")):
+            out[rel] = np.asarray(nib.load(path).dataobj)
+        elif path.suffix == ".npz":
+            with np.load(path) as data:
+                out.update({f"{rel}:{k}": data[k] for k in data.files})
+    return out
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    left, right = _arrays(a), _arrays(b)
+    assert left and sorted(left) == sorted(right)
+    for key, value in left.items():
+        if isinstance(value, bytes):
+            assert value == right[key], key
+        else:
+            np.testing.assert_array_equal(value, right[key], err_msg=key)
+
+
+def _complete(folder: Path) -> bool:
+    summary = folder / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["complete"] is True
+
+
+CASES = {
+    "encode-permutations": (
+        lambda s, f: ["encode", "--study", s, "--features", f, "--permutations", "600", "--cv", "2",
+                      "--alphas", "1", "100"],
+        "sub-01/encode-fc8", "null.npz", 600,
+    ),
+    "power-subject-loop": (
+        lambda s, f: ["power", "--study", s, "--features", f, "--sizes", "3,4", "--repeats", "30",
+                      "--permutations", "99", "--components", "2", "--pca", "10"],
+        "group/power-fc8", "power_subsamples.npz", 31,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, capsys):
+    make_argv, sub, ckpt_name, total = CASES[case]
+    argv = [str(a) for a in make_argv(*study4)]
+    reference = tmp_path / "reference"
+    assert main([*argv, "--out", str(reference)]) == 0
+    assert _complete(reference / sub)
+
+    resumed = tmp_path / "resumed"
+    checkpoint = resumed / sub / "checkpoints" / ckpt_name
+    done = _kill_midway([*argv, "--out", str(resumed)], checkpoint, total)
+    assert 0 < done < total
+    assert not (resumed / sub / "summary.json").exists()  # the folder says it is incomplete
+
+    assert main([*argv, "--out", str(resumed)]) == 0
+    capsys.readouterr()
+    assert _complete(resumed / sub)
+    assert not checkpoint.exists()  # finish() clears the checkpoints
+    assert_same_results(reference / sub, resumed / sub)
+
+
+def test_checkpoint_of_other_parameters_is_never_mixed_in(tmp_path):
+    from brainnet.power import power_curve
+
+    rng = np.random.default_rng(0)
+    patterns = [rng.standard_normal((16, 30)) for _ in range(4)]
+    index = [np.arange(16)] * 4
+    features = rng.standard_normal((16, 5))
+    kwargs = dict(subject_sizes=[3], n_repeats=4, n_permutations=19, n_components=2, n_pca=10)
+    ckpt = tmp_path / "ckpt.npz"
+    power_curve(patterns, index, features, seed=1, checkpoint=ckpt, **kwargs)
+    # a checkpoint made with seed 1 must not leak into a seed-2 run
+    resumed = power_curve(patterns, index, features, seed=2, checkpoint=ckpt, **kwargs)
+    fresh = power_curve(patterns, index, features, seed=2, **kwargs)
+    assert resumed.equals(fresh)
+    assert not fresh.equals(power_curve(patterns, index, features, seed=1, **kwargs))
+
+
+def test_rerun_with_other_parameters_is_refused(study4, tmp_path, capsys):
+    study, feats = study4
+    out = tmp_path / "out"
+    base = ["encode", "--study", str(study), "--features", str(feats), "--cv", "2", "--out", str(out)]
+    assert main([*base, "--permutations", "5"]) == 0
+    folder = out / "sub-01" / "encode-fc8"
+    before = _arrays(folder)
+    capsys.readouterr()
+    assert main([*base, "--permutations", "7"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder}: holds results made with other parameters" in err and "--overwrite" in err
+    assert "Traceback" not in err
+    after = _arrays(folder)
+    assert sorted(before) == sorted(after) and all(
+        np.array_equal(before[k], after[k]) if not isinstance(before[k], bytes) else before[k] == after[k]
+        for k in before
+    )
+    assert main([*base, "--permutations", "7", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert json.loads((folder / "summary.json").read_text())["complete"] is True
+    assert json.loads((folder / "run.json").read_text())["provenance"]["parameters"]["n_permutations"] == 7
+
+
+def test_rerun_of_a_complete_folder_with_the_same_parameters_gives_the_same_files(study4, tmp_path, capsys):
+    study, feats = study4
+    out = tmp_path / "out"
+    argv = ["encode", "--study", str(study), "--features", str(feats), "--cv", "2", "--permutations", "5",
+            "--out", str(out)]
+    assert main(argv) == 0
+    first = _arrays(out)
+    assert main(argv) == 0
+    capsys.readouterr()
+    second = _arrays(out)
+    assert sorted(first) == sorted(second)
+    assert _complete(out / "sub-01" / "encode-fc8")
