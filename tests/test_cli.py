@@ -58,3 +58,30 @@ def test_parser_builds_without_loading_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert build_parser().prog == "brainnet"
+
+
+EMBEDDED_RUNS = {
+    "encode": (["encode", "--subject", "01", "--permutations", "20"], "sub-01/encode-fc8"),
+    "decode": (["decode", "--permutations", "20", "--bootstrap", "4", "--cluster-draws", "10"], "group/decode-fc8"),
+    "rsa": (["rsa", "--permutations", "200", "--bootstrap", "20"], "group/rsa-fc8"),
+    "power": (["power", "--sizes", "4,8", "--repeats", "2", "--permutations", "19"], "group/power-fc8"),
+    "categorize": (["categorize", "--permutations", "5"], "group/categorize-occipital"),
+    "network-decoding": (["network-decoding"], "group/network-decoding-fc8"),
+}
+
+
+@pytest.mark.parametrize("command", list(EMBEDDED_RUNS))
+def test_analysis_runs_offline_on_the_embedded_study(command, tmp_path, capsys):
+    """No --study: every analysis runs on the embedded study and writes a complete result."""
+    import json
+
+    argv, folder = EMBEDDED_RUNS[command]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads((tmp_path / folder / "summary.json").read_text())
+    assert summary["complete"] is True
+    if command != "categorize":  # categorize decodes image categories from voxels: no network
+        assert "untrained" in captured.err  # the one-line notice about untrained weights
+        assert summary["provenance"]["weights"] == "untrained-seed0"
+    assert summary["provenance"]["brainnet_version"] == "0.1.0"
+    assert len(captured.out.strip().splitlines()) <= 12  # a short human summary
