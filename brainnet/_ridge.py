@@ -31,6 +31,8 @@ import numpy as np
 
 #: Columns (targets x permutations) handled per block, to bound memory.
 BLOCK_COLUMNS = 16384
+#: Block width shared by every n_jobs value (several blocks for threads to share).
+_PARALLEL_BLOCK = 4096
 
 
 def _thin_svd(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,7 +286,9 @@ def cross_val_predict_blocks(
     pred = np.empty(y.shape, dtype=dtype)
     best = np.empty((len(bases), y.shape[1]), dtype=np.intp)
     workers = (os.cpu_count() or 1) if n_jobs < 0 else max(1, n_jobs)
-    step = BLOCK_COLUMNS if workers == 1 else max(256, min(BLOCK_COLUMNS, -(-y.shape[1] // (4 * workers))))
+    # The same blocks whatever n_jobs: BLAS rounds a column differently depending on
+    # its place in a block, so blocks sized by the worker count broke bit-identity.
+    step = min(BLOCK_COLUMNS, _PARALLEL_BLOCK)
     blocks = [slice(a, a + step) for a in range(0, y.shape[1], step)]
 
     def work(cols: slice) -> None:
