@@ -1,7 +1,7 @@
 """Run every brainnet benchmark and print one summary table with targets (issue 8).
 
-    python benchmarks/run_all.py            # about 10-14 minutes on 2 cores
-    python benchmarks/run_all.py --quick    # smaller sizes, a few minutes
+    python benchmarks/run_all.py --quick    # ~10 minutes on 2 cores (extraction at full size)
+    python benchmarks/run_all.py            # paper / NNDb sizes everywhere (longer)
 
 Each benchmark script runs in its own process (a fresh process per
 benchmark, so one's memory and thread settings cannot affect another); its
@@ -15,8 +15,10 @@ voxels, stimuli and permutations and prints the fitted log-log exponent
 
 Where a full-size reference would take too long, the scripts time a subset
 and scale it linearly (said in each line's notes): the scikit-learn PLS
-reference on 3 of the 18 folds of one permutation, the scipy RSA loop on 200
-of the 10,000 permutations.
+reference on 2 of the 18 folds of one permutation, the scipy RSA loop on 200
+of the 10,000 permutations. ``--quick`` keeps extraction (112 and 1,000
+images) and RSA (10,000 permutations) at full size and shrinks encoding
+(5,000 voxels), decoding (1,000 voxels) and memory (600 x 20,000).
 """
 
 from __future__ import annotations
@@ -108,16 +110,17 @@ def encoding_results(lines: list[str]) -> list[Result]:
     for text in lines:
         if not text.startswith("encoding"):
             continue
-        parts = [p.strip() for p in text.split("|")]
+        parts = [p.strip() for p in text.split(" | ")]  # " | ": the notes contain "|dr|"
         if parts[0].startswith("encoding vs fastest"):
-            ratio = _ratio(parts[3])
-            out.append(Result(parts[0], parts[2], parts[0].split("(", 1)[1].rstrip(")"), ratio, "-",
+            ratio = _ratio(parts[2])
+            out.append(Result("encoding vs fastest reference", parts[1].replace("brainnet fastest mode ", ""),
+                              parts[0].split("(", 1)[1].rstrip(")"), ratio, "see lines above",
                               ">= 2x", ratio is not None and ratio >= 2))
         else:
-            out.append(Result(parts[0] + " vs " + parts[2].rsplit(" ", 2)[0], parts[1].replace("brainnet ", ""),
-                              parts[2].rsplit(" ", 2)[-2] + " s", _ratio(parts[3]),
-                              parts[4].replace("agree=True", "yes").replace("agree=False", "NO"),
-                              "|dr| < 1e-3", parts[4].startswith("agree=True")))
+            ref_name, ref_time = parts[2].rsplit(" ", 2)[0], " ".join(parts[2].rsplit(" ", 2)[1:])
+            agree = parts[4].replace("agree=True", "yes").replace("agree=False", "NO")
+            out.append(Result(f"{parts[0]} vs {ref_name}", parts[1].replace("brainnet ", ""), ref_time,
+                              _ratio(parts[3]), agree, "|dr| < 1e-3", agree.startswith("yes")))
     return out
 
 
@@ -234,22 +237,24 @@ def scaling_results(quick: bool) -> list[Result]:
 
 
 def plan(quick: bool) -> list[tuple[str, list[str], Callable, float]]:
+    extract = [
+        ("bench_extract.py", ["--sizes", "112", "--rounds", "2"], extract_results, 600),
+        ("bench_extract.py", ["--sizes", "1000", "--rounds", "1"], extract_results, 900),
+    ]
     if quick:
         return [
-            ("bench_extract.py", ["--quick"], extract_results, 600),
+            *extract,
             ("bench_encoding.py", ["--quick"], encoding_results, 600),
-            ("bench_decode.py", ["--quick", "--permutations", "64"], decode_results, 600),
-            ("bench_rsa.py", ["--quick"], rsa_results, 600),
+            ("bench_decode.py", ["--quick", "--permutations", "64", "--reference-folds", "2"], decode_results, 600),
+            ("bench_rsa.py", [], rsa_results, 600),
             ("bench_memory.py", ["--quick", "--no-dask"], memory_results, 600),
         ]
     return [
-        ("bench_extract.py", ["--sizes", "112", "--rounds", "3"], extract_results, 600),
-        ("bench_extract.py", ["--sizes", "1000", "--rounds", "1"], extract_results, 900),
-        ("bench_encoding.py", ["--voxels", "50000", "--skip-sklearn"], encoding_results, 900),
-        ("bench_encoding.py", ["--voxels", "5000"], encoding_results, 600),
-        ("bench_decode.py", ["--reference-folds", "3"], decode_results, 900),
+        *extract,
+        ("bench_encoding.py", ["--voxels", "50000"], encoding_results, 1200),
+        ("bench_decode.py", ["--permutations", "64", "--reference-folds", "2"], decode_results, 900),
         ("bench_rsa.py", [], rsa_results, 600),
-        ("bench_memory.py", ["--no-dask"], memory_results, 1200),
+        ("bench_memory.py", ["--no-dask"], memory_results, 1800),
     ]
 
 
