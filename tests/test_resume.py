@@ -50,8 +50,12 @@ def _draws(path: Path) -> int:
         return 0
 
 
-def _kill_midway(argv: list[str], checkpoint: Path, total: int, timeout: float = 120.0) -> int:
-    """Start the CLI in a subprocess, SIGKILL it once a partial checkpoint exists."""
+def _kill_midway(argv: list[str], checkpoint: Path, total: int, timeout: float = 120.0,
+                 sig: int = signal.SIGKILL) -> tuple[int, int, str]:
+    """Start the CLI in a subprocess, signal it once a partial checkpoint exists.
+
+    Returns the draws in the checkpoint then, the exit status and stderr.
+    """
     proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
@@ -59,9 +63,9 @@ def _kill_midway(argv: list[str], checkpoint: Path, total: int, timeout: float =
         while time.monotonic() < deadline and proc.poll() is None:
             done = _draws(checkpoint) if checkpoint.exists() else 0
             if 0 < done < total:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return done
+                os.kill(proc.pid, sig)
+                status = proc.wait(timeout=60)
+                return done, status, proc.stderr.read().decode()
             time.sleep(0.02)
         pytest.fail(f"run ended (status {proc.poll()}) before a partial checkpoint: {proc.stderr.read()!r}")
     finally:
@@ -125,8 +129,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, 
 
     resumed = tmp_path / "resumed"
     checkpoint = resumed / sub / "checkpoints" / ckpt_name
-    done = _kill_midway([*argv, "--out", str(resumed)], checkpoint, total)
-    assert 0 < done < total
+    done, status, _ = _kill_midway([*argv, "--out", str(resumed)], checkpoint, total)
+    assert 0 < done < total and status == -signal.SIGKILL
     assert not (resumed / sub / "summary.json").exists()  # the folder says it is incomplete
 
     assert main([*argv, "--out", str(resumed)]) == 0
@@ -134,6 +138,25 @@ def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, 
     assert _complete(resumed / sub)
     assert not checkpoint.exists()  # finish() clears the checkpoints
     assert_same_results(reference / sub, resumed / sub)
+
+
+def test_ctrl_c_says_how_to_resume_and_resumes(study4, tmp_path, capsys):
+    make_argv, sub, ckpt_name, total = CASES["power-subject-loop"]
+    argv = [str(a) for a in make_argv(*study4)]
+    out = tmp_path / "out"
+    done, status, err = _kill_midway([*argv, "--out", str(out)], out / sub / "checkpoints" / ckpt_name, total,
+                                     sig=signal.SIGINT)
+    assert status == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "brainnet power: interrupted; finished work is saved, rerun the same command to resume"
+    )
+    assert "Traceback" not in err
+    assert _draws(out / sub / "checkpoints" / ckpt_name) >= done
+    assert main([*argv, "--out", str(out)]) == 0
+    reference = tmp_path / "reference"
+    assert main([*argv, "--out", str(reference)]) == 0
+    capsys.readouterr()
+    assert_same_results(reference / sub, out / sub)
 
 
 def test_checkpoint_of_other_parameters_is_never_mixed_in(tmp_path):
