@@ -193,11 +193,10 @@ def _inside(root: Path, name: str, where: Path) -> Path:
 
 
 def _pick_root(candidates: list[Path], names: list[str]) -> Path:
-    # The first candidate holding every file wins; else the first (errors name it).
-    for cand in candidates:
-        if all((cand / n).is_file() for n in names):
-            return cand
-    return candidates[0]
+    # The candidate holding the most files wins (the first on ties), so a missing
+    # image is reported in the folder that holds the others.
+    found = [sum((cand / n).is_file() for n in names) for cand in candidates]
+    return candidates[found.index(max(found))]
 
 
 def _resolve(source: Path, root: Path, names: list[str]) -> tuple[Path, ...]:
