@@ -523,3 +523,41 @@ def test_too_few_subjects_for_a_group_analysis_leave_nothing(command, study, fc8
     out = tmp_path / "out"
     refused(capsys, [command, "--study", study, "--features", fc8, "--permutations", "2", "--bootstrap", "0",
                      "--out", out], "at least 3", "subjects", out=out)
+
+
+def test_events_file_path_escaping_its_root_is_refused(copy, tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    events = copy / "sub-01" / "func" / "sub-01_task-x_events.tsv"
+    events.write_text("onset\tduration\tstim_file\n0\t1\tstim001_disc.png\n2\t1\t../../outside.png\n")
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--stimuli", events, "--stimuli-root", copy / "stimuli", "--out", out],
+            "outside.png", out=out.parent)
+
+
+def test_missing_image_file_is_refused(copy, tmp_path, capsys):
+    (copy / "stimuli" / "stim005_disc.png").unlink()
+    out = tmp_path / "out" / "acts.npz"
+    refused(capsys, ["extract", "--stimuli", copy / "stimuli.tsv", "--out", out], "stim005_disc.png", out=out.parent)
+
+
+def test_unknown_mask_name_is_refused(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", study, "--features", fc8, "--mask", "occipitl", *QUICK, "--out", out],
+            "--mask occipitl", "occipital", out=out)
+
+
+def test_unknown_subject_in_a_group_analysis_is_refused(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["decode", "--study", study, "--features", fc8, "--subjects", "01,02,07", "--out", out],
+            "--subjects 07", out=out)
+
+
+def test_features_tsv_in_another_order_is_realigned(study, fc8, tmp_path, capsys):
+    feats = load_features(fc8)
+    frame = pd.DataFrame(feats.layer("fc8"), columns=[f"fc8_{i}" for i in range(feats.layer("fc8").shape[1])])
+    frame.insert(0, "stimulus_id", feats.stimulus_ids)
+    path = tmp_path / "features.tsv"
+    frame.iloc[::-1].to_csv(path, sep="\t", index=False)
+    back = load_features(path)
+    rows = back.rows_for(feats.stimulus_ids)
+    np.testing.assert_allclose(back.layer(back.layer_names[0])[rows], feats.layer("fc8"), rtol=1e-6)
