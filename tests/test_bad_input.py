@@ -32,7 +32,7 @@ QUICK = ["--permutations", "2", "--cv", "2"]
 
 @pytest.fixture(scope="session")
 def study(tmp_path_factory):
-    return simulate_study(tmp_path_factory.mktemp("bad") / "study", n_subjects=2, n_stimuli=16, seed=3)
+    return simulate_study(tmp_path_factory.mktemp("bad") / "study", n_subjects=3, n_stimuli=16, seed=3)
 
 
 @pytest.fixture
@@ -67,6 +67,8 @@ def refused(capsys, argv, *names, out=None) -> str:
     assert len(errors) == 1 and lines[-1] == errors[0], err
     for name in names:
         assert name in errors[0], errors[0]
+    # "<what>: <problem>; <fix>": a message without a fix clause is incomplete
+    assert "; " in errors[0].split("error: ", 1)[1], errors[0]
     if out is not None:
         assert _nothing_in(Path(out)), sorted(Path(out).rglob("*"))
     return errors[0]
@@ -521,8 +523,8 @@ def test_features_parser_never_crashes_on_npz_contents(arrays, tmp_path):
 @pytest.mark.parametrize("command", ["decode", "rsa"])
 def test_too_few_subjects_for_a_group_analysis_leave_nothing(command, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
-    refused(capsys, [command, "--study", study, "--features", fc8, "--permutations", "2", "--bootstrap", "0",
-                     "--out", out], "at least 3", "subjects", out=out)
+    refused(capsys, [command, "--study", study, "--features", fc8, "--subjects", "01,02", "--permutations", "2",
+                     "--bootstrap", "0", "--out", out], "at least 3", out=out)
 
 
 def test_events_file_path_escaping_its_root_is_refused(copy, tmp_path, capsys):
@@ -561,3 +563,29 @@ def test_features_tsv_in_another_order_is_realigned(study, fc8, tmp_path, capsys
     back = load_features(path)
     rows = back.rows_for(feats.stimulus_ids)
     np.testing.assert_allclose(back.layer(back.layer_names[0])[rows], feats.layer("fc8"), rtol=1e-6)
+
+
+API_CALLS = {
+    "encode_subject": ("encode_subject", {"subject": "01", "features": "{f}", "n_permutations": 2, "cv": 2}),
+    "decode_units": ("decode_units", {"features": "{f}", "n_permutations": 2, "n_bootstrap": 0}),
+    "network_as_subject": ("network_as_subject", {"features_file": "{f}", "n_permutations": 2, "n_bootstrap": 0}),
+    "power_analysis": ("power_analysis", {"features_file": "{f}", "subject_sizes": [3], "n_repeats": 1}),
+}
+
+
+@pytest.mark.parametrize("call", list(API_CALLS))
+def test_public_api_refuses_nan_features_and_leaves_nothing(call, study, fc8, tmp_path):
+    import brainnet
+
+    name, kwargs = API_CALLS[call]
+    feats = load_features(fc8)
+    values = feats.layer("fc8").copy()
+    values[1, 1] = np.inf
+    path = tmp_path / "inf.npz"
+    np.savez(path, stimulus_ids=np.asarray(feats.stimulus_ids), fc8=values)
+    kwargs = {k: (str(path) if v == "{f}" else v) for k, v in kwargs.items()}
+    out = tmp_path / "out"
+    with pytest.raises(BrainnetError) as info:
+        getattr(brainnet, name)(study, out=out, **kwargs)
+    assert "inf.npz" in str(info.value) and "\n" not in str(info.value)
+    assert _nothing_in(out)
