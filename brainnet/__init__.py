@@ -47,6 +47,7 @@ _API: dict[str, str] = {
     "VoxelwiseRidgeCV": "brainnet.encoding",
     "encode_subject": "brainnet.encoding",
     "EncodingResult": "brainnet.encoding",
+    "encode": "brainnet.encoding",
     "KernelPLS": "brainnet.pls",
     "CrossValidatedPLS": "brainnet.pls",
     "decode_units": "brainnet.decoding",
@@ -75,6 +76,8 @@ _API: dict[str, str] = {
     "decode_network_subject": "brainnet.network_subject",
     "BlockedKFold": "brainnet.naturalistic",
     "encode_naturalistic": "brainnet.naturalistic",
+    "convolve_frames": "brainnet.naturalistic",
+    "load_frame_features": "brainnet.naturalistic",
     # inference
     "permutation_test": "brainnet.permutation",
     "bootstrap_distribution": "brainnet.permutation",
@@ -83,6 +86,9 @@ _API: dict[str, str] = {
     "make_figures": "brainnet.plotting",
     "write_report": "brainnet.report",
     "fetch_dataset": "brainnet.datasets.openneuro",
+    "build_image_study": "brainnet.datasets.openneuro",
+    "load_manifest": "brainnet.datasets.manifests",
+    "available_datasets": "brainnet.datasets.manifests",
     "download": "brainnet.datasets.download",
 }
 

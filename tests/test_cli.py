@@ -85,3 +85,11 @@ def test_analysis_runs_offline_on_the_embedded_study(command, tmp_path, capsys):
         assert summary["provenance"]["weights"] == "untrained-seed0"
     assert summary["provenance"]["brainnet_version"] == "0.1.0"
     assert len(captured.out.strip().splitlines()) <= 12  # a short human summary
+
+
+def test_fetch_lists_datasets_and_plans_a_dataset_download(capsys):
+    assert main(["fetch", "ds004192", "--what", "events", "--subjects", "01", "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("ds004192 1.0.5: 120 files")
+    with pytest.raises(SystemExit) as exc:
+        main(["fetch", "ds999999"])
+    assert exc.value.code == 2
