@@ -581,6 +581,7 @@ def encode_subject(
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
     y, ids = data.averaged()
     x = feats.layer(layer)[feats.rows_for(ids)]
+    make_folds(len(ids), cv, seed)  # refuse a bad --cv before any result folder exists
     ceiling = split_half_noise_ceiling(data.patterns, data.stimulus_ids)
     parameters = {
         "subject": label,
