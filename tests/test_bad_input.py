@@ -589,3 +589,9 @@ def test_public_api_refuses_nan_features_and_leaves_nothing(call, study, fc8, tm
         getattr(brainnet, name)(study, out=out, **kwargs)
     assert "inf.npz" in str(info.value) and "\n" not in str(info.value)
     assert _nothing_in(out)
+
+
+def test_too_many_folds_leave_nothing(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["encode", "--study", study, "--features", fc8, "--cv", "40", "--permutations", "2",
+                     "--out", out], "--cv 40", out=out)
