@@ -595,3 +595,17 @@ def test_too_many_folds_leave_nothing(study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, ["encode", "--study", study, "--features", fc8, "--cv", "40", "--permutations", "2",
                      "--out", out], "--cv 40", out=out)
+
+
+@pytest.mark.parametrize("command", ["figures", "report"])
+@pytest.mark.parametrize("state", ["missing", "incomplete"])
+def test_results_folder_that_is_missing_or_incomplete_is_refused(command, state, tmp_path, capsys):
+    results = tmp_path / "results"
+    if state == "incomplete":  # e.g. a killed run: run.json, no summary.json with complete: true
+        (results / "sub-01" / "encode-fc8").mkdir(parents=True)
+        (results / "sub-01" / "encode-fc8" / "run.json").write_text("{}")
+    argv = [command, "--results", results]
+    if command == "report":
+        argv += ["--out", tmp_path / "report.html"]
+    refused(capsys, argv, str(results), "--")
+    assert not (tmp_path / "report.html").exists() and not (results / "figures").exists()
