@@ -116,10 +116,16 @@ CASES = {
                       "--permutations", "99", "--components", "2", "--pca", "10"],
         "group/power-fc8", "power_subsamples.npz", 31,
     ),
+    "decode-permutations": (
+        lambda s, f: ["decode", "--study", s, "--features", f, "--permutations", "3000", "--bootstrap", "0",
+                      "--components", "2"],
+        "group/decode-fc8", "decoding_null.npz", 3000,
+    ),
 }
+_SLOW = {"decode-permutations"}
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in _SLOW else c for c in CASES])
 def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, capsys):
     make_argv, sub, ckpt_name, total = CASES[case]
     argv = [str(a) for a in make_argv(*study4)]
