@@ -609,3 +609,34 @@ def test_results_folder_that_is_missing_or_incomplete_is_refused(command, state,
         argv += ["--out", tmp_path / "report.html"]
     refused(capsys, argv, str(results), "--")
     assert not (tmp_path / "report.html").exists() and not (results / "figures").exists()
+
+
+def test_dataset_manifest_with_wrong_checksum_is_refused(http_server, tmp_path, capsys, monkeypatch):
+    import hashlib
+    import json
+
+    url, body = http_server
+    rel = "sub-01/func/sub-01_task-x_run-01_events.tsv"
+    manifest = {
+        "schema_version": 1, "accession": "ds000001", "version": "1.0.0", "licence": "CC0", "tasks": ["x"],
+        "subjects": ["01"], "stimuli": {"how": "in_dataset", "description": "test"},
+        "workflows": {"image_encoding": {"parts": ["events"]}},
+        "download": {"url_template": "http://127.0.0.1:9/{path}"},
+        "parts": {"events": {"globs": ["sub-*/func/*_events.tsv"],
+                             "files": [[rel, len(body), "md5", hashlib.md5(body + b"!").hexdigest()]]}},
+    }
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "ds000001.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("BRAINNET_MANIFEST_DIR", str(tmp_path / "manifests"))
+    import brainnet.cli.fetch as fetch_cli
+    from brainnet.datasets.openneuro import register_fetchers
+
+    # the command's dataset list is read at import: register the test manifest
+    monkeypatch.setattr(fetch_cli, "FETCHERS", dict(fetch_cli.FETCHERS))
+    register_fetchers(fetch_cli.FETCHERS)
+    dest = tmp_path / "bids"
+    refused(capsys, ["fetch", "ds000001", "--dest", dest, "--url", url, "--strict", "--quiet"], "md5 mismatch",
+            "rerun")
+    # only the fetcher's own record of verified files (empty) may remain, no data
+    left = [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()]
+    assert left in ([], [".brainnet/verified.json"]), left
