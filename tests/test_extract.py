@@ -151,7 +151,7 @@ def test_cli_demo_writes_features_with_provenance(home, tmp_path, capsys):
     assert main(["extract", "--demo", "--layers", "fc7,fc8", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.err == (
-        "brainnet: using untrained EmoNet weights (untrained-seed0); pass --weights PATH for the real model "
+        "brainnet: using untrained EmoNet weights (untrained-seed0); pass --weights PATH for the trained model "
         "(see 'brainnet fetch weights')\n"
     )
     assert captured.out.startswith(f"wrote {out}: 12 stimuli x fc7 (4096 units), fc8 (20 units)")

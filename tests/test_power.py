@@ -174,7 +174,7 @@ def test_power_cli(small_study, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "3 subjects x 24 stimuli" in captured.out
     assert str(tmp_path / "res" / "group" / "power-fc8") in captured.out
-    assert "untrained EmoNet weights (seed 0)" in captured.err
+    assert "untrained EmoNet weights (untrained-seed0)" in captured.err
     assert main(["power", "--study", str(small_study), "--sizes", "2,9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

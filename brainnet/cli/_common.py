@@ -78,3 +78,28 @@ def add_compute_args(parser: argparse.ArgumentParser) -> None:
 def notice(message: str) -> None:
     """Print a one-line notice for the user on stderr."""
     print(f"brainnet: {message}", file=sys.stderr)
+
+
+def notice_if_untrained(args: argparse.Namespace) -> None:
+    """The one-line notice of every network command run without a weights file."""
+    if args.weights is None and getattr(args, "features", None) is None:
+        notice(
+            f"using untrained EmoNet weights (untrained-seed{args.untrained_seed}); pass --weights PATH "
+            "for the trained model (see 'brainnet fetch weights')"
+        )
+
+
+def check_at_least(args: argparse.Namespace, minimum: int, *options: str) -> None:
+    """Refuse count options (``--permutations`` …) below ``minimum`` with a one-line error."""
+    from brainnet.errors import BrainnetError
+
+    for option in options:
+        value = getattr(args, option)
+        if value < minimum:
+            raise BrainnetError(f"--{option.replace('_', '-')} {value}: must be {minimum} or more")
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """``"01, 02"`` -> ``["01", "02"]``; None or empty -> None."""
+    items = [item.strip() for item in value.split(",") if item.strip()] if value else []
+    return items or None

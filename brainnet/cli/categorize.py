@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from brainnet.cli._common import add_command, add_compute_args, add_output_args
+from brainnet.cli._common import add_command, add_compute_args, add_output_args, check_at_least
 
 EXAMPLES = """\
   brainnet categorize                                  PLS-DA, 8 participant-independent folds
@@ -63,10 +63,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from brainnet.categories import categorize_study
-    from brainnet.errors import BrainnetError
 
-    if args.permutations < 0:
-        raise BrainnetError(f"--permutations {args.permutations}: must be 0 or more")
+    check_at_least(args, 0, "permutations")
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     result = categorize_study(
         args.study,

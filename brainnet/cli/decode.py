@@ -8,7 +8,8 @@ from brainnet.cli._common import (
     add_output_args,
     add_study_args,
     add_weights_args,
-    notice,
+    check_at_least,
+    notice_if_untrained,
 )
 
 EXAMPLES = """\
@@ -76,15 +77,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from brainnet.decoding import decode_units
-    from brainnet.errors import BrainnetError
 
-    for name in ("permutations", "bootstrap", "cluster_draws"):
-        if getattr(args, name) < 0:
-            raise BrainnetError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be 0 or more")
-    if args.components < 1:
-        raise BrainnetError(f"--components {args.components}: must be 1 or more")
-    if args.weights is None and args.features is None:
-        notice(f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet")
+    check_at_least(args, 0, "permutations", "bootstrap", "cluster_draws")
+    check_at_least(args, 1, "components")
+    notice_if_untrained(args)
     result = decode_units(
         args.study,
         layer=args.layer,

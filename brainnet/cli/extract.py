@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from brainnet.cli._common import add_command, add_weights_args, notice
+from brainnet.cli._common import add_command, add_weights_args, notice_if_untrained
 from brainnet.errors import BrainnetError, input_error
 
 EXAMPLES = """\
@@ -69,11 +69,7 @@ def run(args) -> int:
         stimuli = demo_stimuli()
     else:
         stimuli = load_stimuli(args.stimuli, column=args.column, root=args.stimuli_root)
-    if args.weights is None:
-        notice(
-            f"using untrained EmoNet weights (untrained-seed{args.untrained_seed}); pass --weights PATH "
-            "for the real model (see 'brainnet fetch weights')"
-        )
+    notice_if_untrained(args)
     features = extract_activations(
         stimuli, layers=layers, weights=args.weights, seed=args.untrained_seed,
         batch_size=args.batch_size, pool=args.pool, device=args.device,

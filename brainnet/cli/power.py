@@ -10,7 +10,8 @@ from brainnet.cli._common import (
     add_output_args,
     add_study_args,
     add_weights_args,
-    notice,
+    check_at_least,
+    notice_if_untrained,
 )
 
 EXAMPLES = """\
@@ -88,8 +89,7 @@ def run(args) -> int:
 
     if args.repeats < 1:
         raise BrainnetError(f"--repeats {args.repeats}: give at least 1")
-    if args.components < 1:
-        raise BrainnetError(f"--components {args.components}: must be 1 or more")
+    check_at_least(args, 1, "components")
     if not 0 < args.alpha < 1:
         raise BrainnetError(f"--alpha {args.alpha}: must be between 0 and 1")
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
@@ -127,9 +127,5 @@ def run(args) -> int:
     needed = s["min_subjects_80"]
     print(f"80 % power reached with {needed} subjects" if needed else "80 % power not reached")
     print(f"results: {result.path}")
-    if args.weights is None and args.features is None:
-        # after the run, so that a bad-input error stays the only line on stderr
-        notice(
-            f"used untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet"
-        )
+    notice_if_untrained(args)  # after the run, so that a bad-input error stays the only stderr line
     return 0

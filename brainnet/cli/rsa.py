@@ -8,7 +8,8 @@ from brainnet.cli._common import (
     add_output_args,
     add_study_args,
     add_weights_args,
-    notice,
+    check_at_least,
+    notice_if_untrained,
 )
 
 EXAMPLES = """\
@@ -114,10 +115,7 @@ def _register_decoding(subparsers) -> None:
 def run_decoding(args) -> int:
     from brainnet.network_subject import network_category_decoding
 
-    if args.weights is None and args.features is None:
-        notice(
-            f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet"
-        )
+    notice_if_untrained(args)
     result = network_category_decoding(
         args.study,
         layer=args.layer,
@@ -154,16 +152,10 @@ def run_decoding(args) -> int:
 
 
 def run(args) -> int:
-    from brainnet.errors import BrainnetError
     from brainnet.rsa import network_as_subject
 
-    for option, value in (("--permutations", args.permutations), ("--bootstrap", args.bootstrap)):
-        if value < 0:
-            raise BrainnetError(f"{option} {value}: must be 0 or more")
-    if args.weights is None and args.features is None:
-        notice(
-            f"using untrained EmoNet weights (seed {args.untrained_seed}); pass --weights for EmoNet"
-        )
+    check_at_least(args, 0, "permutations", "bootstrap")
+    notice_if_untrained(args)
     subjects = args.subjects.split(",") if args.subjects else None
     result = network_as_subject(
         args.study,
