@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brainnet.cli._common import add_command, notice
+from brainnet.cli._common import add_command, notice, split_list
 
 EXAMPLES = """\
   brainnet betas --bids ds004496/ --subject 01 --task imagenet --out nod_study/
@@ -51,7 +51,7 @@ def run(args) -> int:
         args.bids, args.subject, args.task, out=args.out, derivatives=derivatives, space=args.space,
         method=args.method, confounds=args.confounds, mask=args.mask, tr=args.tr,
         stimulus_column=args.stimulus_column,
-        trial_types=args.trial_types.split(",") if args.trial_types else None,
+        trial_types=split_list(args.trial_types),
         hrf_model=args.hrf, noise_model=args.noise_model, copy_stimuli=not args.no_copy_stimuli,
         overwrite=args.overwrite, n_jobs=args.n_jobs,
     )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from brainnet.cli._common import add_command, add_compute_args, add_output_args, check_at_least
+from brainnet.cli._common import (
+    add_command,
+    add_compute_args,
+    add_output_args,
+    check_at_least,
+    split_list,
+)
 
 EXAMPLES = """\
   brainnet categorize                                  PLS-DA, 8 participant-independent folds
@@ -65,7 +71,7 @@ def run(args) -> int:
     from brainnet.categories import categorize_study
 
     check_at_least(args, 0, "permutations")
-    subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
+    subjects = split_list(args.subjects)
     result = categorize_study(
         args.study,
         mask=args.mask,

@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    split_list,
 )
 
 EXAMPLES = """\
@@ -18,10 +19,6 @@ EXAMPLES = """\
   brainnet decode --layer fc7 --subjects 01,02,03,04 --components 5 --study my_study
   brainnet decode --features acts.npz --mask v1 --out results --weights emonet.pt
 """
-
-
-def _subjects(value: str) -> list[str]:
-    return [s.strip() for s in value.split(",") if s.strip()]
 
 
 def register(subparsers) -> None:
@@ -40,7 +37,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--layer", default="fc8", help="network layer whose units are decoded (default fc8)")
     parser.add_argument(
-        "--subjects", type=_subjects, default=None, help="comma-separated subject labels (default: all)"
+        "--subjects", type=split_list, default=None, help="comma-separated subject labels (default: all)"
     )
     parser.add_argument(
         "--components", type=int, default=DEFAULT_COMPONENTS, help=f"PLS components (default {DEFAULT_COMPONENTS}, as in the paper)"

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from brainnet.cli._common import add_command, add_weights_args, notice_if_untrained
+from brainnet.cli._common import add_command, add_weights_args, notice_if_untrained, split_list
 from brainnet.errors import BrainnetError, input_error
 
 EXAMPLES = """\
@@ -64,7 +64,7 @@ def run(args) -> int:
         raise input_error(args.out, "activations are written as .npz", "give an --out path ending in .npz")
     if args.batch_size < 1:
         raise BrainnetError(f"--batch-size {args.batch_size}: must be at least 1")
-    layers = [s.strip() for s in args.layers.split(",") if s.strip()]
+    layers = split_list(args.layers) or []
     if args.demo:
         stimuli = demo_stimuli()
     else:

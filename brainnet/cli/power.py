@@ -12,6 +12,7 @@ from brainnet.cli._common import (
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    split_list,
 )
 
 EXAMPLES = """\
@@ -92,7 +93,7 @@ def run(args) -> int:
     check_at_least(args, 1, "components")
     if not 0 < args.alpha < 1:
         raise BrainnetError(f"--alpha {args.alpha}: must be between 0 and 1")
-    subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
+    subjects = split_list(args.subjects)
     result = power_analysis(
         args.study,
         layer=args.layer,

@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    split_list,
 )
 
 EXAMPLES = """\
@@ -120,7 +121,7 @@ def run_decoding(args) -> int:
         args.study,
         layer=args.layer,
         mask=args.mask,
-        subjects=args.subjects.split(",") if args.subjects else None,
+        subjects=split_list(args.subjects),
         model=args.model,
         n_folds=args.folds,
         n_components=args.components,
@@ -156,7 +157,7 @@ def run(args) -> int:
 
     check_at_least(args, 0, "permutations", "bootstrap")
     notice_if_untrained(args)
-    subjects = args.subjects.split(",") if args.subjects else None
+    subjects = split_list(args.subjects)
     result = network_as_subject(
         args.study,
         layers=args.layers,
