@@ -467,8 +467,15 @@ def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _encode_chunk(source: _Source, start: int, stop: int, design: np.ndarray, folds: list, alphas: np.ndarray, model=None) -> dict[str, np.ndarray]:
     """Out-of-fold predictions and scores for voxels ``start:stop`` (runs on a worker)."""
     from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
 
-    _single_threaded_blas()
+    # One BLAS thread makes results independent of the worker's thread count; the limit is
+    # scoped so that the caller's (e.g. a notebook's) numpy is not left single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _encode_chunk_pinned(source, start, stop, design, folds, alphas, model, clone)
+
+
+def _encode_chunk_pinned(source, start, stop, design, folds, alphas, model, clone) -> dict[str, np.ndarray]:
     y = source.read(start, stop)
     r_folds = np.empty((len(folds), y.shape[1]))
     r2_folds = np.empty((len(folds), y.shape[1]))
@@ -481,14 +488,6 @@ def _encode_chunk(source: _Source, start: int, stop: int, design: np.ndarray, fo
     # Scores are averaged over test blocks, not pooled: pooled predictions carry each training
     # set's mean, which is anti-correlated with the test block's mean and biases pooled r below 0.
     return {"r": r_folds.mean(axis=0), "r2": r2_folds.mean(axis=0), "r_folds": r_folds}
-
-
-def _single_threaded_blas() -> None:
-    """On a Dask worker process, keep BLAS at one thread (as Dask's nanny does by default)."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    if any(p.get("user_api") == "blas" and p.get("num_threads") != 1 for p in threadpool_info()):
-        threadpool_limits(limits=1, user_api="blas")
 
 
 def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -326,7 +326,11 @@ def power_curve(
     stim_sizes = _check_sizes(
         "--stimuli", n_stimuli_sizes or [n_stimuli], min(low, n_stimuli), n_stimuli, "stimuli"
     )
-    z = _reduce(patterns, n_pca, seed)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread, like the subsample loop: the PCA must not depend on the thread count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        z = _reduce(patterns, n_pca, seed)
     stim_index = [np.asarray(s, dtype=int) for s in stimulus_index]
 
     def run(job):
@@ -344,8 +348,6 @@ def power_curve(
             n_permutations,
             seed + rep,
         )
-
-    from threadpoolctl import threadpool_limits
 
     # The full sample has one subsample only: analyse it once (n_repeats = 1 in the table).
     jobs = [
