@@ -23,9 +23,11 @@ statistic and has no max-statistic correction or checkpoints; nilearn's
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from brainnet.errors import BrainnetError
 from brainnet.results import atomic_save_npz
 
 __all__ = [
+    "use_scheduler",
     "PermutationResult",
     "permutation_indices",
     "bootstrap_indices",
@@ -48,6 +51,41 @@ __all__ = [
 
 Alternative = Literal["greater", "less", "two-sided"]
 BatchStatistic = Callable[[np.ndarray], np.ndarray]
+
+_SCHEDULER: contextvars.ContextVar[Any] = contextvars.ContextVar("brainnet_scheduler", default=None)
+
+
+@contextlib.contextmanager
+def use_scheduler(scheduler: Any) -> Iterator[None]:
+    """Run every permutation and bootstrap of the enclosed analyses on a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str or dask.distributed.Client
+        A scheduler address (``"tcp://host:8786"``) or a client. Results are
+        identical to a single-process run.
+
+    Examples
+    --------
+    >>> with use_scheduler("tcp://10.0.0.5:8786"):  # doctest: +SKIP
+    ...     brainnet.decode_units(study, n_permutations=10_000)
+    """
+    if isinstance(scheduler, str):
+        from dask.distributed import Client
+
+        with Client(scheduler, timeout="10s") as client:
+            token = _SCHEDULER.set(client)
+            try:
+                yield
+            finally:
+                _SCHEDULER.reset(token)
+        return
+    token = _SCHEDULER.set(scheduler)
+    try:
+        yield
+    finally:
+        _SCHEDULER.reset(token)
+
 
 #: Seconds between checkpoint writes of a long run (a crash loses at most this much work).
 CHECKPOINT_SECONDS = 2.0
@@ -233,6 +271,7 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 def _execute(run, bounds, n_jobs: int, scheduler: Any, statistic: BatchStatistic):
     """Yield ``run(bound)`` for each bound, in order."""
+    scheduler = scheduler if scheduler is not None else _SCHEDULER.get()
     if scheduler is not None:
         yield from _execute_dask(bounds, scheduler, run)
         return
@@ -311,7 +350,8 @@ def permutation_test(
         ``seed``, ``n``, ``n_permutations`` and observed statistic resumes
         from it.
     scheduler : str or dask.distributed.Client, optional
-        Run batches on a Dask cluster (address or client).
+        Run batches on a Dask cluster (address or client); default: the one
+        set by :func:`use_scheduler`, else this process.
     progress : bool
         Show a progress bar.
 

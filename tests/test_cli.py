@@ -93,3 +93,27 @@ def test_fetch_lists_datasets_and_plans_a_dataset_download(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fetch", "ds999999"])
     assert exc.value.code == 2
+
+
+def test_scheduler_runs_permutations_on_dask_with_identical_results(tmp_path, capsys):
+    """--scheduler sends the permutation batches to a Dask cluster; nothing changes but where."""
+    distributed = pytest.importorskip("dask.distributed")
+    from brainnet.simulate import simulate_study
+
+    study = simulate_study(tmp_path / "study", n_subjects=2, n_stimuli=24, seed=3)
+    argv = ["encode", "--study", str(study), "--subject", "01", "--permutations", "30"]
+    assert main([*argv, "--out", str(tmp_path / "local")]) == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
+            prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "call" in prefixes  # the engine's batches (brainnet.permutation._call) ran on the cluster
+    local = (tmp_path / "local/sub-01/encode-fc8/voxel_scores.tsv").read_bytes()
+    remote = (tmp_path / "dask/sub-01/encode-fc8/voxel_scores.tsv").read_bytes()
+    assert local == remote
+
+
+def test_unreachable_scheduler_is_a_one_line_error(capsys):
+    assert main(["encode", "--subject", "01", "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("brainnet encode: error: --scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler")

@@ -167,7 +167,7 @@ def test_dask_cluster_gives_identical_null():
     x, y = rng.standard_normal(40), rng.standard_normal((40, 5))
     stat = _corr_statistic(x, y)
     ref = permutation_test(stat, 40, n_permutations=60, seed=9, batch_size=8)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             res = permutation_test(stat, 40, n_permutations=60, seed=9, batch_size=8, scheduler=client)
     np.testing.assert_array_equal(ref.null, res.null)
@@ -178,3 +178,19 @@ def test_bad_arguments_are_one_line_errors():
         permutation_indices(5, 0, 2, 0, groups=np.zeros(4))
     with pytest.raises(BrainnetError, match="batch_size >= 1"):
         permutation_test(lambda p: p[:, :1].astype(float), 5, n_permutations=3, batch_size=0)
+
+
+def test_use_scheduler_sends_every_enclosed_test_to_dask():
+    distributed = pytest.importorskip("dask.distributed")
+    from brainnet.permutation import use_scheduler
+
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal(30), rng.standard_normal((30, 3))
+    ref = permutation_test(_corr_statistic(x, y), 30, n_permutations=40, seed=2, batch_size=8)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            with use_scheduler(client):
+                res = permutation_test(_corr_statistic(x, y), 30, n_permutations=40, seed=2, batch_size=8)
+            prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    np.testing.assert_array_equal(ref.null, res.null)
+    assert "call" in prefixes

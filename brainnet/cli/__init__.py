@@ -9,6 +9,7 @@ function; no science lives here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -66,7 +67,7 @@ def _run(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        return _call(args)
     except BrainnetError as err:
         print(f"brainnet {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -77,6 +78,22 @@ def _run(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _call(args: argparse.Namespace) -> int:
+    scheduler = getattr(args, "scheduler", None)
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            from brainnet.permutation import use_scheduler
+
+            try:
+                stack.enter_context(use_scheduler(scheduler))
+            except (OSError, TimeoutError) as err:
+                raise BrainnetError(
+                    f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err}); "
+                    "check the address or leave --scheduler out to run here"
+                ) from None
+        return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,6 +75,16 @@ def add_compute_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scheduler_arg(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler ADDRESS``: run permutations and bootstraps on a Dask cluster."""
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (e.g. tcp://host:8786) to run permutation and bootstrap "
+        "batches on; results are identical to a single-process run",
+    )
+
+
 def notice(message: str) -> None:
     """Print a one-line notice for the user on stderr."""
     print(f"brainnet: {message}", file=sys.stderr)

@@ -6,6 +6,7 @@ from brainnet.cli._common import (
     add_command,
     add_compute_args,
     add_output_args,
+    add_scheduler_arg,
     check_at_least,
     split_list,
 )
@@ -63,6 +64,7 @@ def register(subparsers) -> None:
         "--mask", default="occipital", help="region (default occipital) or a NIfTI mask path"
     )
     add_compute_args(parser)
+    add_scheduler_arg(parser)
     add_output_args(parser)
     parser.set_defaults(func=run)
 

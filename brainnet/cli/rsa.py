@@ -6,6 +6,7 @@ from brainnet.cli._common import (
     add_command,
     add_compute_args,
     add_output_args,
+    add_scheduler_arg,
     add_study_args,
     add_weights_args,
     check_at_least,
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
         help="bootstrap draws over subjects and over stimuli for the CIs (default 1000)",
     )
     add_compute_args(parser)
+    add_scheduler_arg(parser)
     add_output_args(parser)
     parser.set_defaults(func=run)
     _register_decoding(subparsers)
