@@ -38,7 +38,7 @@ import numpy as np
 
 from brainnet.errors import BrainnetError, input_error
 
-__all__ = ["DEMO_STUDY", "Study", "SubjectData", "load_study", "embedded_study_path"]
+__all__ = ["DEMO_STUDY", "Study", "SubjectData", "load_study", "embedded_study_name", "embedded_study_path"]
 
 # Fixed parameters of the embedded demo study (changing them needs a new folder name).
 DEMO_STUDY: dict[str, Any] = {
@@ -477,6 +477,22 @@ def _cached_sha256(path: Path) -> str:
     return value
 
 
+# Modules whose code determines the demo's bytes (images, features, betas).
+_DEMO_SOURCES = ("simulate.py", "stimuli.py", "extract.py", "models/emonet.py", "models/weights.py")
+
+
+def embedded_study_name() -> str:
+    """Folder name of the embedded study: the parameters' name plus a digest of the code that
+    generates it, so a brainnet whose simulator or network changed never reuses a stale demo."""
+    import hashlib
+
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for source in _DEMO_SOURCES:
+        digest.update((package / source).read_bytes())
+    return f"{DEMO_STUDY['name']}-{digest.hexdigest()[:12]}"
+
+
 def embedded_study_path() -> Path:
     """Folder of the embedded demo study, simulated offline on first use.
 
@@ -486,7 +502,7 @@ def embedded_study_path() -> Path:
     from brainnet._paths import cache_dir
 
     parent = cache_dir("studies")
-    final = parent / DEMO_STUDY["name"]
+    final = parent / embedded_study_name()
     if (final / "dataset_description.json").is_file():
         return final
     import tempfile
@@ -494,7 +510,7 @@ def embedded_study_path() -> Path:
     from brainnet.simulate import simulate_study
 
     _notice(f"creating the embedded demo study in {final} (once, offline)")
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{DEMO_STUDY['name']}."))
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}."))
     try:
         simulate_study(
             tmp / "study",

@@ -274,10 +274,10 @@ def test_missing_images_point_to_features(study_dir):
 def test_embedded_study_is_created_atomically(tmp_path, monkeypatch):
     """Interrupted creation leaves nothing; a concurrent winner's study is kept."""
     import brainnet.simulate
-    from brainnet.study import DEMO_STUDY, embedded_study_path
+    from brainnet.study import embedded_study_name, embedded_study_path
 
     monkeypatch.setenv("BRAINNET_HOME", str(tmp_path / "home"))
-    final = tmp_path / "home" / "studies" / DEMO_STUDY["name"]
+    final = tmp_path / "home" / "studies" / embedded_study_name()
 
     def interrupted(out, **kwargs):
         write_study(Path(out), n_subjects=1)
@@ -296,3 +296,19 @@ def test_embedded_study_is_created_atomically(tmp_path, monkeypatch):
     assert embedded_study_path() == final
     assert load_study().subjects == ["01", "02", "03"]
     assert list(final.parent.iterdir()) == [final]
+
+
+def test_embedded_study_is_rebuilt_when_its_generating_code_changes(tmp_path, monkeypatch):
+    """A demo made by another version of the simulator or network is never reused."""
+    import brainnet.study as study_module
+
+    package = tmp_path / "pkg"
+    (package / "models").mkdir(parents=True)
+    for source in study_module._DEMO_SOURCES:
+        (package / source).write_text("code")
+    monkeypatch.setattr(study_module, "__file__", str(package / "study.py"))
+    before = study_module.embedded_study_name()
+    assert before.startswith(study_module.DEMO_STUDY["name"] + "-")
+    assert study_module.embedded_study_name() == before
+    (package / "simulate.py").write_text("changed code")
+    assert study_module.embedded_study_name() != before
