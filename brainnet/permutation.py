@@ -308,6 +308,33 @@ def _call(fn, bound):
     return fn(bound)
 
 
+def _distribution(
+    kind: str,
+    indices: Callable[..., np.ndarray],
+    statistic: BatchStatistic,
+    n: int,
+    n_draws: int,
+    seed: int,
+    groups: np.ndarray | None,
+    **run: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(statistic on the identity, draws of shape (n_draws, *stat_shape))``, resumable."""
+    observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
+    meta = {
+        "kind": np.array(kind),
+        "seed": np.array(seed),
+        "n": np.array(n),
+        "n_draws": np.array(n_draws),
+        "batch_size": np.array(run["batch_size"]),
+        "observed": observed,
+        "groups": np.asarray(groups if groups is not None else []),
+    }
+    draws = _run_draws(
+        statistic, lambda a, b: indices(n, a, b, seed, groups), n_draws, checkpoint_meta=meta, **run
+    )
+    return observed, draws.reshape((n_draws, *observed.shape))
+
+
 def permutation_test(
     statistic: BatchStatistic,
     n: int,
@@ -359,28 +386,11 @@ def permutation_test(
     -------
     PermutationResult
     """
-    observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
-    meta = {
-        "kind": np.array("permutation"),
-        "seed": np.array(seed),
-        "n": np.array(n),
-        "n_draws": np.array(n_permutations),
-        "batch_size": np.array(batch_size),
-        "observed": observed,
-        "groups": np.asarray(groups if groups is not None else []),
-    }
-    null = _run_draws(
-        statistic,
-        lambda a, b: permutation_indices(n, a, b, seed, groups),
-        n_permutations,
-        batch_size=batch_size,
-        n_jobs=n_jobs,
-        checkpoint=checkpoint,
-        checkpoint_meta=meta,
-        scheduler=scheduler,
+    observed, null = _distribution(
+        "permutation", permutation_indices, statistic, n, n_permutations, seed, groups,
+        batch_size=batch_size, n_jobs=n_jobs, checkpoint=checkpoint, scheduler=scheduler,
         progress=progress,
     )
-    null = null.reshape((n_permutations, *observed.shape))
     return PermutationResult(observed=observed, null=null, alternative=alternative, seed=seed)
 
 
@@ -403,25 +413,9 @@ def bootstrap_distribution(
     ``(n_batch, n)``. Same reproducibility and resume guarantees as
     :func:`permutation_test`.
     """
-    probe = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
-    meta = {
-        "kind": np.array("bootstrap"),
-        "seed": np.array(seed),
-        "n": np.array(n),
-        "n_draws": np.array(n_bootstrap),
-        "batch_size": np.array(batch_size),
-        "observed": probe,
-        "groups": np.asarray(groups if groups is not None else []),
-    }
-    draws = _run_draws(
-        statistic,
-        lambda a, b: bootstrap_indices(n, a, b, seed, groups),
-        n_bootstrap,
-        batch_size=batch_size,
-        n_jobs=n_jobs,
-        checkpoint=checkpoint,
-        checkpoint_meta=meta,
-        scheduler=scheduler,
+    _, draws = _distribution(
+        "bootstrap", bootstrap_indices, statistic, n, n_bootstrap, seed, groups,
+        batch_size=batch_size, n_jobs=n_jobs, checkpoint=checkpoint, scheduler=scheduler,
         progress=progress,
     )
-    return draws.reshape((n_bootstrap, *probe.shape))
+    return draws
