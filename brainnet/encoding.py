@@ -287,6 +287,20 @@ def _batch_size(n_voxels: int) -> int:
     return int(max(1, min(64, 32768 // max(n_voxels, 1))))
 
 
+def _permutation_null(enc, y, model, n_permutations, seed, n_jobs, checkpoint, progress):
+    """The engine's test of the per-voxel r, refitting ``enc`` on permuted stimuli in batches."""
+    return permutation_test(
+        lambda perms: enc.permuted_r(y, perms),
+        y.shape[0],
+        n_permutations=n_permutations,
+        seed=seed,
+        batch_size=_batch_size(y.shape[1]) if model == "ridge" else 1,
+        n_jobs=n_jobs,
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+
+
 def encoding_permutation_test(
     features: np.ndarray,
     responses: np.ndarray,
@@ -313,16 +327,7 @@ def encoding_permutation_test(
     folds = make_folds(x.shape[0], cv, seed)
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
     with _blas_limit():
-        return permutation_test(
-            lambda perms: enc.permuted_r(y, perms),
-            x.shape[0],
-            n_permutations=n_permutations,
-            seed=seed,
-            batch_size=_batch_size(y.shape[1]) if model == "ridge" else 1,
-            n_jobs=n_jobs,
-            checkpoint=checkpoint,
-            progress=progress,
-        )
+        return _permutation_null(enc, y, model, n_permutations, seed, n_jobs, checkpoint, progress)
 
 
 def split_half_noise_ceiling(
@@ -441,16 +446,7 @@ def encode(
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
     with _blas_limit():
         pred, chosen = enc.predict(y, n_jobs=n_jobs)
-        res = permutation_test(
-            lambda perms: enc.permuted_r(y, perms),
-            x.shape[0],
-            n_permutations=n_permutations,
-            seed=seed,
-            batch_size=_batch_size(y.shape[1]) if model == "ridge" else 1,
-            n_jobs=n_jobs,
-            checkpoint=checkpoint,
-            progress=progress,
-        )
+        res = _permutation_null(enc, y, model, n_permutations, seed, n_jobs, checkpoint, progress)
     r = pearson_columns(y, pred)
     valid = np.isfinite(r)
     if n_permutations:
