@@ -113,7 +113,11 @@ def test_scheduler_runs_permutations_on_dask_with_identical_results(tmp_path, ca
     assert local == remote
 
 
-def test_unreachable_scheduler_is_a_one_line_error(capsys):
-    assert main(["encode", "--subject", "01", "--scheduler", "tcp://127.0.0.1:9"]) == 2
+def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["encode", "--subject", "01", "--scheduler", "tcp://127.0.0.1:9", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("brainnet encode: error: --scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler")
+    assert err[-1].endswith("; check the address or leave --scheduler out to run here")
+    assert "Traceback" not in "\n".join(err)
+    assert not out.exists()  # nothing written before the scheduler answered
