@@ -225,6 +225,23 @@ def _from_table(source: Path, frame, root: str | Path | None) -> StimulusSet:
     return StimulusSet(tuple(ids), _resolve(source, base, names), cats, base)
 
 
+def _no_stimulus_columns(source: Path, found: list[str]) -> BrainnetError:
+    """The error for a table that is neither a stimuli TSV nor an events file."""
+    if source.name.endswith("_events.tsv") or "onset" in found:  # an events file: its column is chosen by name
+        return input_error(source, f"has no stimulus column (looked for {', '.join(EVENT_COLUMNS)}) among its columns {', '.join(found)}", "name the column with --column")
+    table = {"stimulus_id", "file"}
+    have = sorted(table & set(found))
+    if have:  # one of the pair: clearly meant as a stimuli table
+        missing = sorted(table - set(have))[0]
+        return input_error(source, f"has a {have[0]} column but no {missing} column (columns: {', '.join(found)})", f"add or rename a column to {missing}")
+    return input_error(
+        source,
+        f"found columns {', '.join(found) or '(none)'} but none of the accepted ones: stimulus_id and file "
+        f"(a stimuli table) or one of {', '.join(EVENT_COLUMNS)} (an events file)",
+        "rename the columns, e.g. to stimulus_id and file",
+    )
+
+
 def _bids_stimuli_dir(path: Path) -> Path | None:
     for parent in path.resolve().parents:
         if (parent / "dataset_description.json").is_file():
@@ -236,7 +253,7 @@ def _from_events(source: Path, frame, column: str | None, root: str | Path | Non
     if column is None:
         column = next((c for c in EVENT_COLUMNS if c in frame.columns), None)
         if column is None:
-            raise input_error(source, f"has no stimulus column (looked for {', '.join(EVENT_COLUMNS)}) and no stimulus_id/file columns", "name the column with --column")
+            raise _no_stimulus_columns(source, list(frame.columns))
     elif column not in frame.columns:
         raise input_error(source, f"has no column {column!r} (columns: {', '.join(frame.columns)})", "choose --column among them")
     ids = []

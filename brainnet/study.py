@@ -356,6 +356,7 @@ class Study:
             mask_img = load_mask(mask, target_img=img)
         inside = np.asarray(mask_img.dataobj) > 0
         data = np.asarray(img.dataobj, dtype=np.float32)
+        _refuse_unusable_betas(data, betas)
         values = data[inside].T.copy()
         return _Raw(label, values, inside, img.affine, img.shape[:3], ids, runs, betas)
 
@@ -437,6 +438,17 @@ class Study:
             rel = path.relative_to(self.root).as_posix()
             digest.update(f"{rel}\0{_cached_sha256(path)}\n".encode())
         return {"path": str(self.root.resolve()), "task": self.task, "n_subjects": len(self.subjects), "files_sha256": digest.hexdigest()}
+
+
+def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:
+    """Refuse a betas file with no usable value anywhere, naming the file.
+
+    Checked on the whole image, not only inside the mask, so that a broken
+    GLM output is not reported as a mask that misses the data.
+    """
+    # volume by volume: stops at the first finite value, no full-size temporary
+    if not any(np.isfinite(data[..., t]).any() for t in range(data.shape[3])):
+        raise input_error(path, "every value of the betas file is NaN or Inf", "re-estimate the single-trial betas (brainnet betas) and check the GLM that wrote them")
 
 
 def _bad_voxels(values: np.ndarray) -> np.ndarray:

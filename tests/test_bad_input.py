@@ -174,6 +174,35 @@ def test_bad_stimuli_tsv_is_refused(kind, copy, tmp_path, capsys):
     refused(capsys, ["extract", "--stimuli", path, "--out", out], "stimuli.tsv", name, out=out.parent)
 
 
+def test_stimuli_tsv_with_unknown_column_names_lists_found_and_accepted_columns(copy, tmp_path, capsys):
+    path = _edit_stimuli(copy, lambda f: f.rename(columns={"stimulus_id": "name", "file": "image"}))
+    out = tmp_path / "out" / "acts.npz"
+    line = refused(capsys, ["extract", "--stimuli", path, "--out", out], out=out.parent)
+    assert line == (
+        f"brainnet extract: error: {path}: found columns name, image, category but none of the accepted ones: "
+        "stimulus_id and file (a stimuli table) or one of stim_file, file_path, ImgName, identifier, stimulus "
+        "(an events file); rename the columns, e.g. to stimulus_id and file"
+    )
+
+
+def test_stimuli_tsv_with_only_one_of_the_id_and_file_columns_names_the_missing_one(copy, tmp_path, capsys):
+    path = _edit_stimuli(copy, lambda f: f.rename(columns={"file": "image"}))
+    out = tmp_path / "out" / "acts.npz"
+    line = refused(capsys, ["extract", "--stimuli", path, "--out", out], out=out.parent)
+    assert line == (f"brainnet extract: error: {path}: has a stimulus_id column but no file column "
+                    "(columns: stimulus_id, image, category); add or rename a column to file")
+
+
+def test_events_tsv_without_a_known_stimulus_column_lists_its_columns(tmp_path, capsys):
+    events = tmp_path / "sub-01_task-x_events.tsv"
+    events.write_text("onset\tduration\tpicture\n0\t1\ta.png\n")
+    out = tmp_path / "out" / "acts.npz"
+    line = refused(capsys, ["extract", "--stimuli", events, "--out", out], out=out.parent)
+    assert line == (f"brainnet extract: error: {events}: has no stimulus column (looked for stim_file, file_path, "
+                    "ImgName, identifier, stimulus) among its columns onset, duration, picture; "
+                    "name the column with --column")
+
+
 def test_non_utf8_stimuli_tsv_is_refused(copy, tmp_path, capsys):
     path = copy / "stimuli.tsv"
     path.write_bytes(path.read_bytes().replace(b"stim002", b"stim\xe9\xff2"))
@@ -259,10 +288,16 @@ def test_betas_with_a_few_nonfinite_voxels_drop_them_with_a_notice(bad, copy, tm
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
-def test_betas_that_are_all_nonfinite_are_refused(bad, copy, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_betas_that_are_all_nonfinite_are_refused(bad, command, copy, tmp_path, capsys):
+    # the file is at fault, not the mask: the message must say so (it used to
+    # blame a mask that "does not overlap the data")
     _rewrite_betas(copy, lambda d: np.full_like(d, bad))
     out = tmp_path / "out"
-    refused(capsys, ["encode", "--study", copy, "--subject", "01", *QUICK, "--out", out], "sub-01", out=out)
+    who = ["--subject", "01", *QUICK] if command == "encode" else ["--permutations", "2", "--bootstrap", "0"]
+    line = refused(capsys, [command, "--study", copy, *who, "--out", out], out=out)
+    assert line == (f"brainnet {command}: error: {copy / BETAS}: every value of the betas file is NaN or Inf; "
+                    "re-estimate the single-trial betas (brainnet betas) and check the GLM that wrote them")
 
 
 def _mask_like(study: Path, tmp_path: Path, kind: str) -> Path:
