@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ class BlockedKFold:
         if n - (n // self.n_splits) - 2 * self.gap < 1 or n < self.n_splits:
             raise BrainnetError(
                 f"{n} volumes cannot make {self.n_splits} blocks with a gap of {self.gap} volumes on each side; "
-                "use fewer splits or a shorter gap"
+                "use fewer splits or a shorter gap (--n-splits, --gap-s)"
             )
         edges = np.linspace(0, n, self.n_splits + 1).round().astype(int)
         idx = np.arange(n)
@@ -160,7 +161,7 @@ def convolve_frames(
 
     x = _as_frames(frame_features)
     if not (frame_rate > 0 and tr > 0):
-        raise BrainnetError(f"frame_rate={frame_rate}, tr={tr}: both must be positive numbers of Hz / seconds")
+        raise BrainnetError(f"frame_rate={frame_rate}, tr={tr}: both must be positive numbers of Hz / seconds; check --frame-rate and --tr")
     hrfs = {"glover": glover_hrf, "spm": spm_hrf}
     if hrf_model not in hrfs:
         raise BrainnetError(f"hrf_model={hrf_model!r}: choose 'glover' or 'spm'")
@@ -178,18 +179,28 @@ def convolve_frames(
     return out
 
 
-def _as_frames(frame_features: Any) -> np.ndarray:
+def _as_frames(frame_features: Any, where: Path | None = None) -> np.ndarray:
+    """``(n_frames, n_units)`` finite numbers; errors name ``where`` (the file) when given."""
+    def refuse(problem: str, fix: str) -> BrainnetError:
+        problem = f"frame features {problem}"
+        return input_error(where, problem, fix) if where is not None else BrainnetError(f"{problem}; {fix}")
+
     x = np.asarray(frame_features)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[0] < 2 or not np.issubdtype(x.dtype, np.number):
-        raise BrainnetError(
-            f"frame features of shape {x.shape}: need a numeric (n_frames, n_units) array; "
-            "pass one row per movie frame"
+        raise refuse(f"of shape {x.shape}: need a numeric (n_frames, n_units) array", "pass one row per movie frame")
+    finite = np.isfinite(x)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        raise refuse(
+            f"contain NaN or infinite values in {rows.size} frames (first: row {rows[0]})",
+            "remove or interpolate those frames",
         )
-    if not np.all(np.isfinite(x)):
-        raise BrainnetError("frame features contain NaN or infinite values; remove or interpolate those frames")
     return x
+
+
+_READ_ERRORS = (ValueError, OSError, EOFError, UnicodeDecodeError, KeyError, zipfile.BadZipFile)
 
 
 def load_frame_features(path: str | Path, variable: str | None = None) -> np.ndarray:
@@ -198,35 +209,49 @@ def load_frame_features(path: str | Path, variable: str | None = None) -> np.nda
     MATLAB files up to v7 are read with ``scipy.io.loadmat``; v7.3 files
     (HDF5) with h5py, whose arrays come transposed (MATLAB is column-major)
     and are turned back. ``variable`` names the array when the file holds
-    several (e.g. the OSF ``500_days_of_summer_fc7_features.mat``).
+    several (e.g. the OSF ``500_days_of_summer_fc7_features.mat``). Pickled
+    (object) arrays are never loaded.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise input_error(path, "no such file", "pass the path of the frame-feature file (.mat, .npy, .npz or .tsv)")
     suffix = path.suffix.lower()
-    if suffix == ".mat":
-        arrays = _read_mat(path)
-    elif suffix == ".npy":
-        arrays = {"array": np.load(path, allow_pickle=False)}
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    elif suffix in (".tsv", ".csv", ".txt"):
-        import pandas as pd
-
-        frame = pd.read_csv(path, sep="\t" if suffix != ".csv" else ",")
-        arrays = {"table": frame.select_dtypes("number").to_numpy()}
-    else:
+    if suffix not in (".mat", ".npy", ".npz", ".tsv", ".csv", ".txt"):
         raise input_error(path, f"unknown frame-feature format {suffix!r}", "use .mat, .npy, .npz or .tsv")
-    candidates = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.ndim == 2 and np.issubdtype(v.dtype, np.number)}
+    try:
+        arrays = _read_arrays(path, suffix)
+    except BrainnetError:
+        raise
+    except _READ_ERRORS as err:  # truncated, garbage or pickled content
+        raise input_error(path, f"not a readable {suffix} file of numbers ({type(err).__name__})", "re-save the frame features as a numeric .npy or .mat") from None
     if variable is not None:
         if variable not in arrays:
             raise input_error(path, f"has no variable {variable!r} (it has {', '.join(sorted(arrays)) or 'none'})", "pass one of those names")
-        return _as_frames(arrays[variable]).astype(np.float64, copy=False)
+        return _as_frames(arrays[variable], path).astype(np.float64, copy=False)
+    if len(arrays) == 1:  # the only array: judged on its own, so a bad shape is reported as such
+        return _as_frames(next(iter(arrays.values())), path).astype(np.float64, copy=False)
+    candidates = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.ndim == 2 and np.issubdtype(v.dtype, np.number)}
     if len(candidates) != 1:
         names = ", ".join(sorted(candidates)) or "no 2-D numeric array"
-        raise input_error(path, f"holds {names}", "name the frame-feature array with variable=")
-    return _as_frames(next(iter(candidates.values()))).astype(np.float64, copy=False)
+        raise input_error(path, f"holds {names}", "name the frame-feature array with variable= (--variable on the command line)")
+    return _as_frames(next(iter(candidates.values())), path).astype(np.float64, copy=False)
+
+
+def _read_arrays(path: Path, suffix: str) -> dict[str, Any]:
+    if suffix == ".mat":
+        return _read_mat(path)
+    if suffix == ".npy":
+        return {"array": np.load(path, allow_pickle=False)}
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep="\t" if suffix != ".csv" else ",")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(str(err)) from None
+    return {"table": frame.select_dtypes("number").to_numpy()}
 
 
 def _read_mat(path: Path) -> dict[str, Any]:
@@ -257,8 +282,9 @@ def nndb_subject(label: str | int) -> str:
     """NNDb subject label: ``1``, ``"1"`` or ``"sub-1"`` -> ``"1"``; zero-padded labels are refused."""
     text = str(label).removeprefix("sub-")
     if not re.fullmatch(r"[1-9][0-9]*", text):
+        example = text.lstrip("0") if text.isdigit() and text.lstrip("0") else "1"
         raise BrainnetError(
-            f"subject {label!r}: NNDb subjects are sub-1 ... sub-86 (not zero-padded); pass e.g. 1 or sub-1"
+            f"subject {label!r}: NNDb subjects are sub-1 ... sub-86 (not zero-padded); pass {example} (or sub-{example})"
         )
     return text
 
@@ -432,11 +458,29 @@ def censored_volumes(data: Any, chunk_size: int = 20000) -> np.ndarray:
 
     ``data`` is an (n_trs, n_voxels) array or an internal source; read in voxel chunks.
     """
+    return _scan_volumes(data, chunk_size)[0]
+
+
+def _scan_volumes(data: Any, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(censored, non_finite)`` boolean vectors over volumes, in one pass over the voxels."""
     source = data if isinstance(data, _Source) else _source_from_array(data, None)
     nonzero = np.zeros(source.n_trs, dtype=bool)
+    bad = np.zeros(source.n_trs, dtype=bool)
     for start in range(0, source.n_voxels, chunk_size):
-        nonzero |= np.any(source.read(start, min(source.n_voxels, start + chunk_size)) != 0, axis=1)
-    return ~nonzero
+        block = source.read(start, min(source.n_voxels, start + chunk_size))
+        nonzero |= np.any(block != 0, axis=1)
+        bad |= ~np.all(np.isfinite(block), axis=1)
+    return ~nonzero, bad
+
+
+def _refuse_non_finite(bold: Any, bad: np.ndarray) -> None:
+    if bad.any():
+        where = bold if isinstance(bold, str | Path) else getattr(bold, "get_filename", lambda: None)() or "BOLD array"
+        raise input_error(
+            where,
+            f"{int(bad.sum())} of {bad.size} volumes hold NaN or Inf values inside the mask (first: volume {int(np.argmax(bad))})",
+            "set those volumes to 0 so they are censored, or choose a --mask that leaves such voxels out",
+        )
 
 
 # --------------------------------------------------------------------------- encoding
@@ -685,11 +729,15 @@ def encode_naturalistic(
     with threadpool_limits(limits=1, user_api="blas"), _bold_source(bold, mask, workdir) as (source, mask_img):
         design = convolve_frames(frame_features, frame_rate, tr, source.n_trs, hrf_model=hrf_model, offset_s=offset_s)
         _check_durations(np.shape(frame_features)[0] / frame_rate + offset_s, source.n_trs * tr)
-        censored = censored_volumes(source, chunk_size=max(chunk_size, 1000))
+        censored, non_finite = _scan_volumes(source, max(chunk_size, 1000))
+        _refuse_non_finite(bold, non_finite)
         gap = int(math.ceil(gap_s / tr))
         folds = [(tr_[~censored[tr_]], te[~censored[te]]) for tr_, te in BlockedKFold(n_splits, gap).split(source.n_trs)]
         if any(te.size < 3 or tr_.size < 3 for tr_, te in folds):
-            raise BrainnetError("too few uncensored volumes in a fold; use fewer splits or a shorter gap")
+            raise BrainnetError(
+                f"n_splits={n_splits}, gap_s={gap_s:g}: a fold keeps fewer than 3 uncensored volumes of {source.n_trs} "
+                f"({int(censored.sum())} censored); use fewer splits or a shorter gap (--n-splits, --gap-s)"
+            )
         bounds = [(s, min(source.n_voxels, s + chunk_size)) for s in range(0, source.n_voxels, chunk_size)]
         parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler, n_jobs)
     params = {

@@ -675,3 +675,128 @@ def test_dataset_manifest_with_wrong_checksum_is_refused(http_server, tmp_path, 
     # only the fetcher's own record of verified files (empty) may remain, no data
     left = [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()]
     assert left in ([], [".brainnet/verified.json"]), left
+
+
+# ---------------------------------------------------------------- naturalistic
+
+
+@pytest.fixture
+def movie(tmp_path):
+    """A 4x4x4 x 120-volume BOLD run (TR 1 s) and 2 frames/s features that match it."""
+    rng = np.random.default_rng(0)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    data = rng.standard_normal((4, 4, 4, 120)).astype(np.float32) + 100
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "bold.nii.gz")
+    np.save(tmp_path / "frames.npy", rng.standard_normal((240, 5)))
+    return tmp_path
+
+
+def _naturalistic(movie, *extra, bold="bold.nii.gz", frames="frames.npy"):
+    return ["naturalistic", "--bold", movie / bold, "--tr", "1", "--frame-rate", "2", "--gap-s", "5",
+            "--frame-features", movie / frames, *extra, "--out", movie / "out"]
+
+
+def _refused_line(capsys, argv, out) -> str:
+    return refused(capsys, argv, out=out).split("error: ", 1)[1]
+
+
+BAD_FRAMES = {
+    "unreadable": (lambda p: p.write_bytes(b"garbage, not numpy"),
+                   "frames.npy: not a readable .npy file of numbers (ValueError); "
+                   "re-save the frame features as a numeric .npy or .mat"),
+    "3-d": (lambda p: np.save(p, np.ones((240, 5, 2))),
+            "frames.npy: frame features of shape (240, 5, 2): need a numeric (n_frames, n_units) array; "
+            "pass one row per movie frame"),
+    "nan": (lambda p: np.save(p, np.where(np.arange(240)[:, None] == 7, np.nan, np.ones((240, 5)))),
+            "frames.npy: frame features contain NaN or infinite values in 1 frames (first: row 7); "
+            "remove or interpolate those frames"),
+    "pickled": (lambda p: np.save(p, np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True),
+                "frames.npy: not a readable .npy file of numbers (ValueError); "
+                "re-save the frame features as a numeric .npy or .mat"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FRAMES))
+def test_naturalistic_refuses_bad_frame_features(kind, movie, capsys):
+    write, message = BAD_FRAMES[kind]
+    write(movie / "frames.npy")
+    assert _refused_line(capsys, _naturalistic(movie), movie / "out") == f"{movie}/{message}"
+
+
+@pytest.mark.parametrize(("option", "value", "fix"), [
+    ("--frame-rate", "0", "give the frames per second of --frame-features, e.g. --frame-rate 25"),
+    ("--frame-rate", "-2", "give the frames per second of --frame-features, e.g. --frame-rate 25"),
+    ("--tr", "0", "give the repetition time in seconds, e.g. --tr 2"),
+    ("--n-splits", "1", "use at least 2 test blocks, e.g. --n-splits 5"),
+])
+def test_naturalistic_refuses_impossible_numbers(option, value, fix, movie, capsys):
+    line = _refused_line(capsys, _naturalistic(movie, option, value), movie / "out")
+    assert line == f"{option} {value}: out of range; {fix}"
+
+
+def test_naturalistic_refuses_too_few_volumes_for_blocks_and_gaps(movie, capsys):
+    line = _refused_line(capsys, _naturalistic(movie, "--n-splits", "5", "--gap-s", "60"), movie / "out")
+    assert line == ("120 volumes cannot make 5 blocks with a gap of 60 volumes on each side; "
+                    "use fewer splits or a shorter gap (--n-splits, --gap-s)")
+
+
+def test_naturalistic_refuses_3d_bold(movie, capsys):
+    img = nib.load(movie / "bold.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine), movie / "bold3d.nii.gz")
+    line = _refused_line(capsys, _naturalistic(movie, bold="bold3d.nii.gz"), movie / "out")
+    assert line == f"{movie / 'bold3d.nii.gz'}: is 3-D; pass a 4-D BOLD image"
+
+
+def test_naturalistic_refuses_bold_with_nan_volumes(movie, capsys):
+    img = nib.load(movie / "bold.nii.gz")
+    data = np.asarray(img.dataobj).copy()
+    data[..., [5, 9]] = np.nan
+    nib.save(nib.Nifti1Image(data, img.affine), movie / "bold.nii.gz")
+    line = _refused_line(capsys, _naturalistic(movie), movie / "out")
+    assert line == (f"{movie / 'bold.nii.gz'}: 2 of 120 volumes hold NaN or Inf values inside the mask "
+                    "(first: volume 5); set those volumes to 0 so they are censored, or choose a --mask that "
+                    "leaves such voxels out")
+
+
+def test_naturalistic_refuses_a_mask_outside_the_bold_grid(movie, capsys):
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[0, 3] = 100.0  # the same grid shifted 100 mm: no overlap
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), affine), movie / "far.nii.gz")
+    line = _refused_line(capsys, _naturalistic(movie, "--mask", movie / "far.nii.gz"), movie / "out")
+    assert line == (f"--mask {movie / 'far.nii.gz'}: no mask voxel falls inside the data grid (shape (4, 4, 4)); "
+                    "check that the mask and the data are in the same space (e.g. MNI152)")
+
+
+def _nndb(movie, *extra):
+    return ["naturalistic", "--nndb", movie / "nndb", "--frame-features", movie / "frames.npy", "--frame-rate", "2",
+            *extra, "--out", movie / "out"]
+
+
+def test_naturalistic_zero_padded_nndb_subject_suggests_the_plain_label(movie, capsys):
+    line = _refused_line(capsys, _nndb(movie, "--subject", "01", "--task", "citizenfour"), movie / "out")
+    assert line == "subject '01': NNDb subjects are sub-1 ... sub-86 (not zero-padded); pass 1 (or sub-1)"
+
+
+def test_naturalistic_missing_nndb_derivative_suggests_the_fetch_command(movie, capsys):
+    line = _refused_line(capsys, _nndb(movie, "--subject", "3", "--task", "citizenfour"), movie / "out")
+    path = movie / "nndb/derivatives/sub-3/func/sub-3_task-citizenfour_bold_blur_censor.nii.gz"
+    assert line == (f"{path}: no such file; fetch it with `brainnet fetch ds002837 --subjects 3 --what derivatives "
+                    f"--dest {movie / 'nndb'}` (check the film: each subject watched one)")
+
+
+def test_naturalistic_nndb_without_subject_and_task_is_refused(movie, capsys):
+    line = _refused_line(capsys, _nndb(movie), movie / "out")
+    assert line == "--nndb: needs --subject and --task; add e.g. --subject 1 --task 500daysofsummer"
+
+
+def test_encode_naturalistic_api_names_the_bad_frame_file(movie):
+    from brainnet.naturalistic import encode_naturalistic
+
+    BAD_FRAMES["nan"][0](movie / "frames.npy")
+    with pytest.raises(BrainnetError) as info:
+        encode_naturalistic(movie / "bold.nii.gz", movie / "frames.npy", frame_rate=2, tr=1, gap_s=5)
+    assert str(info.value) == f"{movie}/{BAD_FRAMES['nan'][1]}"
+    with pytest.raises(BrainnetError) as info:
+        encode_naturalistic(movie / "bold.nii.gz", np.ones((240, 5)), frame_rate=0, tr=1)
+    assert str(info.value) == ("frame_rate=0, tr=1: both must be positive numbers of Hz / seconds; "
+                               "check --frame-rate and --tr")

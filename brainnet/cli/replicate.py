@@ -51,9 +51,10 @@ def run(args) -> int:
     from brainnet.errors import BrainnetError
     from brainnet.naturalistic import encode_naturalistic, load_frame_features, nndb_bold_path
 
+    _check_options(args)
     if args.nndb is not None:
         if args.subject is None or args.task is None:
-            raise BrainnetError("--nndb needs --subject (e.g. 1) and --task (e.g. 500daysofsummer)")
+            raise BrainnetError("--nndb: needs --subject and --task; add e.g. --subject 1 --task 500daysofsummer")
         bold = nndb_bold_path(args.nndb, args.subject, args.task)
         tr = 1.0 if args.tr is None else args.tr
     else:
@@ -82,3 +83,20 @@ def run(args) -> int:
     shown = "n/a" if mean_r is None else f"{mean_r:.3f}"
     print(f"{out}: mean r {shown} over {result.r.size} voxels; {result.n_censored} censored volumes excluded")
     return 0
+
+
+def _check_options(args) -> None:
+    """Refuse impossible numbers before any file is read, naming the option."""
+    from brainnet.errors import BrainnetError
+
+    checks = [
+        ("--frame-rate", args.frame_rate, args.frame_rate > 0, "give the frames per second of --frame-features, e.g. --frame-rate 25"),
+        ("--tr", args.tr, args.tr is None or args.tr > 0, "give the repetition time in seconds, e.g. --tr 2"),
+        ("--n-splits", args.n_splits, args.n_splits >= 2, "use at least 2 test blocks, e.g. --n-splits 5"),
+        ("--gap-s", args.gap_s, args.gap_s >= 0, "give 0 or more seconds, e.g. --gap-s 30"),
+        ("--chunk-size", args.chunk_size, args.chunk_size >= 1, "give a positive number of voxels, e.g. --chunk-size 5000"),
+        ("--n-jobs", args.n_jobs, args.n_jobs >= 1, "give a positive number of threads, e.g. --n-jobs 2"),
+    ]
+    for option, value, ok, fix in checks:
+        if not ok:  # NaN fails every comparison, so it is refused too
+            raise BrainnetError(f"{option} {value:g}: out of range; {fix}")
