@@ -1,20 +1,28 @@
 """Benchmark: brainnet's EmoNet extraction vs a plain eager PyTorch implementation.
 
-Run ``python benchmarks/bench_extract.py [--quick]``. Each line prints: task,
-brainnet figure, reference figure (same run), ratio, and whether the fc8
-outputs agree (max abs diff). The reference network is written here with
-``torch.nn.functional`` (torch's own LRN), fed by sequential Pillow decoding;
-it uses the same untrained weights as brainnet. The compute limit is
-1.44 GFLOP per image divided by the float32 matrix-multiply rate measured
-in this run.
-
 Run ``python benchmarks/bench_extract.py [--sizes 112 1000] [--rounds N]``.
+Each line prints: task, brainnet figure, reference figure (same run), ratio,
+and whether the fc8 outputs agree (max abs diff / max abs).
+
+References (same untrained weights, same preprocessing):
+
+* **plain eager** (the issue's reference, target >= 2.5x): the network
+  written with ``torch.nn.functional`` (torch's own LRN), NCHW, each image
+  decoded with Pillow and run on its own, torch's default threads. This is
+  what a straightforward extraction script does; batching, channels-last,
+  a faster LRN and decoding in the background are what brainnet adds.
+* **eager batch-32** (report only): the same network batched 32 images at a
+  time. It already runs its convolutions at the machine's matrix-multiply
+  rate, which bounds any attainable ratio over it: the ``ceiling`` line
+  gives the images/s if the convolutions and linear layers ran at their
+  measured speed (brainnet's channels-last kernels, batch 32) and image
+  decoding cost what it costs here, with every other op free.
+
 Runs are interleaved (reference, brainnet, reference, ...) and the best of
 ``--rounds`` kept, so a ratio holds when other processes load the machine.
 Both sides use the same torch thread count unless ``--threads auto``. The
-fair reference is eager *batched* (batch 32); batch 1 is printed too. Note
-that the eager batched reference already reaches a large fraction of the
-compute limit printed last, which bounds any attainable ratio over it.
+compute limit is 1.44 GFLOP per image divided by the best float32
+matrix-multiply rate measured at the start and end of this run.
 """
 
 from __future__ import annotations
@@ -107,35 +115,61 @@ def row(task, ours, ref, unit, agree="-"):
     print(f"{task}\t{ours:.1f} {unit}\t{ref:.1f} {unit}\t{ours / ref:.2f}x\t{agree}", flush=True)
 
 
-def bench_size(n: int, tmp: Path, weights: dict, rounds: int, batch_size: int, batch1: bool,
+def bench_size(n: int, tmp: Path, weights: dict, rounds: int, batch_size: int,
                threads: int | None) -> float:
     stim = demo_stimuli(n, tmp / f"images{n}")
     model, _ = load_emonet(seed=0)
     runs = {
-        "ref": lambda: eager_extract(weights, stim.files, batch_size),
+        "plain": lambda: eager_extract(weights, stim.files, 1),
         "ours": lambda: extract_activations(stim, model, layers=["fc8"], batch_size=batch_size, cache=False,
                                             channels_last=True, n_threads=threads).layer("fc8"),
+        "batched": lambda: eager_extract(weights, stim.files, batch_size),
     }
-    if batch1:
-        runs["ref1"] = lambda: eager_extract(weights, stim.files, 1)
     res = best_of(rounds, runs)
-    (ref, t_ref), (ours, t_ours) = res["ref"], res["ours"]
-    d = relative_diff(ours, ref)
-    agree = f"{'yes' if d < 1e-4 else 'NO'} (max abs diff / max abs {d:.1e})"
-    row(f"extract fc8 {n} images vs eager batch-{batch_size}", n / t_ours, n / t_ref, "img/s", agree)
-    if batch1:
-        ref1, t_ref1 = res["ref1"]
-        d1 = relative_diff(ours, ref1)
-        row(f"extract fc8 {n} images vs eager batch-1", n / t_ours, n / t_ref1, "img/s",
-            f"{'yes' if d1 < 1e-4 else 'NO'} (max abs diff / max abs {d1:.1e})")
+    (ours, t_ours) = res["ours"]
+    for name, label in (("plain", "plain eager (per image)"), ("batched", f"eager batch-{batch_size}")):
+        ref, t_ref = res[name]
+        d = relative_diff(ours, ref)
+        row(f"extract fc8 {n} images vs {label}", n / t_ours, n / t_ref, "img/s",
+            f"{'yes' if d < 1e-4 else 'NO'} (max abs diff / max abs {d:.1e})")
+    t_batched = res["batched"][1]
+    ceiling = n / (conv_linear_seconds(model, stim.files[:batch_size]) * n / min(n, batch_size)
+                   + decode_seconds(stim.files))
+    row(f"ceiling vs eager batch-{batch_size} (conv+linear at measured speed + decoding, all else free)",
+        ceiling, n / t_batched, "img/s")
     # The whole user call: builds the untrained weights (~1 s) and fills the activation cache.
     first, t_first = timed(lambda: extract_activations(stim, layers=["fc8"], batch_size=batch_size, n_threads=threads))
     cached, t_cached = timed(lambda: extract_activations(stim, layers=["fc8"], batch_size=batch_size))
-    row(f"extract fc8 {n} images end to end (incl. building weights) vs eager batch-{batch_size}",
-        n / t_first, n / t_ref, "img/s", f"{'yes' if relative_diff(first.layer('fc8'), ref) < 1e-4 else 'NO'}")
-    row(f"extract fc8 {n} images cached rerun vs eager batch-{batch_size}", n / t_cached, n / t_ref, "img/s",
+    t_plain = res["plain"][1]
+    row(f"extract fc8 {n} images end to end (incl. building weights) vs plain eager (per image)",
+        n / t_first, n / t_plain, "img/s",
+        f"{'yes' if relative_diff(first.layer('fc8'), res['plain'][0]) < 1e-4 else 'NO'}")
+    row(f"extract fc8 {n} images cached rerun vs plain eager (per image)", n / t_cached, n / t_plain, "img/s",
         f"{'yes' if np.array_equal(cached.layer('fc8'), first.layer('fc8')) else 'NO'} (bitwise vs first run)")
     return n / t_ours
+
+
+def conv_linear_seconds(model: torch.nn.Module, files) -> float:
+    """Best-of-3 time of EmoNet's convolutions and linear layers alone on one batch (channels-last)."""
+    x = torch.from_numpy(np.stack([eager_load(f) for f in files]))
+    model = model.to(memory_format=torch.channels_last).eval()
+    inputs: dict[torch.nn.Module, torch.Tensor] = {}
+    heavy = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [m.register_forward_pre_hook(lambda m, a: inputs.__setitem__(m, a[0].clone())) for m in heavy]
+    with torch.inference_mode():
+        model(x.contiguous(memory_format=torch.channels_last))
+        for h in handles:
+            h.remove()
+        best = []
+        for m in heavy:
+            m(inputs[m])
+            best.append(min(timed(lambda m=m: m(inputs[m]))[1] for _ in range(3)))
+    return sum(best)
+
+
+def decode_seconds(files) -> float:
+    """Time to read and preprocess every image once, in this thread."""
+    return timed(lambda: [eager_load(f) for f in files])[1]
 
 
 def main() -> None:
@@ -155,18 +189,19 @@ def main() -> None:
     sizes = args.sizes or ([32, 112] if args.quick else [112, 1000])
     from brainnet.extract import _busy_machine
 
+    gflops_start = matmul_gflops()
+
     load = os.getloadavg()[0]
     print(f"# torch {torch.__version__}, untrained-seed0, batch {args.batch_size}, best of {args.rounds} "
-          f"interleaved rounds; reference: {torch.get_num_threads()} threads, sequential decoding, NCHW, "
-          f"torch LRN; brainnet: {threads or (1 if _busy_machine() else torch.get_num_threads())} threads "
+          f"interleaved rounds; references: {torch.get_num_threads()} threads, sequential decoding, NCHW, "
+          f"torch LRN, per image (plain) or batched; brainnet: {threads or (1 if _busy_machine() else torch.get_num_threads())} threads "
           f"(1-min load {load:.1f}), channels-last, decoding in a thread", flush=True)
     print("task\tbrainnet\treference\tratio\tagree", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BRAINNET_HOME"] = tmp  # empty cache: the first run computes everything
         weights = untrained_state_dict(0)
-        rates = [bench_size(n, Path(tmp), weights, args.rounds, args.batch_size, batch1=(k == 0), threads=threads)
-                 for k, n in enumerate(sizes)]
-    gflops = matmul_gflops()
+        rates = [bench_size(n, Path(tmp), weights, args.rounds, args.batch_size, threads=threads) for n in sizes]
+    gflops = max(gflops_start, matmul_gflops())
     limit = gflops / GFLOP_PER_IMAGE
     row(f"fraction of compute limit (sgemm {gflops:.0f} GFLOP/s / {GFLOP_PER_IMAGE} GFLOP per image)",
         max(rates), limit, "img/s")

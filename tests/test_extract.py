@@ -230,3 +230,12 @@ def test_thread_setting_is_scoped(monkeypatch):
     with ex._intra_op_threads(None):
         assert torch.get_num_threads() == before
     assert torch.get_num_threads() == before
+
+
+def test_sublayer_before_an_inplace_relu_keeps_its_negative_values(tmp_path):
+    """EmoNet's ReLUs run in place; a hook on the convolution or linear layer before one must see raw values."""
+    feats = extract_activations(demo_stimuli(4, tmp_path / "imgs"), layers=["conv1.0", "conv1.1", "fc6.1", "fc6"],
+                                cache=False, pool="mean")
+    assert feats.layer("conv1.0").min() < 0 and feats.layer("fc6.1").min() < 0
+    assert feats.layer("conv1.1").min() >= 0
+    np.testing.assert_array_equal(feats.layer("fc6"), np.maximum(feats.layer("fc6.1"), 0))

@@ -94,15 +94,39 @@ def test_user_model_keeps_its_layout_unless_asked(setup):
     assert model.conv2[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.6])  # 0.75: the rsqrt(s * sqrt(s)) path; others: pow
 @pytest.mark.parametrize("channels", [1, 4, 96, 256])
 @pytest.mark.parametrize("size", [3, 5, 7])
-def test_channels_last_lrn_matches_torch(channels, size):
+def test_channels_last_lrn_matches_torch(channels, size, beta):
     gen = torch.Generator().manual_seed(channels * 10 + size)
     x = torch.relu(torch.randn(2, channels, 9, 11, generator=gen) * 200)
-    lrn = LocalResponseNorm(size, 1e-4, 0.75, 2.0)
-    expected = torch.nn.LocalResponseNorm(size, 1e-4, 0.75, 2.0)(x)
+    lrn = LocalResponseNorm(size, 1e-4, beta, 2.0)
+    expected = torch.nn.LocalResponseNorm(size, 1e-4, beta, 2.0)(x)
     got = lrn(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(lrn(x), expected, rtol=1e-5, atol=1e-6)  # NCHW: shifted-slice path
     # The band matrix is cached per (channels, dtype): a second shape must not reuse it.
     y = torch.rand(1, channels + 1, 4, 4).contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(lrn(y), torch.nn.LocalResponseNorm(size, 1e-4, 0.75, 2.0)(y), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(lrn(y), torch.nn.LocalResponseNorm(size, 1e-4, beta, 2.0)(y), rtol=1e-5, atol=1e-6)
+
+
+def test_module_weights_id_is_a_sha256_of_names_shapes_and_every_byte():
+    import hashlib
+
+    from brainnet.extract import _HASH_CHUNK, _module_weights_id
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, (_HASH_CHUNK // 4) // 2 + 7))
+    # Independent computation of the documented digest: header of every tensor, then 16 MB piece digests.
+    header, pieces = hashlib.sha256(), []
+    for name, t in sorted(model.state_dict().items()):
+        header.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        raw = t.numpy().tobytes()
+        pieces += [raw[i : i + _HASH_CHUNK] for i in range(0, len(raw), _HASH_CHUNK)]
+    assert len(pieces) > len(model.state_dict())  # a tensor spans several pieces
+    for piece in pieces:
+        header.update(hashlib.sha256(piece).digest())
+    assert _module_weights_id(model) == f"sha256:{header.hexdigest()}"
+    before = _module_weights_id(model)
+    with torch.no_grad():
+        model[1].weight.data.view(-1)[-1] += 1.0  # last byte of the last piece; .data bypasses version counters
+    assert _module_weights_id(model) != before

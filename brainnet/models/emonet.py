@@ -112,7 +112,7 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         for d in range(1, self.size // 2 + 1):
             window[:, d:] += sq[:, :-d]
             window[:, :-d] += sq[:, d:]
-        return window.mul_(self.alpha / self.size).add_(self.k).pow_(-self.beta).mul_(x)
+        return self._normalise(window.mul_(self.alpha / self.size).add_(self.k), x)
 
     def _band(self, channels: int, like: torch.Tensor) -> torch.Tensor:
         key = (channels, like.dtype, like.device)
@@ -127,8 +127,14 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         n, c, h, w = x.shape
         rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels-last memory
         scale = torch.addmm(rows.new_full((1,), self.k), rows * rows, self._band(c, x))
-        out = scale.pow_(-self.beta).mul_(rows)
-        return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
+        return self._normalise(scale, rows).reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+    def _normalise(self, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``x * scale ** -beta``, in place in ``scale``."""
+        if self.beta == 0.75:
+            # s ** -0.75 == rsqrt(s * sqrt(s)): two cheap passes instead of pow's exp/log
+            return torch.rsqrt(scale.mul_(scale.sqrt()), out=scale).mul_(x)
+        return scale.pow_(-self.beta).mul_(x)
 
 
 def _conv_block(
@@ -137,7 +143,7 @@ def _conv_block(
 ) -> nn.Sequential:
     ops: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, groups=groups),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),  # saves a pass over the largest tensors; hooks clone what they capture
     ]
     if lrn:
         ops.append(LocalResponseNorm(**_LRN))
@@ -172,8 +178,8 @@ class EmoNet(nn.Module):
         self.conv3 = _conv_block(256, 384, 3, padding=1)
         self.conv4 = _conv_block(384, 384, 3, padding=1, groups=2)
         self.conv5 = _conv_block(384, 256, 3, padding=1, groups=2, pool=True)
-        self.fc6 = nn.Sequential(nn.Flatten(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU())
-        self.fc7 = nn.Sequential(nn.Linear(4096, 4096), nn.ReLU())
+        self.fc6 = nn.Sequential(nn.Flatten(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True))
+        self.fc7 = nn.Sequential(nn.Linear(4096, 4096), nn.ReLU(inplace=True))
         self.fc8 = nn.Sequential(nn.Linear(4096, n_outputs))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
