@@ -30,6 +30,7 @@ Design choices (kept consistent across fit, noise ceiling and permutations):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ __all__ = [
     "split_half_noise_ceiling",
     "encode",
     "encode_subject",
+    "encode_subjects",
+    "SubjectsEncodingResult",
 ]
 
 #: Penalty grid (features are standardised, so it does not depend on units).
@@ -565,74 +568,388 @@ def encode_subject(
     -------
     EncodingResult
     """
-    from brainnet.results import make_provenance
     from brainnet.study import Study, load_study
 
     study = study if isinstance(study, Study) else load_study(study)
     label = _subject_label(study, subject)
+    settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
+                         mask, seed)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    job = _prepare(study, label, feats, settings)
+    checkpoint = None
+    if out is not None:
+        from brainnet.results import ResultDir
+
+        job.target = _subject_folder(out, label, layer)
+        checkpoint = ResultDir(job.target, job.provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
+    result = _compute(job.x, job.y, job.ceiling, job.ijk, settings, n_jobs, checkpoint, progress)
+    return _finish_subject(job, result)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Everything but the data that determines one subject's encoding result."""
+
+    layer: str
+    model: str
+    cv: int
+    n_permutations: int
+    alphas: np.ndarray
+    inner: Any
+    n_components: int
+    mask: Any
+    seed: int
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {
+            "subject": label,
+            "layer": self.layer,
+            "model": self.model,
+            "cv": self.cv,
+            "n_permutations": self.n_permutations,
+            "alphas": self.alphas.tolist(),
+            "inner": self.inner,
+            "n_components": self.n_components if self.model == "pls" else None,
+            "unit": "repeat-averaged stimulus",
+        }
+
+
+@dataclass
+class _Job:
+    """One subject's inputs, ready for :func:`_compute`, and where its results go."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    ceiling: np.ndarray | None
+    ijk: np.ndarray
+    masker: Any
+    weights: str | None
+    provenance: dict[str, Any]
+    target: Path | None = None
+
+
+def _checked_alphas(model: str, alphas) -> np.ndarray:
     if model not in MODELS:
         raise BrainnetError(f"--model {model}: unknown model; use ridge or pls")
-    alphas = _alphas(alphas)
-    data = study.load_subject(label, mask=mask)
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    return _alphas(alphas)
+
+
+def _subject_folder(out: str | Path, label: str, layer: str) -> Path:
+    return Path(out) / f"sub-{label}" / f"encode-{layer}"
+
+
+def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
+    """Load one subject, align the features to its stimuli and build its provenance."""
+    from brainnet.results import make_provenance
+
+    data = study.load_subject(label, mask=settings.mask)
     y, ids = data.averaged()
-    x = feats.layer(layer)[feats.rows_for(ids)]
-    make_folds(len(ids), cv, seed)  # refuse a bad --cv before any result folder exists
-    ceiling = split_half_noise_ceiling(data.patterns, data.stimulus_ids)
-    parameters = {
-        "subject": label,
-        "layer": layer,
-        "model": model,
-        "cv": cv,
-        "n_permutations": n_permutations,
-        "alphas": alphas.tolist(),
-        "inner": inner,
-        "n_components": n_components if model == "pls" else None,
-        "unit": "repeat-averaged stimulus",
-    }
+    x = feats.layer(settings.layer)[feats.rows_for(ids)]
+    make_folds(len(ids), settings.cv, settings.seed)  # refuse a bad --cv before any result folder exists
     fprov = dict(feats.provenance)
     provenance = make_provenance(
         weights=fprov.get("weights"),
         features=fprov,
         study=study.provenance(),
         mask={"name": data.mask_name, "n_voxels": int(y.shape[1])},
-        seed=seed,
-        parameters=parameters,
+        seed=settings.seed,
+        parameters=settings.parameters(label),
     )
-    checkpoint = None
-    target = None
-    if out is not None:
-        from brainnet.results import ResultDir
+    ceiling = split_half_noise_ceiling(data.patterns, data.stimulus_ids)
+    return _Job(label, x, y, ceiling, data.voxel_ijk, data.masker, fprov.get("weights"), provenance)
 
-        target = Path(out) / f"sub-{label}" / f"encode-{layer}"
-        checkpoint = ResultDir(target, provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
-    result = encode(
+
+def _compute(x, y, ceiling, ijk, settings: _Settings, n_jobs: int, checkpoint, progress: bool) -> EncodingResult:
+    return encode(
         x,
         y,
-        model=model,
-        cv=cv,
-        alphas=alphas,
-        inner=inner,
-        n_components=n_components,
-        n_permutations=n_permutations,
+        model=settings.model,
+        cv=settings.cv,
+        alphas=settings.alphas,
+        inner=settings.inner,
+        n_components=settings.n_components,
+        n_permutations=settings.n_permutations,
         noise_ceiling=ceiling,
-        voxel_ijk=data.voxel_ijk,
-        seed=seed,
+        voxel_ijk=ijk,
+        seed=settings.seed,
         n_jobs=n_jobs,
         checkpoint=checkpoint,
         progress=progress,
     )
+
+
+def _finish_subject(job: _Job, result: EncodingResult) -> EncodingResult:
+    """Label the array-level result with its subject, map and provenance; write it if it has a folder."""
     result.summary = {
         "analysis": "encoding",
-        "subject": label,
-        "layer": layer,
+        "subject": job.label,
+        "layer": job.provenance["parameters"]["layer"],
         "n_subjects": 1,
-        "weights": fprov.get("weights"),
+        "weights": job.weights,
         **{k: v for k, v in result.summary.items() if k != "analysis"},
     }
-    result.provenance = provenance
+    result.provenance = job.provenance
     r_values = np.nan_to_num(np.asarray(result.voxel_scores["r"], dtype=np.float32))
-    result.r_map = data.masker.inverse_transform(r_values)
-    if target is not None:
-        result.write(target, overwrite=False)
+    result.r_map = job.masker.inverse_transform(r_values)
+    if job.target is not None:
+        result.write(job.target, overwrite=False)
     return result
+
+
+# -- several subjects -----------------------------------------------------------
+
+#: Per-subject columns of the group table ``subjects.tsv``.
+GROUP_COLUMNS = ("subject", "mean_r", "median_r", "p_value", "n_voxels_p_fwe_05", "n_voxels", "noise_ceiling")
+
+
+@dataclass
+class SubjectsEncodingResult:
+    """What :func:`encode_subjects` found.
+
+    Attributes
+    ----------
+    summary : dict
+        The content of the group ``summary.json`` (without provenance).
+    table : pandas.DataFrame
+        One row per subject: subject, mean_r, median_r, p_value,
+        n_voxels_p_fwe_05, n_voxels, noise_ceiling, folder.
+    folders : dict of str to Path
+        Each subject's result folder (``<out>/sub-<label>/encode-<layer>``).
+    computed : list of str
+        Subjects computed by this call (the others were complete already).
+    path : Path or None
+        The group folder ``<out>/group/encode-<layer>``.
+    """
+
+    summary: dict[str, Any]
+    table: Any
+    folders: dict[str, Path]
+    computed: list[str]
+    path: Path | None = None
+
+
+def _subject_list(study, subjects) -> list[str]:
+    if isinstance(subjects, str):
+        if subjects != "all":
+            return [_subject_label(study, subjects)]
+        return list(study.subjects)
+    labels = [_subject_label(study, s) for s in subjects]
+    if not labels:
+        raise BrainnetError("--subject: no subject given; use --subject all or e.g. --subject 01,02")
+    if len(set(labels)) != len(labels):
+        raise BrainnetError("--subject: a subject is listed twice; list each subject once")
+    return labels
+
+
+def _client(scheduler):
+    """A Dask client for ``scheduler`` (address or client), or the one of ``use_scheduler``."""
+    from brainnet.permutation import _SCHEDULER
+
+    scheduler = scheduler if scheduler is not None else _SCHEDULER.get()
+    if scheduler is None:
+        return contextlib.nullcontext(None)
+    from dask.distributed import Client
+
+    if isinstance(scheduler, Client):
+        return contextlib.nullcontext(scheduler)
+    if isinstance(scheduler, str):
+        try:
+            return Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise BrainnetError(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err}); "
+                "check the address or leave --scheduler out to run here"
+            ) from None
+    raise BrainnetError(f"scheduler={scheduler!r}: pass a Dask scheduler address or a distributed.Client")
+
+
+def _remote_subject(x, y, ceiling, ijk, settings: _Settings, n_jobs: int) -> EncodingResult:
+    """One subject on a Dask worker: arrays in, arrays out; the caller writes."""
+    from brainnet.permutation import use_scheduler
+
+    # Its permutations run on this worker, not back on the cluster.
+    with use_scheduler(None):
+        return _compute(x, y, ceiling, ijk, settings, n_jobs, None, False)
+
+
+def encode_subjects(
+    study=None,
+    subjects: str | Sequence[str] = "all",
+    out: str | Path | None = "brainnet_results",
+    *,
+    layer: str = "fc8",
+    model: str = "ridge",
+    cv: int = 5,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    alphas=None,
+    inner="loo",
+    n_components: int = 5,
+    mask: str | Path = "occipital",
+    features: str | Path | None = None,
+    weights: str | Path | None = None,
+    untrained_seed: int = 0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    scheduler: Any = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> SubjectsEncodingResult:
+    """Encode several subjects, each as :func:`encode_subject` would, then a group table.
+
+    Each subject's results go to ``<out>/sub-<label>/encode-<layer>/`` with
+    its own provenance, exactly as ``encode_subject(..., out=out)`` writes
+    them; a subject whose folder is already complete with the same
+    provenance is not recomputed, so an interrupted run loses at most the
+    subject in progress (which resumes from its permutation checkpoints when
+    run here). ``<out>/group/encode-<layer>/`` gets ``subjects.tsv`` (one
+    row per subject) and ``summary.json``, written last.
+
+    Parameters
+    ----------
+    study : Study, path or None
+        As for :func:`encode_subject` (None: the embedded demo study).
+    subjects : "all", a label, or a sequence of labels
+    out : path or None
+        Results folder; None computes every subject and writes nothing.
+    scheduler : str or dask.distributed.Client, optional
+        Run each subject as one Dask task (default: the scheduler of
+        :func:`brainnet.permutation.use_scheduler`, else this process). Tasks
+        receive the subject's arrays and return its result, which this
+        process writes, so workers need no access to the study or to
+        ``out``; results are identical to a single-process run. A subject
+        interrupted on the cluster restarts from its first permutation.
+    n_jobs : int
+        Threads per subject for the permutations (results do not depend on it).
+    overwrite : bool
+        Replace folders made with other parameters instead of refusing.
+    layer, model, cv, n_permutations, alphas, inner, n_components, mask, features, weights, untrained_seed, seed
+        As for :func:`encode_subject`.
+
+    Returns
+    -------
+    SubjectsEncodingResult
+    """
+    from brainnet.results import ResultDir
+    from brainnet.study import Study, load_study
+
+    study = study if isinstance(study, Study) else load_study(study)
+    labels = _subject_list(study, subjects)
+    settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
+                         mask, seed)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    group = None
+    if out is not None:
+        group = ResultDir(Path(out) / "group" / f"encode-{layer}",
+                          _group_provenance(study, feats, settings), overwrite=overwrite)
+    summaries = _completed_subjects(study, labels, feats, settings, out, overwrite)
+    pending = [label for label in labels if label not in summaries]
+    with _client(scheduler) as client:
+        if client is None:
+            done = _run_here(study, pending, feats, settings, out, overwrite, n_jobs, progress)
+        else:
+            done = _run_on_dask(client, study, pending, feats, settings, out, overwrite, n_jobs)
+        for label, result in done:
+            summaries[label] = result.summary
+    return _group_result(labels, summaries, pending, out, layer, group)
+
+
+def _group_provenance(study, feats, settings: _Settings) -> dict[str, Any]:
+    from brainnet.results import make_provenance
+
+    fprov = dict(feats.provenance)
+    parameters = {k: v for k, v in settings.parameters("").items() if k != "subject"}
+    return make_provenance(weights=fprov.get("weights"), features=fprov, study=study.provenance(),
+                           mask={"name": str(settings.mask)}, seed=settings.seed, parameters=parameters)
+
+
+def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[str, dict[str, Any]]:
+    """Summaries of subjects already complete in ``out``; refuses folders of other parameters up front."""
+    from brainnet.results import ResultDir, fingerprint
+
+    done: dict[str, dict[str, Any]] = {}
+    if out is None:
+        return done
+    for label in labels:
+        target = _subject_folder(out, label, settings.layer)
+        if not (target / "run.json").exists():
+            continue  # nothing there that could conflict
+        provenance = _prepare(study, label, feats, settings).provenance
+        if _read_json(target / "run.json").get("fingerprint") != fingerprint(provenance):
+            ResultDir(target, provenance, overwrite=overwrite)  # refuses, or with overwrite clears it
+            continue
+        summary = _read_json(target / "summary.json")
+        # A complete folder is only read, never rewritten: its files keep their times.
+        if summary.get("complete") and summary.get("fingerprint") == fingerprint(provenance):
+            done[label] = summary
+    return done
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_here(study, labels, feats, settings, out, overwrite, n_jobs, progress):
+    from brainnet.results import ResultDir
+
+    for label in labels:
+        job = _prepare(study, label, feats, settings)
+        checkpoint = None
+        if out is not None:
+            job.target = _subject_folder(out, label, settings.layer)
+            checkpoint = ResultDir(job.target, job.provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
+        result = _compute(job.x, job.y, job.ceiling, job.ijk, settings, n_jobs, checkpoint, progress)
+        yield label, _finish_subject(job, result)
+
+
+def _run_on_dask(client, study, labels, feats, settings, out, overwrite, n_jobs):
+    from dask.distributed import as_completed
+
+    from brainnet.results import ResultDir
+
+    jobs = {}
+    for label in labels:
+        job = _prepare(study, label, feats, settings)
+        if out is not None:
+            job.target = _subject_folder(out, label, settings.layer)
+            ResultDir(job.target, job.provenance, overwrite=overwrite)  # run.json: this subject has started
+        x, y = client.scatter([job.x, job.y])
+        job.x = job.y = None  # the cluster holds them now
+        future = client.submit(_remote_subject, x, y, job.ceiling, job.ijk, settings, n_jobs, pure=False)
+        jobs[future] = job
+    # Write each subject as soon as it is done, so an interruption keeps every finished one.
+    for future in as_completed(list(jobs)):
+        job = jobs[future]
+        yield job.label, _finish_subject(job, future.result())
+
+
+def _group_result(labels, summaries, computed, out, layer, group) -> SubjectsEncodingResult:
+    import pandas as pd
+
+    rows = [{"subject": label, **{c: summaries[label].get(c) for c in GROUP_COLUMNS[1:]}} for label in labels]
+    table = pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
+    folders = {label: _subject_folder(out, label, layer) for label in labels} if out is not None else {}
+    if folders:
+        table["folder"] = [str(folders[label]) for label in labels]
+    mean_r = table["mean_r"].astype(float).to_numpy()
+    summary = {
+        "analysis": "encoding",
+        "layer": layer,
+        "n_subjects": len(labels),
+        "subjects": list(labels),
+        "mean_r": float(np.nanmean(mean_r)) if np.isfinite(mean_r).any() else float("nan"),
+        "sd_mean_r": float(np.nanstd(mean_r, ddof=1)) if np.isfinite(mean_r).sum() > 1 else float("nan"),
+        "n_subjects_p_05": int(np.sum(table["p_value"].astype(float).to_numpy() < 0.05)),
+        "per_subject": table[list(GROUP_COLUMNS)].to_dict(orient="records"),
+    }
+    path = None
+    if group is not None:
+        group.write_tsv("subjects.tsv", table)
+        group.finish(summary)
+        path = group.path
+    return SubjectsEncodingResult(summary=summary, table=table, folders=folders, computed=list(computed), path=path)

@@ -11,6 +11,7 @@ from brainnet.cli._common import (
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    split_list,
 )
 
 EXAMPLES = """\
@@ -18,6 +19,8 @@ EXAMPLES = """\
   brainnet encode --subject 01 --layer fc7 --permutations 10000 --n-jobs 2
   brainnet encode --subject 03 --model pls --components 5 --study my_study --weights emonet.pt
   brainnet encode --subject 01 --features acts.npz --layer fc7 --mask v1 --out results
+  brainnet encode --subject all --out results          every subject, then a group table; rerun resumes
+  brainnet encode --subject 01,02,05 --scheduler tcp://host:8786   one Dask task per subject
 """
 
 
@@ -44,7 +47,12 @@ def register(subparsers) -> None:
         "per-subject encoding: predict every voxel from a network layer, cross-validated over stimuli",
         EXAMPLES,
     )
-    parser.add_argument("--subject", default="01", help="subject label, e.g. 01 or sub-01 (default 01)")
+    parser.add_argument(
+        "--subject",
+        default="01",
+        help="subject label, e.g. 01 or sub-01 (default 01); several: all or 01,02,05 "
+        "(each in <out>/sub-<label>/, a group table in <out>/group/, finished subjects are not redone)",
+    )
     parser.add_argument("--layer", default="fc8", help="network layer (default fc8; conv1..conv5, fc6, fc7, fc8)")
     parser.add_argument("--model", default="ridge", choices=("ridge", "pls"), help="encoding model (default ridge)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds over stimuli (default 5)")
@@ -79,14 +87,17 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from brainnet.encoding import encode_subject
-
     check_at_least(args, 0, "permutations")
     check_at_least(args, 1, "components")
     notice_if_untrained(args)
-    result = encode_subject(
-        args.study,
-        args.subject,
+    subjects = split_list(args.subject) or ["01"]
+    if subjects != ["all"] and len(subjects) == 1:
+        return _one_subject(args, subjects[0])
+    return _several_subjects(args, "all" if subjects == ["all"] else subjects)
+
+
+def _options(args) -> dict:
+    return dict(
         layer=args.layer,
         model=args.model,
         cv=args.cv,
@@ -103,6 +114,12 @@ def run(args) -> int:
         out=args.out,
         overwrite=args.overwrite,
     )
+
+
+def _one_subject(args, subject: str) -> int:
+    from brainnet.encoding import encode_subject
+
+    result = encode_subject(args.study, subject, **_options(args))
     s = result.summary
     ceiling = "unavailable" if s["noise_ceiling"] is None else f"{s['noise_ceiling']:.3f}"
     print(
@@ -112,4 +129,24 @@ def run(args) -> int:
     )
     print(f"noise ceiling (mean r): {ceiling}; {s['n_stimuli']} stimuli, {s['cv']}-fold CV")
     print(f"results: {result.path}")
+    return 0
+
+
+def _several_subjects(args, subjects) -> int:
+    from brainnet.encoding import encode_subjects
+
+    # --scheduler is already in effect (the CLI enters use_scheduler); subjects become Dask tasks.
+    result = encode_subjects(args.study, subjects, **_options(args))
+    for row in result.table.itertuples():
+        reused = "" if row.subject in result.computed else "  (complete already, not recomputed)"
+        print(
+            f"sub-{row.subject} {args.layer} {args.model}: mean r = {row.mean_r:.3f} (p = {row.p_value:.4g}), "
+            f"{row.n_voxels_p_fwe_05}/{row.n_voxels} voxels p_FWE < 0.05{reused}"
+        )
+    s = result.summary
+    print(
+        f"{s['n_subjects']} subjects: mean r = {s['mean_r']:.3f} (SD {s['sd_mean_r']:.3f}); "
+        f"{s['n_subjects_p_05']} with p < 0.05"
+    )
+    print(f"results: {args.out}/sub-<label>/encode-{args.layer}; group table: {result.path / 'subjects.tsv'}")
     return 0
