@@ -623,19 +623,23 @@ class RSAResult:
         frame.insert(0, "subject", labels)
         return frame
 
-    def save(self, out: str | Path, provenance_for, overwrite: bool = False) -> dict[str, Path]:
+    def save(self, out: str | Path, provenance_for, overwrite: bool = False, result_dirs=None) -> dict[str, Path]:
         """Write ``<out>/group/rsa-<layer>/`` per layer (and ``rsa-layers.tsv``).
 
         ``provenance_for(layer)`` returns the provenance record of a layer.
+        ``result_dirs`` are the layers' already opened
+        :class:`~brainnet.results.ResultDir` (opened before the run).
         """
         import pandas as pd
 
-        from brainnet.results import ResultDir, atomic_write_tsv
+        from brainnet.results import atomic_write_tsv
 
         group = Path(out) / "group"
         labels = [f"sub-{s}" for s in self.subjects] + ["network"]
+        if result_dirs is None:
+            result_dirs = _open_rsa_dirs(out, list(self.layers), provenance_for, overwrite=overwrite)
         for name, res in self.layers.items():
-            rd = ResultDir(group / f"rsa-{name}", provenance_for(name), overwrite=overwrite)
+            rd = result_dirs[name]
             rd.write_tsv("second_order.tsv", self.second_order_frame(name))
             rd.write_tsv(
                 "mds.tsv", pd.DataFrame({"subject": labels, "x": res.mds[:, 0], "y": res.mds[:, 1]})
@@ -663,6 +667,39 @@ class RSAResult:
         if len(self.layers) > 1:
             self.paths["profile"] = atomic_write_tsv(group / "rsa-layers.tsv", self.profile())
         return self.paths
+
+
+def _open_rsa_dirs(out: str | Path, layers: Sequence[str], provenance_for, overwrite: bool = False) -> dict[str, Any]:
+    """Open ``<out>/group/rsa-<layer>/`` for every layer, before any computing.
+
+    Each :class:`~brainnet.results.ResultDir` checks the provenance
+    fingerprint, so a folder holding results of other parameters, weights or
+    data is refused at once (unless ``overwrite``). If one layer's folder is
+    refused, the folders this call created for the other layers are removed
+    again, so a refusal leaves nothing behind.
+    """
+    import shutil
+
+    from brainnet.results import ResultDir
+
+    group = Path(out) / "group"
+    opened: dict[str, Any] = {}
+    created: list[Path] = []
+    made_group = not group.exists()
+    try:
+        for name in layers:
+            path = group / f"rsa-{name}"
+            new = not path.exists()
+            opened[name] = ResultDir(path, provenance_for(name), overwrite=overwrite)
+            if new:
+                created.append(path)
+    except BrainnetError:
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        if made_group and group.exists() and not any(group.iterdir()):
+            group.rmdir()
+        raise
+    return opened
 
 
 def _pair_lookup(n: int) -> np.ndarray:
@@ -1094,11 +1131,43 @@ def network_as_subject(
     network = {}
     for name in layer_names:
         network[name] = compute_rdm(features.layer(name)[rows], common, metric=net_metric).vector
-    ckpt = None
-    resultdir_root = Path(out) if out is not None else None
-    if resultdir_root is not None:
-        # Not created here: checkpoint writes make it, so a refusal leaves nothing.
-        ckpt = resultdir_root / "group" / ".rsa-checkpoints"
+    if len(data) < 3:  # checked again by the core; here before any folder is made
+        raise BrainnetError(
+            f"network-as-subject RSA needs at least 3 subjects, got {len(data)}; add subjects"
+        )
+    parameters = {
+        "compare": method,
+        "n_permutations": int(n_permutations),
+        "n_bootstrap": int(n_bootstrap),
+        "ci_level": ci_level,
+        "seed": seed,
+        "layers": layer_names,
+        "rdm": rdm,
+        "network_rdm": net_metric,
+        "noise": noise,
+        "mask": str(mask),
+    }
+    n_voxels = data[0].n_voxels
+    dirs = ckpt = None
+    if out is not None:
+        study_prov = study.provenance()
+        labels = [sd.subject for sd in data]
+
+        def provenance_for(layer: str) -> dict[str, Any]:
+            return make_provenance(
+                weights=features.provenance.get("weights"),
+                features=dict(features.provenance),
+                study=study_prov,
+                mask={"name": str(mask), "n_voxels": n_voxels},
+                seed=seed,
+                parameters={**parameters, "layer": layer, "subjects": labels, "n_stimuli": len(common)},
+            )
+
+        # Opened before the long run: a folder of other parameters is refused now, not after
+        # hours, and the checkpoints live inside a folder whose fingerprint covers every
+        # parameter of the run, so a rerun with other parameters can never resume from them.
+        dirs = _open_rsa_dirs(out, layer_names, provenance_for, overwrite=overwrite)
+        ckpt = dirs[layer_names[0]].checkpoint_dir
     result = rsa_network_subject(
         humans,
         network,
@@ -1113,31 +1182,9 @@ def network_as_subject(
         checkpoint_dir=ckpt,
         progress=progress,
     )
-    result.n_voxels = data[0].n_voxels
+    result.n_voxels = n_voxels
     result.model = features.provenance.get("model", "emonet")
-    result.parameters.update(
-        {"rdm": rdm, "network_rdm": net_metric, "noise": noise, "mask": str(mask)}
-    )
-    if resultdir_root is not None:
-        study_prov = study.provenance()
-
-        def provenance_for(layer: str) -> dict[str, Any]:
-            return make_provenance(
-                weights=features.provenance.get("weights"),
-                features=dict(features.provenance),
-                study=study_prov,
-                mask={"name": str(mask), "n_voxels": result.n_voxels},
-                seed=seed,
-                parameters={
-                    **result.parameters,
-                    "layer": layer,
-                    "subjects": result.subjects,
-                    "n_stimuli": len(common),
-                },
-            )
-
-        result.save(resultdir_root, provenance_for, overwrite=overwrite)
-        import shutil
-
-        shutil.rmtree(ckpt, ignore_errors=True)
+    result.parameters.update(parameters)
+    if dirs is not None:
+        result.save(out, provenance_for, overwrite=overwrite, result_dirs=dirs)
     return result

@@ -121,6 +121,10 @@ CASES = {
                       "--components", "2"],
         "group/decode-fc8", "decoding_null.npz", 3000,
     ),
+    "rsa-permutations": (
+        lambda s, f: ["rsa", "--study", s, "--features", f, "--permutations", "60000", "--bootstrap", "0"],
+        "group/rsa-fc8", "rsa-permutations-spearman.npz", 60000,
+    ),
 }
 _SLOW = {"decode-permutations"}
 
@@ -217,3 +221,39 @@ def test_rerun_of_a_complete_folder_with_the_same_parameters_gives_the_same_file
     second = _arrays(out)
     assert sorted(first) == sorted(second)
     assert _complete(out / "sub-01" / "encode-fc8")
+
+
+def test_rsa_rerun_with_other_parameters_is_refused_before_computing(study4, tmp_path, capsys, monkeypatch):
+    from brainnet.features import load_features
+
+    study, fc8 = study4
+    loaded = load_features(fc8)
+    feats = tmp_path / "two_layers.npz"  # a second layer, to try a rerun with more layers
+    np.savez(feats, stimulus_ids=np.asarray(loaded.stimulus_ids), fc8=loaded.layer("fc8"),
+             fc7=np.tanh(loaded.layer("fc8")))
+    out = tmp_path / "out"
+    base = ["rsa", "--study", str(study), "--features", str(feats), "--bootstrap", "0", "--out", str(out)]
+    assert main([*base, "--permutations", "50"]) == 0
+    folder = out / "group" / "rsa-fc8"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    capsys.readouterr()
+
+    import brainnet.rsa
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the RSA ran before the folder was checked")
+
+    monkeypatch.setattr(brainnet.rsa, "rsa_network_subject", must_not_run)
+    for other in (["--permutations", "60"], ["--permutations", "50", "--seed", "1"],
+                  ["--permutations", "50", "--layers", "fc7,fc8"]):
+        assert main([*base, *other]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == (f"brainnet rsa: error: {folder}: holds results made with other parameters, "
+                                        "weights or data; choose another --out folder or pass --overwrite")
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+        assert sorted(p.name for p in (out / "group").iterdir()) == ["rsa-fc8"]  # no rsa-fc7 left behind
+    monkeypatch.undo()
+    assert main([*base, "--permutations", "60", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert json.loads((folder / "summary.json").read_text())["n_permutations"] == 60
+    assert not (folder / "checkpoints").exists() and not (out / "group" / ".rsa-checkpoints").exists()
