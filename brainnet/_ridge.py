@@ -33,6 +33,9 @@ import numpy as np
 BLOCK_COLUMNS = 16384
 #: Block width shared by every n_jobs value (several blocks for threads to share).
 _PARALLEL_BLOCK = 4096
+#: Inner validation sets longer than this many rows per basis direction score
+#: alphas through the Gram identity instead of forming predictions.
+_GRAM_ROWS_PER_RANK = 4
 
 
 def _thin_svd(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,19 +203,44 @@ class RidgeBasis:
         n_alphas = self.alphas.size
         out = np.zeros((n_alphas, y.shape[1]))
         for sp in self.splits:
-            if not hasattr(sp, "stacked"):
-                s = sp.s.astype(np.float64)
-                g = s[None, :] / (s[None, :] ** 2 + self.alphas[:, None])  # (A, r)
-                # Validation rows times each alpha's shrinkage, stacked: one product for all alphas.
-                sp.stacked = (sp.p_val[None] * g[:, None, :]).reshape(-1, s.size).astype(self.dtype)
+            s = sp.s.astype(np.float64)
+            g = s[None, :] / (s[None, :] ** 2 + self.alphas[:, None])  # (A, r)
             ytr = y[sp.train]
             ymean = ytr.mean(axis=0)
             c = sp.u.T @ (ytr - ymean)
             yval = y[sp.val] - ymean
+            if sp.val.size > _GRAM_ROWS_PER_RANK * s.size:
+                out += self._kfold_errors_gram(sp, g, c, yval)
+                continue
+            if not hasattr(sp, "stacked"):
+                # Validation rows times each alpha's shrinkage, stacked: one product for all alphas.
+                sp.stacked = (sp.p_val[None] * g[:, None, :]).reshape(-1, s.size).astype(self.dtype)
             pred = (sp.stacked @ c).reshape(n_alphas, sp.val.size, -1)
             pred -= yval[None]
             out += np.einsum("aij,aij->aj", pred, pred) / sp.val.size
         return out / len(self.splits)
+
+    @staticmethod
+    def _kfold_errors_gram(sp: _InnerSplit, g: np.ndarray, c: np.ndarray, yval: np.ndarray) -> np.ndarray:
+        """Mean squared validation error per alpha without forming the predictions.
+
+        With ``P`` the validation rows in the basis and ``pred = P diag(g) c``,
+        ``|pred - y|^2 = |y|^2 - 2 (g c) . (P' y) + (g c) . (P'P) (g c)``:
+        ``(rank, n_targets)`` products instead of ``(n_alphas * n_val, n_targets)``
+        predictions. Used when validation sets are long (naturalistic runs of
+        thousands of volumes) compared with the rank; combined in float64.
+        """
+        if not hasattr(sp, "gram"):
+            p64 = sp.p_val.astype(np.float64)
+            sp.gram = p64.T @ p64
+        cross = (sp.p_val.T @ yval).astype(np.float64)  # (r, n_targets)
+        c64 = c.astype(np.float64)
+        total = np.square(yval).sum(axis=0, dtype=np.float64)
+        out = np.empty((g.shape[0], c.shape[1]))
+        for a in range(g.shape[0]):
+            gc = g[a][:, None] * c64
+            out[a] = total - 2 * np.einsum("kj,kj->j", gc, cross) + np.einsum("kj,kj->j", gc, sp.gram @ gc)
+        return out / sp.val.size
 
     # -- fitting and prediction --------------------------------------------------------
     def fit_targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -130,3 +130,37 @@ def test_module_weights_id_is_a_sha256_of_names_shapes_and_every_byte():
     with torch.no_grad():
         model[1].weight.data.view(-1)[-1] += 1.0  # last byte of the last piece; .data bypasses version counters
     assert _module_weights_id(model) != before
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_long_validation_sets_score_alphas_through_the_gram_identity_like_himalaya(dtype):
+    """Naturalistic shapes (hundreds of volumes, few features) take the Gram path; it must equal himalaya."""
+    himalaya = pytest.importorskip("himalaya.ridge")
+    from sklearn.preprocessing import StandardScaler
+
+    from brainnet import _ridge
+    from brainnet.encoding import DEFAULT_ALPHAS, VoxelwiseRidgeCV
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((600, 12))
+    y = x @ rng.standard_normal((12, 40)) * rng.uniform(0.05, 1.0, 40) + 2.0 * rng.standard_normal((600, 40))
+    basis = _ridge.RidgeBasis(x.astype(dtype), np.asarray(DEFAULT_ALPHAS), inner=5)
+    assert all(sp.val.size > _ridge._GRAM_ROWS_PER_RANK * sp.s.size for sp in basis.splits)  # Gram path taken
+    model = VoxelwiseRidgeCV(alphas=DEFAULT_ALPHAS, inner=5).fit(x.astype(dtype), y.astype(dtype))
+    scaler = StandardScaler().fit(x)
+    ref = himalaya.RidgeCV(alphas=DEFAULT_ALPHAS, cv=5, fit_intercept=True, solver_params={"warn": False})
+    ref.fit(scaler.transform(x), y)
+    assert len(np.unique(ref.best_alphas_)) > 1  # the per-voxel choice is exercised
+    np.testing.assert_allclose(model.best_alphas_, ref.best_alphas_, rtol=1e-6)
+    x_new = rng.standard_normal((8, 12))
+    tol = 1e-8 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(model.predict(x_new.astype(dtype)), ref.predict(scaler.transform(x_new)), atol=tol)
+    # Against brainnet's own direct path (predictions formed for every alpha): the same errors.
+    gram_errors = basis.inner_errors(y.astype(dtype))
+    old = _ridge._GRAM_ROWS_PER_RANK
+    try:
+        _ridge._GRAM_ROWS_PER_RANK = 10**9
+        direct_errors = _ridge.RidgeBasis(x.astype(dtype), np.asarray(DEFAULT_ALPHAS), inner=5).inner_errors(y.astype(dtype))
+    finally:
+        _ridge._GRAM_ROWS_PER_RANK = old
+    np.testing.assert_allclose(gram_errors, direct_errors, rtol=1e-10 if dtype == np.float64 else 1e-5)
