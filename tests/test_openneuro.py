@@ -291,11 +291,15 @@ NOD_FIXTURE = Path(__file__).parent / "data" / "openneuro" / "ds004496"
 NOD_FUNC = "sub-01/ses-imagenet01/func"
 
 
-def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1, 2), n_trials=100, shape=(4, 4, 4)) -> None:
+def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1, 2), n_trials=100, shape=(4, 4, 4),
+              subjects=("01",), rank=1) -> None:
     """NOD's layout and real events (``runs``, first ``n_trials`` of each); synthetic images, fMRIPrep BOLD and confounds.
 
-    Planted voxels respond to each image in proportion to a fixed mix of the
-    untrained EmoNet's fc8 units for that image; the other voxels are noise.
+    Planted voxels respond to each image through ``rank`` fixed mixes of the
+    untrained EmoNet's fc8 units for that image (``rank=1``: one mix shared by
+    all planted voxels); the other voxels are noise. Every subject is shown
+    sub-01's real trials (the same images, as in NOD's shared COCO session),
+    with the same planted mixes and its own noise.
     """
     import shutil
 
@@ -309,38 +313,42 @@ def _mini_nod(root: Path, rng: np.random.Generator, planted: np.ndarray, runs=(1
     root.mkdir(parents=True)
     for name in ("dataset_description.json", "participants.tsv", "task-imagenet_bold.json", "task-imagenet_events.json"):
         shutil.copy(NOD_FIXTURE / name, root / name)
-    (root / NOD_FUNC).mkdir(parents=True)
-    deriv = root / "derivatives" / "fmriprep" / NOD_FUNC
-    deriv.mkdir(parents=True)
-    w = rng.standard_normal(20)
+    w = rng.standard_normal(20) if rank == 1 else rng.standard_normal((20, planted.size))
     for run in runs:
-        name = f"sub-01_ses-imagenet01_task-imagenet_run-{run:02d}"
-        events_path = root / NOD_FUNC / f"{name}_events.tsv"
-        events = pd.read_csv(NOD_FIXTURE / NOD_FUNC / f"{name}_events.tsv", sep="\t").iloc[:n_trials]
-        events.to_csv(events_path, sep="\t", index=False)
+        source = f"sub-01_ses-imagenet01_task-imagenet_run-{run:02d}"
+        events = pd.read_csv(NOD_FIXTURE / NOD_FUNC / f"{source}_events.tsv", sep="\t").iloc[:n_trials]
         for stim in events["stim_file"]:
             img = root / "stimuli" / stim
             img.parent.mkdir(parents=True, exist_ok=True)
             pixels = rng.integers(0, 256, (1, 1, 3)) * rng.uniform(0.2, 1.0, (48, 48, 1))
             Image.fromarray(pixels.astype(np.uint8)).save(img, format="JPEG")
-        feats = extract_activations(events_path, layers=("fc8",), seed=0)
-        fc8 = feats.align(list(events["stim_file"])).layer("fc8")
-        drive = ((fc8 - fc8.mean(0)) / fc8.std(0)) @ w
-        drive = (drive - drive.mean()) / drive.std()
-        n_vols = int(np.ceil((events["onset"].max() + 24) / 2.0))
-        trials = pd.DataFrame({"onset": events["onset"], "duration": events["duration"], "trial_type": [f"t{i:03d}" for i in range(len(events))]})
-        design = make_first_level_design_matrix(np.arange(n_vols) * 2.0, trials, hrf_model="spm", drift_model=None)
-        x = design[[f"t{i:03d}" for i in range(len(events))]].to_numpy()
-        n_vox = int(np.prod(shape))
-        betas = np.zeros((len(events), n_vox))
-        betas[:, planted] = 8.0 * drive[:, None]
-        data = 100.0 + x @ betas + rng.standard_normal((n_vols, n_vox))
-        img = nib.Nifti1Image(data.T.reshape(*shape, n_vols).astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0]))
-        img.header.set_xyzt_units("mm", "sec")
-        img.header["pixdim"][4] = 2.0
-        img.to_filename(deriv / f"{name}_space-T1w_desc-preproc_bold.nii.gz")
-        motion = pd.DataFrame(0.01 * rng.standard_normal((n_vols, 6)), columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
-        motion.to_csv(deriv / f"{name}_desc-confounds_timeseries.tsv", sep="\t", index=False)
+        for subject in subjects:
+            func = f"sub-{subject}/ses-imagenet01/func"
+            name = source.replace("sub-01", f"sub-{subject}")
+            deriv = root / "derivatives" / "fmriprep" / func
+            deriv.mkdir(parents=True, exist_ok=True)
+            (root / func).mkdir(parents=True, exist_ok=True)
+            events_path = root / func / f"{name}_events.tsv"
+            events.to_csv(events_path, sep="\t", index=False)
+            if subject == subjects[0]:
+                feats = extract_activations(events_path, layers=("fc8",), seed=0)
+                fc8 = feats.align(list(events["stim_file"])).layer("fc8")
+                drive = ((fc8 - fc8.mean(0)) / fc8.std(0)) @ w
+                drive = (drive - drive.mean(0)) / drive.std(0)
+            n_vols = int(np.ceil((events["onset"].max() + 24) / 2.0))
+            trials = pd.DataFrame({"onset": events["onset"], "duration": events["duration"], "trial_type": [f"t{i:03d}" for i in range(len(events))]})
+            design = make_first_level_design_matrix(np.arange(n_vols) * 2.0, trials, hrf_model="spm", drift_model=None)
+            x = design[[f"t{i:03d}" for i in range(len(events))]].to_numpy()
+            n_vox = int(np.prod(shape))
+            betas = np.zeros((len(events), n_vox))
+            betas[:, planted] = 8.0 * (drive[:, None] if rank == 1 else drive)
+            data = 100.0 + x @ betas + rng.standard_normal((n_vols, n_vox))
+            img = nib.Nifti1Image(data.T.reshape(*shape, n_vols).astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0]))
+            img.header.set_xyzt_units("mm", "sec")
+            img.header["pixdim"][4] = 2.0
+            img.to_filename(deriv / f"{name}_space-T1w_desc-preproc_bold.nii.gz")
+            motion = pd.DataFrame(0.01 * rng.standard_normal((n_vols, 6)), columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+            motion.to_csv(deriv / f"{name}_desc-confounds_timeseries.tsv", sep="\t", index=False)
 
 
 def test_nod_shaped_dataset_end_to_end(tmp_path, science_scale):
@@ -372,6 +380,54 @@ def test_nod_shaped_dataset_end_to_end(tmp_path, science_scale):
     assert top == set(planted)
     assert np.all(scores["p"].to_numpy()[np.isin(flat, planted)] <= 0.02)
     assert np.median(scores["r"].to_numpy()[~np.isin(flat, planted)]) < 0.15
+
+
+def test_nod_shaped_dataset_to_encode_decode_and_rsa(tmp_path, science_scale):
+    """Three NOD-shaped subjects: fetched layout -> betas -> study -> encode (all subjects), decode and rsa.
+
+    The planted voxels carry four mixes of the network's fc8 units, the same in
+    every subject, so each analysis has a known answer: encoding ranks the
+    planted voxels first in every subject, leave-one-subject-out decoding of
+    fc8 beats its permutation null, and the network's RDM resembles the
+    subjects' RDMs beyond the condition-label permutation null.
+    """
+    import nibabel as nib
+    import pandas as pd
+
+    from brainnet.decoding import decode_units
+    from brainnet.encoding import encode_subjects
+    from brainnet.rsa import network_as_subject
+
+    rng = np.random.default_rng(12)
+    planted = np.array([5, 22, 41, 58])
+    subjects = ("01", "02", "03")
+    n_trials, n_perm = (48, 100) if science_scale == "quick" else (100, 1000)
+    bids = tmp_path / "ds004496"
+    _mini_nod(bids, rng, planted, runs=(1,), n_trials=n_trials, subjects=subjects, rank=planted.size)
+    mask = tmp_path / "mask.nii.gz"
+    nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.diag([2.0, 2.0, 2.0, 1.0])).to_filename(mask)
+    study = O.build_image_study(bids, tmp_path / "study", method="lsa", confounds="motion6", mask=mask, noise_model="ols")
+    out = tmp_path / "results"
+
+    encoded = encode_subjects(study, "all", out, mask=mask, n_permutations=n_perm, cv=4)
+    assert encoded.computed == list(subjects)
+    for label in subjects:
+        scores = pd.read_csv(encoded.folders[label] / "voxel_scores.tsv", sep="\t")
+        flat = np.ravel_multi_index((scores["i"], scores["j"], scores["k"]), (4, 4, 4))
+        assert set(flat[np.argsort(scores["r"].to_numpy())[-planted.size:]]) == set(planted), label
+        assert np.all(scores["p"].to_numpy()[np.isin(flat, planted)] <= 0.02), label
+
+    decoded = decode_units(study, mask=mask, n_components=4, n_permutations=n_perm, n_bootstrap=0,
+                           n_cluster_draws=0, out=out)
+    assert decoded.summary["mean_r"] > 0.2
+    assert decoded.summary["p_value"] <= 2 / (n_perm + 1)
+    assert (out / "group" / "decode-fc8" / "summary.json").is_file()
+
+    rsa = network_as_subject(study, mask=mask, n_permutations=n_perm, n_bootstrap=0, out=out)
+    fc8 = rsa.layers["fc8"]
+    assert fc8.network_human_r > 0.1 and np.all(fc8.network_each > 0)
+    assert fc8.p_value <= 2 / (n_perm + 1)
+    assert (out / "group" / "rsa-fc8" / "summary.json").is_file()
 
 
 def test_build_image_study_errors(tmp_path):
