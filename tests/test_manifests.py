@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,65 @@ def test_manifest_dir_override(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINNET_MANIFEST_DIR", str(tmp_path))
     assert M.available_datasets() == ["ds000001"]
     assert M.load_manifest("ds000001").accession == "ds000001"
+
+
+def _built_wheel(tmp_path: Path) -> Path:
+    """Build brainnet's wheel offline from a copy of the sources (the working tree gets no build/ folder)."""
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("brainnet", "data_manifests"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+                    "--no-index", "-q", "-w", str(tmp_path / "dist")], check=True, cwd=tmp_path,
+                   capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("brainnet-*.whl")
+    return wheel
+
+
+def test_wheel_ships_every_manifest_and_an_install_finds_them(tmp_path):
+    """A non-editable install has no repository root: the manifests travel inside the package."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from setuptools import find_packages
+
+    wheel = _built_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {p.relative_to(ROOT / "data_manifests").as_posix()
+               for p in (ROOT / "data_manifests").rglob("*") if p.is_file()}
+    assert shipped and {f"brainnet/data/manifests/{n}" for n in shipped} <= names
+    # pyproject lists the packages (needed for the mapping): none may be left out.
+    for package in find_packages(str(ROOT), include=["brainnet*"]):
+        folder = ROOT.joinpath(*package.split("."))
+        for module in folder.glob("*.py"):
+            assert module.relative_to(ROOT).as_posix() in names, module
+
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "import brainnet, json; from brainnet.datasets import manifests as M; "
+        "print(json.dumps([brainnet.__file__, str(M.manifest_dir()), M.available_datasets(), "
+        "M.load_manifest('ds004496').accession, str(M.data_manifest_path('weights.json'))]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "BRAINNET_MANIFEST_DIR"}
+    env["PYTHONPATH"] = str(site)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          check=True)
+    module, folder, datasets, accession, weights = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(module).is_relative_to(site)  # the unpacked wheel, not the source tree
+    assert Path(folder) == site / "brainnet" / "data" / "manifests" / "datasets"
+    assert datasets == EXPECTED and accession == "ds004496"
+    assert Path(weights).is_file() and Path(weights).read_bytes() == (ROOT / "data_manifests" / "weights.json").read_bytes()
+
+
+def test_source_checkout_reads_the_repository_manifests():
+    assert M.manifest_dir() == ROOT / "data_manifests" / "datasets"
+    assert M.data_manifest_path("weights.json") == ROOT / "data_manifests" / "weights.json"

@@ -42,6 +42,7 @@ __all__ = [
     "PARTS",
     "ManifestFile",
     "DatasetManifest",
+    "data_manifest_path",
     "manifest_dir",
     "available_datasets",
     "load_manifest",
@@ -60,16 +61,28 @@ _DEFAULT_URL = "https://openneuro.org/crn/datasets/{accession}/snapshots/{versio
 _GZIP_ABOVE = 1 << 20
 
 
-def manifest_dir() -> Path:
-    """The folder holding the shipped manifests (``data_manifests/datasets``).
+def data_manifest_path(*parts: str) -> Path:
+    """A file or folder of the shipped ``data_manifests/`` (e.g. ``"weights.json"``).
 
-    ``$BRAINNET_MANIFEST_DIR`` overrides it (e.g. for installs without the
-    source tree, or a site's own manifests).
+    An installed wheel holds them in ``brainnet/data/manifests/`` (pyproject's
+    ``package-dir`` maps the repository's ``data_manifests/`` there); a source
+    checkout or editable install reads ``data_manifests/`` at the repository root.
+    """
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "data" / "manifests"
+    root = installed if installed.is_dir() else package.parent / "data_manifests"
+    return root.joinpath(*parts)
+
+
+def manifest_dir() -> Path:
+    """The folder holding the shipped dataset manifests (``data_manifests/datasets``).
+
+    ``$BRAINNET_MANIFEST_DIR`` overrides it (e.g. a site's own manifests).
     """
     override = os.environ.get("BRAINNET_MANIFEST_DIR")
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / "data_manifests" / "datasets"
+    return data_manifest_path("datasets")
 
 
 def available_datasets() -> list[str]:
