@@ -252,7 +252,7 @@ def plan(quick: bool) -> list[tuple[str, list[str], Callable, float]]:
         ]
     return [
         *extract,
-        ("bench_encoding.py", ["--voxels", "50000"], encoding_results, 1200),
+        ("bench_encoding.py", ["--voxels", "50000", "--reference-voxels", "5000"], encoding_results, 900),
         ("bench_decode.py", ["--permutations", "64", "--reference-folds", "2"], decode_results, 900),
         ("bench_rsa.py", [], rsa_results, 600),
         ("bench_memory.py", ["--no-dask"], memory_results, 1800),
