@@ -89,7 +89,7 @@ def read_events(events, stimulus_column: str | None = None, trial_types: Sequenc
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     for col in ("onset", "duration"):
         if col not in frame.columns:
-            raise input_error(where, f"missing column {col!r} (columns: {', '.join(frame.columns)})", "BIDS events need onset and duration")
+            raise input_error(where, f"missing column {col!r} (columns: {', '.join(frame.columns)})", "add the BIDS columns onset and duration (in seconds)")
     column = stimulus_column or next((c for c in STIMULUS_COLUMNS if c in frame.columns), None)
     if column is None or column not in frame.columns:
         looked = stimulus_column or ", ".join(STIMULUS_COLUMNS)
@@ -227,20 +227,93 @@ def single_trial_betas(
         raise BrainnetError(f"single_trial_betas: {len(runs)} BOLD runs but {len(tables)} events tables and {len(conf)} confounds; give one per run")
     volumes, rows = [], []
     for r, (img, table, cf) in enumerate(zip(runs, tables, conf, strict=True), start=1):
-        img = nib.load(str(img)) if isinstance(img, str | Path) else img
+        where = img if isinstance(img, str | Path) else (getattr(img, "get_filename", lambda: None)() or f"BOLD run {r}")
+        img = _load_bold(img, where)
+        _check_bold(img, where)
+        # Read once here; nilearn fits the in-memory copy instead of decompressing the file again.
+        data = np.asarray(img.dataobj)
+        _check_finite(data, where)
+        img = nib.Nifti1Image(data, img.affine, img.header)
+        if r == 1 and mask is not None and mask is not False:
+            mask = _check_mask(mask, img, where)
         trials = read_events(table, stimulus_column, trial_types)
+        _check_onsets(trials, img.shape[3], tr, table if isinstance(table, str | Path) else f"events of run {r}")
         if cf is not None and len(cf) != img.shape[3]:
             raise BrainnetError(f"run {r}: confounds have {len(cf)} rows but the BOLD run has {img.shape[3]} volumes; give one row per volume")
         fit = _lsa if method == "lsa" else _lss
         with warnings.catch_warnings():
             # nilearn warns that it uses the given mask rather than computing one: intended.
             warnings.filterwarnings("ignore", message=".*Generation of a mask has been requested.*")
-            maps = fit(img, trials, cf, _model(tr, hrf_model, drift_model, high_pass, noise_model, mask, smoothing_fwhm, n_jobs))
+            warnings.filterwarnings("ignore", message=".*Computed an empty mask.*")  # refused below
+            try:
+                maps = fit(img, trials, cf, _model(tr, hrf_model, drift_model, high_pass, noise_model, mask, smoothing_fwhm, n_jobs))
+            except ValueError as err:
+                if "mask" not in str(err).lower():
+                    raise
+                raise input_error(where, "the brain mask nilearn computed from this run is empty", "pass --mask with the voxels to model (a NIfTI on the BOLD grid)") from None
         volumes.extend(maps)
         rows.append(trials.assign(run=r)[["stimulus_id", "run", "onset", "duration"]])
     from nilearn.image import concat_imgs
 
     return concat_imgs(volumes), pd.concat(rows, ignore_index=True)
+
+
+def _load_bold(img, where):
+    if not isinstance(img, str | Path):
+        return img
+    try:
+        return nib.load(str(img))
+    except Exception as err:  # nibabel raises many types for non-images
+        raise input_error(where, f"not a readable NIfTI ({type(err).__name__})", "check the BOLD file (re-run fMRIPrep or re-download it)") from None
+
+
+def _check_bold(img, where) -> None:
+    if img.ndim != 4:
+        raise input_error(where, f"BOLD run must be 4-D (x, y, z, time), got shape {img.shape}", "pass the 4-D run, not a single volume")
+
+
+def _check_finite(data: np.ndarray, where) -> None:
+    """Every value finite: one NaN spreads through the whole GLM fit of its voxel."""
+    bad = [t for t in range(data.shape[3]) if not np.isfinite(data[..., t]).all()]
+    if bad:
+        raise input_error(
+            where, f"{len(bad)} of {data.shape[3]} volumes hold NaN or Inf values (first: volume {bad[0]})",
+            "re-run the preprocessing, or replace those values before estimating betas",
+        )
+
+
+def _check_mask(mask, img, where):
+    """The model mask: 3-D, on the BOLD grid, not empty."""
+    name = mask if isinstance(mask, str | Path) else "--mask"
+    if isinstance(mask, str | Path):
+        if not Path(mask).is_file():
+            raise input_error(name, "mask file not found", "check the --mask path")
+        try:
+            mask = nib.load(str(mask))
+        except Exception as err:  # nibabel raises many types for non-images
+            raise input_error(name, f"not a readable NIfTI ({type(err).__name__})", "give a 3-D mask NIfTI") from None
+    if len(mask.shape) != 3:
+        raise input_error(name, f"mask must be 3-D, got shape {mask.shape}", "give a single 3-D mask volume")
+    if mask.shape != img.shape[:3] or not np.allclose(mask.affine, img.affine, atol=1e-3):
+        raise input_error(
+            name, f"mask grid (shape {mask.shape}) differs from the BOLD grid of {Path(str(where)).name} (shape {img.shape[:3]}) or its affine",
+            "resample the mask to the BOLD, e.g. nilearn.image.resample_to_img(mask, bold, interpolation='nearest')",
+        )
+    if not np.any(np.asarray(mask.dataobj) > 0):
+        raise input_error(name, "mask is empty (no voxel > 0)", "give a mask with the voxels to model")
+    return mask
+
+
+def _check_onsets(trials: pd.DataFrame, n_volumes: int, tr: float, where) -> None:
+    end = n_volumes * tr
+    late = trials["onset"].to_numpy() >= end
+    if late.any():
+        raise input_error(
+            where,
+            f"{int(late.sum())} trial(s) start after the run ends ({n_volumes} volumes x TR {tr:g} s = {end:g} s; "
+            f"latest onset {trials['onset'].max():g} s)",
+            "check --tr and that the events file belongs to this BOLD run",
+        )
 
 
 def _trial_names(n: int) -> list[str]:
@@ -303,7 +376,14 @@ def _runs(bids: Path, label: str, task: str, derivatives: Path | None, space: st
     """(bold, events, confounds-or-None) per run, matched on session and run."""
     events = {_entities(p.name): p for p in _find(bids, label, f"sub-{label}_*task-{task}_*events.tsv")}
     if not events:
-        raise input_error(bids / f"sub-{label}", f"no events files for task {task!r}", "check --bids, --subject and --task")
+        if not (bids / f"sub-{label}").is_dir():
+            found = sorted(p.name.removeprefix("sub-") for p in bids.glob("sub-*") if p.is_dir())
+            known = f"subjects: {', '.join(found) or 'none'}"
+        else:
+            names = _find(bids, label, f"sub-{label}_*events.tsv")
+            tasks = sorted({m.group(1) for p in names if (m := re.search(r"_task-([A-Za-z0-9]+)", p.name))})
+            known = f"tasks of sub-{label}: {', '.join(tasks) or 'none'}"
+        raise input_error(bids / f"sub-{label}", f"no events files for task {task!r}", f"check --bids, --subject and --task ({known})")
     if derivatives is not None:
         bolds = _find(derivatives, label, f"sub-{label}_*task-{task}_*desc-preproc_bold.nii*")
         spaces = sorted({_space(p) or "none" for p in bolds})
@@ -411,8 +491,14 @@ def write_betas_study(
     if func.exists() and any(func.glob(f"sub-{label}_task-{task}_*")) and not overwrite:
         raise input_error(func, f"already holds task-{task} betas of sub-{label}", "choose another --out or pass --overwrite")
     runs = _runs(bids, label, task, deriv, space)
+    for bold, _, _, _ in runs:  # before the TR is looked up in its header (values are checked when fitted)
+        _check_bold(_load_bold(bold, bold), bold)
     t_r = tr or _repetition_time(runs[0][0], bids, task)
     conf = [fmriprep_confounds(c, confounds) if c is not None else None for _, _, c, _ in runs]
+    for (bold, _, path, _), table in zip(runs, conf, strict=True):
+        n_volumes = nib.load(str(bold)).shape[3]
+        if table is not None and len(table) != n_volumes:
+            raise input_error(path, f"{len(table)} rows but {bold.name} has {n_volumes} volumes", "use the confounds table fMRIPrep wrote for this run (one row per volume)")
     if deriv is not None and confounds != "none" and any(c is None for _, _, c, _ in runs):
         _notice(f"sub-{label}: no fMRIPrep confounds table beside some runs; those runs are fitted without confounds")
     betas, trials = single_trial_betas(

@@ -800,3 +800,115 @@ def test_encode_naturalistic_api_names_the_bad_frame_file(movie):
         encode_naturalistic(movie / "bold.nii.gz", np.ones((240, 5)), frame_rate=0, tr=1)
     assert str(info.value) == ("frame_rate=0, tr=1: both must be positive numbers of Hz / seconds; "
                                "check --frame-rate and --tr")
+
+
+# ---------------------------------------------------------------- betas
+
+_RUN = "sub-01_task-x_run-01"
+_PREP = f"derivatives/fmriprep/sub-01/func/{_RUN}_space-T1w_desc-preproc_bold.nii.gz"
+_CONF = f"derivatives/fmriprep/sub-01/func/{_RUN}_desc-confounds_timeseries.tsv"
+_EVENTS = f"sub-01/func/{_RUN}_events.tsv"
+
+
+@pytest.fixture
+def bids(tmp_path):
+    """One 60-volume run (TR 2 s), its events, fMRIPrep BOLD + confounds, and a mask on its grid."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "bids"
+    (root / "sub-01" / "func").mkdir(parents=True)
+    (root / "derivatives/fmriprep/sub-01/func").mkdir(parents=True)
+    (root / "dataset_description.json").write_text('{"Name": "t", "BIDSVersion": "1.9.0"}')
+    pd.DataFrame({"onset": np.arange(6) * 16.0 + 4, "duration": 2.0, "stim_file": [f"s{i}.png" for i in range(6)]}) \
+        .to_csv(root / _EVENTS, sep="\t", index=False)
+    img = nib.Nifti1Image((100 + rng.standard_normal((4, 4, 4, 60))).astype(np.float32), np.diag([3.0, 3, 3, 1]))
+    img.header.set_zooms((3.0, 3.0, 3.0, 2.0))
+    img.to_filename(root / _PREP)
+    pd.DataFrame({c: rng.normal(0, 0.01, 60) for c in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")}) \
+        .to_csv(root / _CONF, sep="\t", index=False)
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), img.affine), tmp_path / "mask.nii.gz")
+    return root
+
+
+def _betas_argv(bids, *extra):
+    return ["betas", "--bids", bids, "--subject", "01", "--task", "x", "--method", "lsa", "--noise-model", "ols",
+            "--mask", bids.parent / "mask.nii.gz", *extra, "--out", bids.parent / "study"]
+
+
+def _edit_bold(bids, edit):
+    img = nib.load(bids / _PREP)
+    out = nib.Nifti1Image(edit(np.asarray(img.dataobj).copy()), img.affine)
+    out.header.set_zooms(img.header.get_zooms()[: out.ndim])
+    nib.save(out, bids / _PREP)
+
+
+def _edit_events(bids, edit):
+    edit(pd.read_csv(bids / _EVENTS, sep="\t")).to_csv(bids / _EVENTS, sep="\t", index=False)
+
+
+def _set_nan(d):
+    d[..., 10] = np.nan
+    return d
+
+
+def _mask_other_space(bids):
+    affine = np.diag([2.0, 2, 2, 1])
+    affine[:3, 3] = 50
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.uint8), affine), bids.parent / "mask.nii.gz")
+
+
+BAD_BETAS = {
+    "bids-missing": (lambda b: shutil.rmtree(b), [],
+                     "{b}: BIDS folder not found; give --bids the dataset root"),
+    "unknown-subject": (lambda b: None, ["--subject", "07"],
+                        "{b}/sub-07: no events files for task 'x'; check --bids, --subject and --task (subjects: 01)"),
+    "unknown-task": (lambda b: None, ["--task", "rest"],
+                     "{b}/sub-01: no events files for task 'rest'; check --bids, --subject and --task "
+                     "(tasks of sub-01: x)"),
+    "events-without-onset": (lambda b: _edit_events(b, lambda f: f.rename(columns={"onset": "start"})), [],
+                             "{b}/" + _EVENTS + ": missing column 'onset' (columns: start, duration, stim_file); "
+                             "add the BIDS columns onset and duration (in seconds)"),
+    "events-past-the-scan": (lambda b: _edit_events(b, lambda f: f.assign(onset=f.onset.where(f.index < 5, 500.0))),
+                             [], "{b}/" + _EVENTS + ": 1 trial(s) start after the run ends (60 volumes x TR 2 s = "
+                             "120 s; latest onset 500 s); check --tr and that the events file belongs to this BOLD run"),
+    "bold-3d": (lambda b: _edit_bold(b, lambda d: d[..., 0]), [],
+                "{b}/" + _PREP + ": BOLD run must be 4-D (x, y, z, time), got shape (4, 4, 4); "
+                "pass the 4-D run, not a single volume"),
+    "bold-nan-volume": (lambda b: _edit_bold(b, _set_nan), [],
+                        "{b}/" + _PREP + ": 1 of 60 volumes hold NaN or Inf values (first: volume 10); "
+                        "re-run the preprocessing, or replace those values before estimating betas"),
+    "confounds-rows": (lambda b: pd.read_csv(b / _CONF, sep="\t").iloc[:-3].to_csv(b / _CONF, sep="\t", index=False),
+                       ["--confounds", "motion6"],
+                       "{b}/" + _CONF + f": 57 rows but {Path(_PREP).name} has 60 volumes; use the confounds table "
+                       "fMRIPrep wrote for this run (one row per volume)"),
+    "mask-other-space": (_mask_other_space, [],
+                         "{m}: mask grid (shape (8, 8, 8)) differs from the BOLD grid of " + Path(_PREP).name +
+                         " (shape (4, 4, 4)) or its affine; resample the mask to the BOLD, e.g. "
+                         "nilearn.image.resample_to_img(mask, bold, interpolation='nearest')"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_BETAS))
+def test_betas_refuses_bad_bids_input(kind, bids, capsys):
+    edit, extra, message = BAD_BETAS[kind]
+    edit(bids)
+    argv = _betas_argv(bids, *extra)  # a repeated --subject/--task: argparse keeps the last
+    line = _refused_line(capsys, argv, bids.parent / "study")
+    assert line == message.format(b=bids, m=bids.parent / "mask.nii.gz")
+
+
+def test_betas_with_an_empty_automatic_mask_asks_for_one(bids, capsys):
+    argv = [a for a in _betas_argv(bids) if a not in ("--mask", bids.parent / "mask.nii.gz")]
+    line = _refused_line(capsys, argv, bids.parent / "study")
+    assert line == (f"{bids / _PREP}: the brain mask nilearn computed from this run is empty; "
+                    "pass --mask with the voxels to model (a NIfTI on the BOLD grid)")
+
+
+def test_write_betas_study_api_refuses_events_past_the_scan(bids):
+    from brainnet.betas import write_betas_study
+
+    BAD_BETAS["events-past-the-scan"][0](bids)
+    out = bids.parent / "study"
+    with pytest.raises(BrainnetError) as info:
+        write_betas_study(bids, "01", "x", out=out, method="lsa", mask=bids.parent / "mask.nii.gz")
+    assert str(info.value) == BAD_BETAS["events-past-the-scan"][2].format(b=bids)
+    assert _nothing_in(out)
