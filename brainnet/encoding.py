@@ -842,6 +842,8 @@ def encode_subjects(
     if out is not None:
         group = ResultDir(Path(out) / "group" / f"encode-{layer}",
                           _group_provenance(study, feats, settings), overwrite=overwrite)
+        if _read_json(group.file("summary.json")).get("subjects", labels) != labels:
+            group.file("summary.json").unlink()  # it summarised other subjects: incomplete until rewritten
     summaries = _completed_subjects(study, labels, feats, settings, out, overwrite)
     pending = [label for label in labels if label not in summaries]
     with _client(scheduler) as client:

@@ -96,7 +96,7 @@ def test_each_subject_is_written_as_a_single_subject_run_and_summarised(study3, 
 
     # A subject done by a single-subject run is reused by the group run, not recomputed.
     again = encode_subjects(study, ["02", "sub-03"], tmp_path / "one", **kwargs)
-    assert again.computed == ["03"]
+    assert again.computed == ["03"] and _summary(again.path)["subjects"] == ["02", "03"]
     assert main([*_argv(study3, "--permutations", "40"), "--subject", "all", "--out", str(tmp_path / "one")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("sub-01 fc8 ridge: mean r = ") and not out[0].endswith("not recomputed)")
@@ -115,6 +115,20 @@ def test_subjects_as_dask_tasks_give_the_single_process_bytes(study3, tmp_path, 
             prefixes = client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.task_prefixes))
     assert "remote_subject" in prefixes  # each subject ran as one task on the cluster
     assert "call" not in prefixes  # and its permutations ran inside that task, not as further tasks
+    _assert_same(tmp_path / "local", tmp_path / "dask")
+
+
+@pytest.mark.slow
+def test_subjects_on_process_workers_give_the_single_process_bytes(study3, tmp_path):
+    """Separate worker processes (own BLAS state, arrays pickled both ways) change nothing either."""
+    distributed = pytest.importorskip("dask.distributed")
+    study, feats = study3
+    kwargs = dict(features=feats, cv=3, n_permutations=60)
+    encode_subjects(study, "all", tmp_path / "local", **kwargs)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            result = encode_subjects(study, "all", tmp_path / "dask", scheduler=client, **kwargs)
+    assert result.computed == LABELS
     _assert_same(tmp_path / "local", tmp_path / "dask")
 
 
