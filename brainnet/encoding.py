@@ -837,6 +837,7 @@ def encode_subjects(
     labels = _subject_list(study, subjects)
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
+    make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
     group = None
     if out is not None:

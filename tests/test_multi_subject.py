@@ -247,15 +247,16 @@ def test_other_parameters_in_the_same_folder_are_refused(study3, tmp_path, capsy
 
 
 @pytest.mark.parametrize(
-    "subjects, message",
+    "subjects, cv, message",
     [
-        (["01", "sub-01"], "--subject: a subject is listed twice; list each subject once"),
-        (["01", "09"], "--subject 09: no such subject in "),
-        ([], "--subject: no subject given; use --subject all or e.g. --subject 01,02"),
+        (["01", "sub-01"], 5, "--subject: a subject is listed twice; list each subject once"),
+        (["01", "09"], 5, "--subject 09: no such subject in "),
+        ([], 5, "--subject: no subject given; use --subject all or e.g. --subject 01,02"),
+        ("all", 30, "--cv 30: 24 stimuli are too few for 30-fold cross-validation"),
     ],
 )
-def test_bad_subject_lists(study3, tmp_path, subjects, message):
+def test_bad_subject_lists_and_cv_leave_nothing(study3, tmp_path, subjects, cv, message):
     study, feats = study3
     with pytest.raises(BrainnetError, match="^" + re.escape(message)):
-        encode_subjects(study, subjects, tmp_path / "out", features=feats, n_permutations=0)
+        encode_subjects(study, subjects, tmp_path / "out", features=feats, n_permutations=0, cv=cv)
     assert not (tmp_path / "out").exists()
