@@ -144,6 +144,8 @@ def _n_components(n_components: int | None, n_classes: int, shape: tuple[int, in
 
 
 def _estimator(model: str, n_components: int | None, C: float):
+    if model == "logistic" and not C > 0:  # also refuses NaN
+        raise BrainnetError(f"--C {C:g}: the inverse regularisation must be positive; e.g. --C 1")
     if model == "plsda":
         return PLSDA(n_components=n_components)
     if model == "logistic":
@@ -160,6 +162,10 @@ def subject_folds(n_subjects: int, n_folds: int, seed: int = 0) -> np.ndarray:
 
     Every fold gets ``n_subjects // n_folds`` or one more subjects.
     """
+    if n_subjects < 2:
+        raise BrainnetError(
+            f"--subjects: {n_subjects} subject given; participant-independent folds need at least 2 subjects; add subjects"
+        )
     if not 2 <= n_folds <= n_subjects:
         raise BrainnetError(
             f"--folds {n_folds}: participant-independent folds need 2 to {n_subjects} folds "
@@ -523,6 +529,22 @@ def _assemble(x, codes, predicted, classes, subj, fold_of_row, stims, subjects, 
 DEFAULT_PERMUTATIONS = 100
 
 
+def _subject_labels(study, subjects: Sequence[str] | None) -> list[str]:
+    """The chosen subjects, checked against the study before anything is loaded or written."""
+    if subjects is None:
+        return list(study.subjects)
+    labels = []
+    for s in subjects:
+        label = str(s).strip().removeprefix("sub-")
+        if label not in study.subjects:
+            shown = ", ".join(study.subjects[:8]) + (", ..." if len(study.subjects) > 8 else "")
+            raise BrainnetError(f"--subjects {s}: no such subject in {study.root}; choose from {shown}")
+        labels.append(label)
+    if len(set(labels)) != len(labels):
+        raise BrainnetError("--subjects: a subject is listed twice; list each subject once")
+    return labels
+
+
 def _mask_label(mask: str | Path) -> str:
     name = Path(str(mask)).name
     for suffix in (".nii.gz", ".nii"):
@@ -582,10 +604,17 @@ def categorize_study(
             "has no category column (or it is empty)",
             "add a category column naming each stimulus's category to decode categories",
         )
-    available = len(subjects) if subjects is not None else len(study.subjects)
-    subject_folds(available, n_folds, seed)  # fail on bad --folds before loading data
-    data = study.load_subjects(subjects, mask=mask)
+    labels_given = _subject_labels(study, subjects)
+    subject_folds(len(labels_given), n_folds, seed)  # fail on bad --folds before loading data
+    data = study.load_subjects(labels_given, mask=mask)
     labels = [[study.categories.get(s) for s in d.stimulus_ids] for d in data]
+    seen = sorted({c for row in labels for c in row if c})
+    if len(seen) < 2:
+        raise input_error(
+            study.root / "stimuli.tsv",
+            f"the trials of the chosen subjects cover {len(seen)} category ({', '.join(seen) or 'none'})",
+            "category decoding needs stimuli of at least 2 categories in the category column",
+        )
     folder = None
     if out is not None:
         from brainnet.results import ResultDir, make_provenance
@@ -606,21 +635,31 @@ def categorize_study(
             parameters=parameters,
         )
         target = Path(out) / "group" / f"categorize-{_mask_label(mask)}"
+        new_dirs = [p for p in (target, *target.parents) if not p.exists()]
         folder = ResultDir(target, provenance, overwrite=overwrite)
-    result = decode_categories(
-        [d.patterns for d in data],
-        labels,
-        model=model,
-        n_folds=n_folds,
-        n_components=n_components,
-        C=C,
-        n_permutations=n_permutations,
-        seed=seed,
-        n_jobs=n_jobs,
-        stimulus_ids=[d.stimulus_ids for d in data],
-        subjects=[d.subject for d in data],
-        checkpoint=None if folder is None else folder.checkpoint_dir / "categorize_null.npz",
-    )
+    try:
+        result = decode_categories(
+            [d.patterns for d in data],
+            labels,
+            model=model,
+            n_folds=n_folds,
+            n_components=n_components,
+            C=C,
+            n_permutations=n_permutations,
+            seed=seed,
+            n_jobs=n_jobs,
+            stimulus_ids=[d.stimulus_ids for d in data],
+            subjects=[d.subject for d in data],
+            checkpoint=None if folder is None else folder.checkpoint_dir / "categorize_null.npz",
+        )
+    except BrainnetError:
+        # A refusal found only once fitting starts (e.g. --components too large for a fold)
+        # leaves nothing behind; a folder that existed before (a run to resume) is kept.
+        if folder is not None and new_dirs:
+            import shutil
+
+            shutil.rmtree(new_dirs[-1], ignore_errors=True)
+        raise
     n_stimuli = len({s for d in data for s in d.stimulus_ids.tolist() if study.categories.get(s)})
     result.summary.update(
         {

@@ -24,6 +24,7 @@ from brainnet.errors import BrainnetError
 from brainnet.features import load_features
 from brainnet.simulate import simulate_study
 from brainnet.stimuli import load_stimuli
+from brainnet.study import load_study
 
 BETAS = "sub-01/func/sub-01_task-simulated_space-MNI152NLin2009cAsym_desc-singletrial_betas.nii.gz"
 EVENTS = "sub-01/func/sub-01_task-simulated_desc-singletrial_events.tsv"
@@ -912,3 +913,60 @@ def test_write_betas_study_api_refuses_events_past_the_scan(bids):
         write_betas_study(bids, "01", "x", out=out, method="lsa", mask=bids.parent / "mask.nii.gz")
     assert str(info.value) == BAD_BETAS["events-past-the-scan"][2].format(b=bids)
     assert _nothing_in(out)
+
+
+# ---------------------------------------------------------------- categorize
+
+
+def _one_category(copy):
+    _edit_stimuli(copy, lambda f: f.assign(category="disc"))
+
+
+BAD_CATEGORIZE = {
+    "unknown-subject": (None, ["--subjects", "01,09"], "--subjects 09: no such subject in {s}; choose from 01, 02, 03"),
+    "subject-twice": (None, ["--subjects", "01,01,02"],
+                      "--subjects: a subject is listed twice; list each subject once"),
+    "one-subject": (None, ["--subjects", "02", "--folds", "2"],
+                    "--subjects: 1 subject given; participant-independent folds need at least 2 subjects; add subjects"),
+    "too-few-subjects-for-folds": (None, ["--folds", "8"],
+                                   "--folds 8: participant-independent folds need 2 to 3 folds for 3 subjects; "
+                                   "choose --folds between 2 and 3"),
+    "one-category": (_one_category, [],
+                     "{s}/stimuli.tsv: the trials of the chosen subjects cover 1 category (disc); category decoding "
+                     "needs stimuli of at least 2 categories in the category column"),
+    "unknown-classifier": (None, ["--model", "svm"], "--model svm: unknown classifier; use one of plsda, logistic"),
+    "non-positive-C": (None, ["--model", "logistic", "--C", "0"],
+                       "--C 0: the inverse regularisation must be positive; e.g. --C 1"),
+    # found only once the first fold is fitted, after the result folder was opened
+    "too-many-components": (None, ["--components", "500"],
+                            "--components 500: a training fold of 32 trials x {v} voxels allows 1 to 31; "
+                            "use fewer components"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_CATEGORIZE))
+def test_categorize_refuses_bad_input(kind, copy, tmp_path, capsys):
+    edit, extra, message = BAD_CATEGORIZE[kind]
+    if edit is not None:
+        edit(copy)
+    out = tmp_path / "out"
+    argv = ["categorize", "--study", copy, "--permutations", "2", "--folds", "3", *extra, "--out", out]
+    line = _refused_line(capsys, argv, out)
+    n_voxels = load_study(copy).load_subjects(mask="occipital")[0].n_voxels if "{v}" in message else None
+    assert line == message.format(s=copy, v=n_voxels)
+    assert not out.exists() or not any(out.rglob("*"))  # not even empty folders
+
+
+@pytest.mark.parametrize("kind", ["unknown-classifier", "one-category", "too-many-components"])
+def test_categorize_study_api_refuses_and_leaves_nothing(kind, copy, tmp_path):
+    from brainnet.categories import categorize_study
+
+    edit, _, _ = BAD_CATEGORIZE[kind]
+    if edit is not None:
+        edit(copy)
+    kwargs = {"unknown-classifier": {"model": "svm"}, "too-many-components": {"n_components": 500}}.get(kind, {})
+    out = tmp_path / "out"
+    with pytest.raises(BrainnetError) as info:
+        categorize_study(copy, n_folds=3, n_permutations=2, out=out, **kwargs)
+    assert "\n" not in str(info.value) and "; " in str(info.value)
+    assert not out.exists()

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
         EXAMPLES,
     )
     parser.add_argument(
-        "--model", default="plsda", choices=MODELS, help="classifier (default plsda)"
+        # validated by the API (one-line error naming the choices), not by argparse's choices
+        "--model", default="plsda", metavar="{" + ",".join(MODELS) + "}", help="classifier (default plsda)"
     )
     parser.add_argument(
         "--folds", type=int, default=8, help="participant-independent folds (default 8)"
