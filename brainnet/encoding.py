@@ -839,6 +839,7 @@ def encode_subjects(
                          mask, seed)
     make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    feats.layer(layer)  # a layer missing from --features is refused before any folder exists
     group = None
     if out is not None:
         group = ResultDir(Path(out) / "group" / f"encode-{layer}",

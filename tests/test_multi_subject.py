@@ -260,3 +260,10 @@ def test_bad_subject_lists_and_cv_leave_nothing(study3, tmp_path, subjects, cv, 
     with pytest.raises(BrainnetError, match="^" + re.escape(message)):
         encode_subjects(study, subjects, tmp_path / "out", features=feats, n_permutations=0, cv=cv)
     assert not (tmp_path / "out").exists()
+
+
+def test_layer_missing_from_the_features_file_leaves_nothing(study3, tmp_path):
+    study, feats = study3
+    with pytest.raises(BrainnetError, match="fc7"):
+        encode_subjects(study, "all", tmp_path / "out", features=feats, layer="fc7", n_permutations=0)
+    assert not (tmp_path / "out").exists()
