@@ -970,3 +970,107 @@ def test_categorize_study_api_refuses_and_leaves_nothing(kind, copy, tmp_path):
         categorize_study(copy, n_folds=3, n_permutations=2, out=out, **kwargs)
     assert "\n" not in str(info.value) and "; " in str(info.value)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- manifest parser (property tests)
+
+
+def _manifest_dict() -> dict:
+    return {
+        "schema_version": 1, "accession": "ds000001", "version": "1.0.0", "licence": "CC0", "tasks": ["x"],
+        "subjects": ["01", "02"], "stimuli": {"how": "in_dataset", "description": "test"},
+        "workflows": {"image_encoding": {"parts": ["events", "metadata"]}},
+        "download": {"url_template": "http://127.0.0.1:9/{path}"},
+        "parts": {
+            "events": {"globs": ["sub-*/func/*_events.tsv"],
+                       "files": [["sub-01/func/sub-01_task-x_events.tsv", 10, "md5", "0" * 32],
+                                 ["sub-02/func/sub-02_task-x_events.tsv", 12, "sha256", "a" * 64]]},
+            "metadata": {"globs": ["*.json"], "files": [["dataset_description.json", 5, "git", None]]},
+        },
+    }
+
+
+_NASTY_PATHS = st.sampled_from(["../outside.tsv", "/etc/passwd", "sub-01/../../x", "sub-01/./a.tsv", "", "a\\..\\b",
+                                "C:/x", "sub-01//a.tsv", "~/x", "sub-01/func/\x00.tsv"])
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**40) | st.floats(allow_nan=False) | st.text(max_size=10)
+    | _NASTY_PATHS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths_in(node, prefix=()):
+    """Every (path, value) of a JSON tree, containers included."""
+    yield prefix, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in items:
+        yield from _paths_in(child, (*prefix, key))
+
+
+_MANIFEST_NODES = [p for p, _ in _paths_in(_manifest_dict()) if p]
+_manifest_counter = iter(range(10**9))
+
+
+def _load_manifest_text(tmp_path, text: bytes, suffix=".json"):
+    from brainnet.datasets.manifests import load_manifest
+
+    # a new name per example: the loader caches by (path, mtime, size)
+    path = tmp_path / f"m{next(_manifest_counter)}{suffix}"
+    path.write_bytes(text)
+    return load_manifest(path)
+
+
+def _assert_valid_or_one_line(load):
+    try:
+        manifest = load()
+    except BrainnetError as err:
+        assert "\n" not in str(err) and "; " in str(err), str(err)
+        return None
+    for f in manifest.files():  # whatever is accepted stays inside the dataset
+        parts = Path(f.path).parts
+        assert f.path and not Path(f.path).is_absolute() and ".." not in parts and "\\" not in f.path, f.path
+    return manifest
+
+
+def test_the_unchanged_manifest_of_the_property_tests_is_valid(tmp_path):
+    import json
+
+    manifest = _assert_valid_or_one_line(lambda: _load_manifest_text(tmp_path, json.dumps(_manifest_dict()).encode()))
+    assert manifest is not None and len(manifest.files()) == 3
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.sampled_from(_MANIFEST_NODES), value=_json_values, delete=st.booleans())
+def test_manifest_loader_with_any_one_field_changed_gives_a_manifest_or_a_one_line_error(where, value, delete,
+                                                                                          tmp_path):
+    import json
+
+    data = _manifest_dict()
+    node = data
+    for key in where[:-1]:
+        node = node[key]
+    if delete:
+        del node[where[-1]]
+    else:
+        node[where[-1]] = value
+    _assert_valid_or_one_line(lambda: _load_manifest_text(tmp_path, json.dumps(data).encode()))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300), suffix=st.sampled_from([".json", ".json.gz"]), gz=st.booleans())
+def test_manifest_loader_never_crashes_on_bytes(data, suffix, gz, tmp_path):
+    import gzip
+
+    _assert_valid_or_one_line(lambda: _load_manifest_text(tmp_path, gzip.compress(data) if gz else data, suffix))
+
+
+@pytest.mark.parametrize("path", ["../outside.tsv", "/etc/passwd", "sub-01/../../x", "a\\..\\b"])
+def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
+    import json
+
+    data = _manifest_dict()
+    data["parts"]["metadata"]["files"][0][0] = path
+    with pytest.raises(BrainnetError) as info:
+        _load_manifest_text(tmp_path, json.dumps(data).encode())
+    assert "\n" not in str(info.value) and repr(path) in str(info.value)
