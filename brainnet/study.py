@@ -441,7 +441,7 @@ class Study:
 
 
 def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:
-    """Refuse a betas file with no usable value anywhere, naming the file.
+    """Refuse a betas file with no usable value anywhere (all NaN/Inf, or no trial varies), naming the file.
 
     Checked on the whole image, not only inside the mask, so that a broken
     GLM output is not reported as a mask that misses the data.
@@ -449,6 +449,9 @@ def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:
     # volume by volume: stops at the first finite value, no full-size temporary
     if not any(np.isfinite(data[..., t]).any() for t in range(data.shape[3])):
         raise input_error(path, "every value of the betas file is NaN or Inf", "re-estimate the single-trial betas (brainnet betas) and check the GLM that wrote them")
+    first = data[..., 0]
+    if data.shape[3] > 1 and all(np.array_equal(data[..., t], first, equal_nan=True) for t in range(1, data.shape[3])):
+        raise input_error(path, f"all {data.shape[3]} volumes of the betas file are identical (no trial-to-trial variation)", "re-estimate the single-trial betas (brainnet betas) and check the GLM that wrote them")
 
 
 def _bad_voxels(values: np.ndarray) -> np.ndarray:

@@ -301,6 +301,16 @@ def test_betas_that_are_all_nonfinite_are_refused(bad, command, copy, tmp_path, 
                     "re-estimate the single-trial betas (brainnet betas) and check the GLM that wrote them")
 
 
+def test_betas_with_identical_volumes_are_refused(copy, tmp_path, capsys):
+    _rewrite_betas(copy, lambda d: np.zeros_like(d))
+    out = tmp_path / "out"
+    line = refused(capsys, ["encode", "--study", copy, "--subject", "01", *QUICK, "--out", out], out=out)
+    n = nib.load(copy / BETAS).shape[3]
+    assert line == (f"brainnet encode: error: {copy / BETAS}: all {n} volumes of the betas file are identical "
+                    "(no trial-to-trial variation); re-estimate the single-trial betas (brainnet betas) and check "
+                    "the GLM that wrote them")
+
+
 def _mask_like(study: Path, tmp_path: Path, kind: str) -> Path:
     ref = nib.load(study / BETAS)
     shape = ref.shape[:3]
@@ -881,6 +891,9 @@ BAD_BETAS = {
                        ["--confounds", "motion6"],
                        "{b}/" + _CONF + f": 57 rows but {Path(_PREP).name} has 60 volumes; use the confounds table "
                        "fMRIPrep wrote for this run (one row per volume)"),
+    "mask-4d": (lambda b: nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 2), np.uint8), np.diag([3.0, 3, 3, 1])),
+                                   b.parent / "mask.nii.gz"), [],
+                "{m}: mask must be 3-D, got shape (4, 4, 4, 2); give a single 3-D mask volume"),
     "mask-other-space": (_mask_other_space, [],
                          "{m}: mask grid (shape (8, 8, 8)) differs from the BOLD grid of " + Path(_PREP).name +
                          " (shape (4, 4, 4)) or its affine; resample the mask to the BOLD, e.g. "
