@@ -661,6 +661,9 @@ def encode_naturalistic(
     workdir: str | Path | None = None,
     model: Any = None,
     n_jobs: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    inputs: dict[str, Any] | None = None,
 ) -> NaturalisticResult:
     """Voxelwise encoding of a movie's frame features with blocked cross-validation.
 
@@ -704,6 +707,15 @@ def encode_naturalistic(
         Replace the ridge (cloned per fold and chunk), e.g. for a fixed penalty.
     n_jobs : int
         Chunks run in parallel threads when there is no ``scheduler``.
+    out : path, optional
+        Result folder (see :meth:`NaturalisticResult.write`). It is opened
+        before the analysis, so a folder holding results of other
+        parameters or data is refused at once (unless ``overwrite``); a
+        refusal during the analysis removes the folder it created.
+    overwrite : bool
+    inputs : dict, optional
+        Files recorded in the provenance (``bold``, ``frame_features``,
+        ``mask``); default ``bold``, ``frame_features`` and ``mask`` as given.
 
     Returns
     -------
@@ -717,21 +729,55 @@ def encode_naturalistic(
     chunks instead (``n_jobs`` or ``scheduler``), so the numbers do not
     depend on how the work was spread.
     """
+    recorded = dict(inputs) if inputs is not None else {"bold": bold, "frame_features": frame_features, "mask": mask}
     if isinstance(frame_features, str | Path):
         frame_features = load_frame_features(frame_features)
     alphas_arr = np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64)
     if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
         raise BrainnetError(f"chunk_size={chunk_size!r}: needs a positive number of voxels, e.g. 5000")
-    from threadpoolctl import threadpool_limits
-
     if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
         raise BrainnetError(f"n_jobs={n_jobs!r}: needs a positive number of threads, e.g. 2")
+    frames = _as_frames(frame_features)
+    if not isinstance(n_splits, int | np.integer) or n_splits < 2:
+        raise BrainnetError(f"n_splits={n_splits!r}: needs an integer >= 2; e.g. n_splits=5")
+    if not gap_s >= 0:  # also NaN
+        raise BrainnetError(f"gap_s={gap_s!r}: needs a non-negative number of seconds; e.g. gap_s=30")
+    if not (frame_rate > 0 and tr > 0):
+        raise BrainnetError(f"frame_rate={frame_rate}, tr={tr}: both must be positive numbers of Hz / seconds; check --frame-rate and --tr")
+    params = {
+        "frame_rate": float(frame_rate), "tr": float(tr), "n_splits": int(n_splits), "gap_s": float(gap_s),
+        "gap_volumes": int(math.ceil(gap_s / tr)), "alphas": alphas_arr.tolist(), "hrf_model": hrf_model,
+        "offset_s": float(offset_s), "n_frames": int(frames.shape[0]), "n_units": int(frames.shape[1]),
+        "model": "VoxelwiseRidgeCV(inner=5)" if model is None else repr(model),
+    }
+    if out is None:
+        return _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs)
+    from brainnet.results import ResultDir
+
+    provenance = _provenance(params, recorded)
+    target = Path(out)
+    new_dirs = [p for p in (target, *target.parents) if not p.exists()]
+    ResultDir(target, provenance, overwrite=overwrite)  # refuses other parameters before the long run
+    try:
+        result = _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs)
+    except BrainnetError:
+        if new_dirs:
+            shutil.rmtree(new_dirs[-1], ignore_errors=True)
+        raise
+    result.write(target, provenance=provenance)
+    return result
+
+
+def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs) -> NaturalisticResult:
+    from threadpoolctl import threadpool_limits
+
+    frame_rate, tr, n_splits, gap_s = params["frame_rate"], params["tr"], params["n_splits"], params["gap_s"]
     with threadpool_limits(limits=1, user_api="blas"), _bold_source(bold, mask, workdir) as (source, mask_img):
         design = convolve_frames(frame_features, frame_rate, tr, source.n_trs, hrf_model=hrf_model, offset_s=offset_s)
         _check_durations(np.shape(frame_features)[0] / frame_rate + offset_s, source.n_trs * tr)
         censored, non_finite = _scan_volumes(source, max(chunk_size, 1000))
         _refuse_non_finite(bold, non_finite)
-        gap = int(math.ceil(gap_s / tr))
+        gap = params["gap_volumes"]
         folds = [(tr_[~censored[tr_]], te[~censored[te]]) for tr_, te in BlockedKFold(n_splits, gap).split(source.n_trs)]
         if any(te.size < 3 or tr_.size < 3 for tr_, te in folds):
             raise BrainnetError(
@@ -740,12 +786,6 @@ def encode_naturalistic(
             )
         bounds = [(s, min(source.n_voxels, s + chunk_size)) for s in range(0, source.n_voxels, chunk_size)]
         parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler, n_jobs)
-    params = {
-        "frame_rate": float(frame_rate), "tr": float(tr), "n_splits": int(n_splits), "gap_s": float(gap_s),
-        "gap_volumes": gap, "alphas": alphas_arr.tolist(), "hrf_model": hrf_model, "offset_s": float(offset_s),
-        "n_frames": int(np.shape(frame_features)[0]), "n_units": int(design.shape[1]),
-        "model": "VoxelwiseRidgeCV(inner=5)" if model is None else repr(model),
-    }
     return NaturalisticResult(
         r=np.concatenate([p["r"] for p in parts]),
         r2=np.concatenate([p["r2"] for p in parts]),

@@ -778,6 +778,19 @@ def test_naturalistic_refuses_a_mask_outside_the_bold_grid(movie, capsys):
                     "check that the mask and the data are in the same space (e.g. MNI152)")
 
 
+def test_encode_naturalistic_api_refusal_during_the_analysis_leaves_no_folder(movie):
+    from brainnet.naturalistic import encode_naturalistic
+
+    img = nib.load(movie / "bold.nii.gz")
+    data = np.asarray(img.dataobj).copy()
+    data[..., 3] = np.inf
+    nib.save(nib.Nifti1Image(data, img.affine), movie / "bold.nii.gz")
+    out = movie / "results" / "naturalistic"
+    with pytest.raises(BrainnetError, match="1 of 120 volumes hold NaN or Inf"):
+        encode_naturalistic(movie / "bold.nii.gz", movie / "frames.npy", frame_rate=2, tr=1, gap_s=5, out=out)
+    assert not (movie / "results").exists()
+
+
 def _nndb(movie, *extra):
     return ["naturalistic", "--nndb", movie / "nndb", "--frame-features", movie / "frames.npy", "--frame-rate", "2",
             *extra, "--out", movie / "out"]

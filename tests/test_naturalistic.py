@@ -339,3 +339,34 @@ def test_memmap_inputs_are_read_without_mapping(tmp_path, order):
     np.testing.assert_array_equal(source.read(3, 11), bold[:, 3:11].astype(np.float64))
     kwargs = dict(frame_rate=FRAME_RATE, tr=TR, n_splits=3, gap_s=10, chunk_size=5)
     np.testing.assert_array_equal(N.encode_naturalistic(mm, frames, **kwargs).r, N.encode_naturalistic(bold, frames, **kwargs).r)
+
+
+def test_rerun_with_other_parameters_is_refused_before_the_analysis(tmp_path, capsys, monkeypatch):
+    import json
+
+    from brainnet.cli import main
+
+    rng = np.random.default_rng(11)
+    _mini_nndb(tmp_path / "nndb", rng)
+    np.save(tmp_path / "frames.npy", rng.standard_normal((int(N_TRS * TR * FRAME_RATE), 4)))
+    out = tmp_path / "out"
+    argv = ["naturalistic", "--nndb", str(tmp_path / "nndb"), "--subject", "1", "--task", "500daysofsummer",
+            "--frame-features", str(tmp_path / "frames.npy"), "--frame-rate", str(FRAME_RATE), "--out", str(out)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the analysis ran before the result folder was checked")
+
+    monkeypatch.setattr(N, "_encode", must_not_run)
+    assert main([*argv, "--gap-s", "20"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"brainnet naturalistic: error: {out}: holds results made with other parameters, weights or data; "
+        "choose another --out folder or pass --overwrite")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+    assert main([*argv, "--gap-s", "20", "--overwrite"]) == 0
+    capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["parameters"]["gap_s"] == 20.0

@@ -77,8 +77,11 @@ def run(args) -> int:
         n_jobs=args.n_jobs,
         hrf_model=args.hrf,
         offset_s=args.offset_s,
+        out=args.out,
+        overwrite=args.overwrite,
+        inputs={"bold": bold, "frame_features": args.frame_features, "mask": args.mask},
     )
-    out = result.write(args.out, overwrite=args.overwrite, inputs={"bold": bold, "frame_features": args.frame_features, "mask": args.mask})
+    out = args.out
     mean_r = result.summary()["mean_r"]
     shown = "n/a" if mean_r is None else f"{mean_r:.3f}"
     print(f"{out}: mean r {shown} over {result.r.size} voxels; {result.n_censored} censored volumes excluded")
