@@ -202,13 +202,11 @@ class RidgeBasis:
     def _kfold_errors(self, y: np.ndarray) -> np.ndarray:
         n_alphas = self.alphas.size
         out = np.zeros((n_alphas, y.shape[1]))
+        yc = y - y.mean(axis=0)  # centred once: the splits below work on views of it
         for sp in self.splits:
             s = sp.s.astype(np.float64)
             g = s[None, :] / (s[None, :] ** 2 + self.alphas[:, None])  # (A, r)
-            ytr = y[sp.train]
-            ymean = ytr.mean(axis=0)
-            c = sp.u.T @ (ytr - ymean)
-            yval = y[sp.val] - ymean
+            c, yval = self._split_projection(sp, yc)
             if sp.val.size > _GRAM_ROWS_PER_RANK * s.size:
                 out += self._kfold_errors_gram(sp, g, c, yval)
                 continue
@@ -219,6 +217,25 @@ class RidgeBasis:
             pred -= yval[None]
             out += np.einsum("aij,aij->aj", pred, pred) / sp.val.size
         return out / len(self.splits)
+
+    @staticmethod
+    def _split_projection(sp: _InnerSplit, yc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``U' (y_train - mean_train)`` and ``y_val - mean_train`` for one inner split.
+
+        The validation rows are one contiguous block, so the training rows are
+        the two slices around it: products on views, no gathered copy of the
+        training targets. ``yc`` is centred over all rows, so the training mean
+        ``m`` is small and the correction ``(U' 1) m`` (``U' 1`` is zero up to
+        rounding, as U spans centred columns) loses no precision.
+        """
+        a, b = int(sp.val[0]), int(sp.val[-1]) + 1
+        if b - a != sp.val.size:  # not a block: gather
+            ytr = yc[sp.train]
+            m = ytr.mean(axis=0)
+            return sp.u.T @ (ytr - m), yc[sp.val] - m
+        m = (yc[:a].sum(axis=0) + yc[b:].sum(axis=0)) / (yc.shape[0] - (b - a))
+        c = sp.u[:a].T @ yc[:a] + sp.u[a:].T @ yc[b:] - np.outer(sp.u.sum(axis=0), m).astype(yc.dtype)
+        return c, yc[a:b] - m
 
     @staticmethod
     def _kfold_errors_gram(sp: _InnerSplit, g: np.ndarray, c: np.ndarray, yval: np.ndarray) -> np.ndarray:
