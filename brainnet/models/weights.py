@@ -273,7 +273,9 @@ def load_emonet(
 
 
 def _manifest_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "data_manifests" / "weights.json"
+    from brainnet.datasets.manifests import data_manifest_path
+
+    return data_manifest_path("weights.json")  # inside the wheel, or the repository's data_manifests/
 
 
 def weights_manifest() -> list[dict]:
