@@ -739,7 +739,7 @@ def test_naturalistic_refuses_bad_frame_features(kind, movie, capsys):
     ("--frame-rate", "-2", "give the frames per second of --frame-features, e.g. --frame-rate 25"),
     ("--tr", "0", "give the repetition time in seconds, e.g. --tr 2"),
     ("--n-splits", "1", "use at least 2 test blocks, e.g. --n-splits 5"),
-])
+], ids=["frame-rate-0", "frame-rate-negative", "tr-0", "n-splits-1"])
 def test_naturalistic_refuses_impossible_numbers(option, value, fix, movie, capsys):
     line = _refused_line(capsys, _naturalistic(movie, option, value), movie / "out")
     assert line == f"{option} {value}: out of range; {fix}"
