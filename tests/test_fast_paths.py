@@ -105,7 +105,7 @@ def test_channels_last_lrn_matches_torch(channels, size, beta):
     got = lrn(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(lrn(x), expected, rtol=1e-5, atol=1e-6)  # NCHW: shifted-slice path
-    # The band matrix is cached per (channels, dtype): a second shape must not reuse it.
+    # The same module on another channel count and shape.
     y = torch.rand(1, channels + 1, 4, 4).contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(lrn(y), torch.nn.LocalResponseNorm(size, 1e-4, beta, 2.0)(y), rtol=1e-5, atol=1e-6)
 

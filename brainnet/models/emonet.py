@@ -87,6 +87,11 @@ _AROUSAL_W = np.array(
 )
 
 
+#: Elements per slab of the channels-last LRN (~1 MB of float32): each slab's
+#: passes stay in a core's L2 cache instead of streaming the whole tensor.
+_LRN_SLAB_ELEMENTS = 1 << 18
+
+
 class LocalResponseNorm(nn.LocalResponseNorm):
     """Cross-channel LRN, same formula as :class:`torch.nn.LocalResponseNorm`.
 
@@ -94,47 +99,44 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     window of ``n`` channels centred on ``c`` (zero-padded at the ends).
     torch's version pads and pools the squares with ``avg_pool3d``, the
     slowest step of EmoNet on CPU; adding shifted channel slices in place
-    gives the same values (to float rounding) in about half the time.
+    gives the same values (to float rounding) in about half the time, and
+    ``beta = 0.75`` is applied as ``rsqrt(s * sqrt(s))`` instead of ``pow``.
     A channels-last input (``x.is_contiguous(memory_format=torch.channels_last)``,
     as :func:`brainnet.extract.extract_activations` runs it) has every pixel's
-    channels contiguous: the window sum is then one matrix product with a
-    banded ``(C, C)`` matrix, fused with the ``+ k`` (``addmm``), so the whole
-    normalisation takes four passes over memory instead of about ten.
+    channels contiguous: it is normalised in slabs of pixels small enough
+    for the CPU cache, so the ten or so elementwise passes of the formula
+    read cache instead of memory (about 2x faster than whole-tensor passes
+    or a banded matrix product on EmoNet's conv1 and conv2 outputs).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or self.size % 2 == 0:
             return super().forward(x)
         if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
-            return self._forward_channels_last(x)
+            n, c, h, w = x.shape
+            rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels-last memory
+            out = torch.empty_like(rows)
+            step = max(1, _LRN_SLAB_ELEMENTS // c)
+            for start in range(0, rows.shape[0], step):
+                self._normalise_channels(rows[start : start + step], dim=1, out=out[start : start + step])
+            return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
+        return self._normalise_channels(x, dim=1)
+
+    def _normalise_channels(self, x: torch.Tensor, dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """LRN of ``x`` across ``dim`` (written to ``out`` when given)."""
         sq = x * x
         window = sq.clone()
-        for d in range(1, self.size // 2 + 1):
-            window[:, d:] += sq[:, :-d]
-            window[:, :-d] += sq[:, d:]
-        return self._normalise(window.mul_(self.alpha / self.size).add_(self.k), x)
-
-    def _band(self, channels: int, like: torch.Tensor) -> torch.Tensor:
-        key = (channels, like.dtype, like.device)
-        if getattr(self, "_band_key", None) != key:
-            i = torch.arange(channels, device=like.device)
-            near = (i[:, None] - i[None, :]).abs() <= self.size // 2
-            self._band_cache = near.to(like.dtype) * (self.alpha / self.size)
-            self._band_key = key
-        return self._band_cache
-
-    def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels-last memory
-        scale = torch.addmm(rows.new_full((1,), self.k), rows * rows, self._band(c, x))
-        return self._normalise(scale, rows).reshape(n, h, w, c).permute(0, 3, 1, 2)
-
-    def _normalise(self, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``x * scale ** -beta``, in place in ``scale``."""
+        n = x.shape[dim]
+        for d in range(1, min(self.size // 2, n - 1) + 1):  # channels beyond the ends are zero padding
+            window.narrow(dim, d, n - d).add_(sq.narrow(dim, 0, n - d))
+            window.narrow(dim, 0, n - d).add_(sq.narrow(dim, d, n - d))
+        scale = window.mul_(self.alpha / self.size).add_(self.k)
         if self.beta == 0.75:
             # s ** -0.75 == rsqrt(s * sqrt(s)): two cheap passes instead of pow's exp/log
-            return torch.rsqrt(scale.mul_(scale.sqrt()), out=scale).mul_(x)
-        return scale.pow_(-self.beta).mul_(x)
+            torch.rsqrt(scale.mul_(scale.sqrt()), out=scale)
+        else:
+            scale.pow_(-self.beta)
+        return scale.mul_(x) if out is None else torch.mul(scale, x, out=out)
 
 
 def _conv_block(
