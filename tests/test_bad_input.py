@@ -1100,3 +1100,15 @@ def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
     with pytest.raises(BrainnetError) as info:
         _load_manifest_text(tmp_path, json.dumps(data).encode())
     assert "\n" not in str(info.value) and repr(path) in str(info.value)
+
+
+@pytest.mark.parametrize("command, option", [
+    ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"),
+    ("rsa", "--permutations"), ("categorize", "--permutations"),
+])
+def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [command, "--study", study, "--out", out, option, "-1"]
+    argv += ["--features", fc8] if command != "categorize" else []
+    line = refused(capsys, argv, f"{option} -1: must be 0 or more; pass {option} 0 or a larger number", out=out)
+    assert line.startswith(f"brainnet {command}: error:")

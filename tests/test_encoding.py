@@ -291,7 +291,7 @@ def test_cli_encode_runs_and_reports(sim_study, tmp_path, capsys):
         (["--subject", "99"], "brainnet encode: error: --subject 99: no such subject in "),
         (["--cv", "1"], "brainnet encode: error: --cv 1: needs at least 2 folds; e.g. --cv 5"),
         (["--cv", "41"], "brainnet encode: error: --cv 41: 40 stimuli are too few for 41-fold"),
-        (["--permutations", "-3"], "brainnet encode: error: --permutations -3: must be 0 or more"),
+        (["--permutations", "-3"], "brainnet encode: error: --permutations -3: must be 0 or more; pass --permutations 0"),
         (["--alphas", "0", "1"], "brainnet encode: error: --alphas [0.0, 1.0]: penalties must be positive"),
     ],
 )

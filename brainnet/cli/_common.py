@@ -106,7 +106,8 @@ def check_at_least(args: argparse.Namespace, minimum: int, *options: str) -> Non
     for option in options:
         value = getattr(args, option)
         if value < minimum:
-            raise BrainnetError(f"--{option.replace('_', '-')} {value}: must be {minimum} or more")
+            flag = f"--{option.replace('_', '-')}"
+            raise BrainnetError(f"{flag} {value}: must be {minimum} or more; pass {flag} {minimum} or a larger number")
 
 
 def split_list(value: str | None) -> list[str] | None:
