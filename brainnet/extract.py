@@ -78,7 +78,18 @@ _HASH_CHUNK = 1 << 24  # bytes
 
 
 def _module_weights_id(model: torch.nn.Module) -> str:
-    """``sha256:`` digest of every parameter and buffer (names, dtypes, shapes, bytes).
+    """``sha256:`` digest of every parameter and buffer (names, dtypes, shapes, bytes)."""
+    return _weights_digest(_state_items(model))
+
+
+def _state_items(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    # Taken in the caller's thread: the digest may run in the background while the
+    # model is converted to channels-last, which swaps its parameter tensors.
+    return sorted(model.state_dict().items())
+
+
+def _weights_digest(items: list[tuple[str, torch.Tensor]]) -> str:
+    """Digest of ``(name, tensor)`` pairs.
 
     Hashed afresh on every call: memoising on torch's version counters would
     miss edits made through ``param.data``. The bytes are hashed in 16 MB
@@ -87,7 +98,7 @@ def _module_weights_id(model: torch.nn.Module) -> str:
     digest in order.
     """
     header, pieces = hashlib.sha256(), []
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in items:
         t = tensor.detach().cpu().contiguous()
         if t.dtype == torch.bfloat16:  # numpy has no bfloat16
             t = t.float()
@@ -354,14 +365,20 @@ def extract_activations(
         model_name = "brainnet.models.emonet.EmoNet"
     else:
         layers = _check_layers(layers, {n for n, _ in model.named_modules() if n})
-        weights_id = _module_weights_id(model)
+        items = _state_items(model)
+        if cache:  # cache keys need the digest before anything is computed
+            weights_id = _weights_digest(items)
+        else:  # only the provenance needs it: hash while the images are decoded and run
+            digest_thread = ThreadPoolExecutor(max_workers=1)
+            weights_id = digest_thread.submit(_weights_digest, items)
+            digest_thread.shutdown(wait=False)
         model_name = f"{type(model).__module__}.{type(model).__qualname__}"
     preprocessing = {
         "pipeline": "RGB (grayscale replicated, alpha dropped), 227x227 bicubic (Pillow) ignoring aspect, "
         "0..255 scale, minus mean",
         "mean": mean_image_id(mean_image),
     }
-    context = f"{weights_id}|{model_name}|{preprocessing['pipeline']}|{preprocessing['mean']}|pool={pool}"
+    context = f"{weights_id if cache else None}|{model_name}|{preprocessing['pipeline']}|{preprocessing['mean']}|pool={pool}"
     store = _Cache(cache, context)
 
     shas = [_image_sha256(path) for path in stim.files]
@@ -392,6 +409,8 @@ def extract_activations(
                  bool(channels_last))
 
     arrays = {layer: np.stack(rows).astype(np.float32, copy=False) for layer, rows in out.items()}
+    if not isinstance(weights_id, str):
+        weights_id = weights_id.result()
     listing = "\n".join(f"{i}\t{s}" for i, s in zip(stim.ids, shas, strict=True))
     provenance = {
         "brainnet_version": brainnet_version(),

@@ -239,3 +239,20 @@ def test_sublayer_before_an_inplace_relu_keeps_its_negative_values(tmp_path):
     assert feats.layer("conv1.0").min() < 0 and feats.layer("fc6.1").min() < 0
     assert feats.layer("conv1.1").min() >= 0
     np.testing.assert_array_equal(feats.layer("fc6"), np.maximum(feats.layer("fc6.1"), 0))
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_provenance_of_a_passed_model_is_its_weights_digest(cache, tmp_path):
+    """Without the cache the digest is computed in the background, while the model is made channels-last."""
+    from brainnet.extract import _module_weights_id
+    from brainnet.models.weights import load_emonet
+
+    model, _ = load_emonet(seed=3)
+    expected = _module_weights_id(model)
+    feats = extract_activations(demo_stimuli(3, tmp_path / "imgs"), model, layers=["fc8"], cache=cache,
+                                channels_last=True)
+    assert feats.provenance["weights"] == expected
+    with torch.no_grad():
+        model.fc8[0].bias.data[0] += 1.0
+    again = extract_activations(demo_stimuli(3, tmp_path / "imgs"), model, layers=["fc8"], cache=cache)
+    assert again.provenance["weights"] == _module_weights_id(model) != expected
