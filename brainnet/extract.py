@@ -206,8 +206,8 @@ def _batches(
     """Yield ``(start, (b, 3, 227, 227) array)``, decoding up to two batches ahead."""
     starts = list(range(0, len(files), batch_size))
 
-    def decode(start: int) -> np.ndarray:
-        stop = min(start + batch_size, len(files))
+    def decode(start: int, stop: int | None = None) -> np.ndarray:
+        stop = min(start + batch_size, len(files)) if stop is None else stop
         return np.stack([
             decode_image(_read_checked(files[i], shas[i]), files[i], mean_chw) for i in range(start, stop)
         ])
@@ -217,9 +217,17 @@ def _batches(
             yield start, decode(start)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = [pool.submit(decode, s) for s in starts[:_PREFETCH_BATCHES]]
+        # Nothing computes before the first batch exists: decode its first half
+        # here while the workers decode its second half and the next batches.
+        first_stop = min(batch_size, len(files))
+        middle = first_stop // 2
+        second_half = pool.submit(decode, middle, first_stop) if middle > 0 else None
+        pending = [None] + [pool.submit(decode, s) for s in starts[1:_PREFETCH_BATCHES]]
+        head = decode(0, middle) if middle > 0 else decode(0, first_stop)
+        first = head if second_half is None else np.concatenate([head, second_half.result()])
         for k, start in enumerate(starts):
-            batch = pending[k].result()
+            batch = first if k == 0 else pending[k].result()
+            first = None
             if k + _PREFETCH_BATCHES < len(starts):
                 pending.append(pool.submit(decode, starts[k + _PREFETCH_BATCHES]))
             pending[k] = None  # free the decoded batch once consumed
