@@ -256,3 +256,24 @@ def test_provenance_of_a_passed_model_is_its_weights_digest(cache, tmp_path):
         model.fc8[0].bias.data[0] += 1.0
     again = extract_activations(demo_stimuli(3, tmp_path / "imgs"), model, layers=["fc8"], cache=cache)
     assert again.provenance["weights"] == _module_weights_id(model) != expected
+
+
+def test_fully_connected_layers_in_larger_batches_give_the_same_rows(tmp_path, monkeypatch):
+    """fc-only extraction runs EmoNet's fc layers on stashes of several conv batches; rows must not move."""
+    import brainnet.extract as E
+    from brainnet.models.weights import load_emonet
+
+    stim = demo_stimuli(23, tmp_path / "imgs")
+    model, _ = load_emonet(seed=1)
+    calls = []
+    model.fc6.register_forward_hook(lambda _m, _i, out: calls.append(out.shape[0]))
+    monkeypatch.setattr(E, "_FC_BATCH", 10)  # flush after 12 rows (3 batches of 4), then 12 ... 23
+    staged = extract_activations(stim, model, layers=["fc6.1", "fc8"], batch_size=4, cache=False)
+    assert calls == [12, 11]
+    monkeypatch.setattr(E, "_emonet_stages", lambda *_: None)
+    calls.clear()
+    plain = extract_activations(stim, model, layers=["fc6.1", "fc8"], batch_size=4, cache=False)
+    assert calls == [4, 4, 4, 4, 4, 3]
+    for layer in ("fc6.1", "fc8"):
+        np.testing.assert_allclose(staged.layer(layer), plain.layer(layer), rtol=1e-5, atol=1e-5)
+    assert E._emonet_stages(model, ["conv5", "fc8"]) is None  # a conv layer: whole forward per batch
