@@ -46,6 +46,8 @@ _API: dict[str, str] = {
     # analyses
     "VoxelwiseRidgeCV": "brainnet.encoding",
     "encode_subject": "brainnet.encoding",
+    "encode_subjects": "brainnet.encoding",
+    "SubjectsEncodingResult": "brainnet.encoding",
     "EncodingResult": "brainnet.encoding",
     "encode": "brainnet.encoding",
     "KernelPLS": "brainnet.pls",
