@@ -89,14 +89,14 @@ def _state_items(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     return sorted(model.state_dict().items())
 
 
-def _weights_digest(items: list[tuple[str, torch.Tensor]]) -> str:
+def _weights_digest(items: list[tuple[str, torch.Tensor]], threads: int = 2) -> str:
     """Digest of ``(name, tensor)`` pairs.
 
     Hashed afresh on every call: memoising on torch's version counters would
     miss edits made through ``param.data``. The bytes are hashed in 16 MB
-    pieces on two threads (hashlib releases the GIL), straight from the
-    tensors' memory; the digest covers every name, dtype, shape and piece
-    digest in order.
+    pieces on ``threads`` threads (hashlib releases the GIL), straight from
+    the tensors' memory; the digest covers every name, dtype, shape and
+    piece digest in order, so it does not depend on ``threads``.
     """
     header, pieces = hashlib.sha256(), []
     for name, tensor in items:
@@ -106,7 +106,7 @@ def _weights_digest(items: list[tuple[str, torch.Tensor]]) -> str:
         header.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         raw = memoryview(t.numpy()).cast("B")
         pieces += [raw[i : i + _HASH_CHUNK] for i in range(0, len(raw), _HASH_CHUNK)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         digests = pool.map(lambda piece: hashlib.sha256(piece).digest(), pieces)
         for d in digests:
             header.update(d)
@@ -415,7 +415,7 @@ def extract_activations(
             weights_id = _weights_digest(items)
         else:  # only the provenance needs it: hash while the images are decoded and run
             digest_thread = ThreadPoolExecutor(max_workers=1)
-            weights_id = digest_thread.submit(_weights_digest, items)
+            weights_id = digest_thread.submit(_weights_digest, items, 1)  # one core: off the critical path
             digest_thread.shutdown(wait=False)
         model_name = f"{type(model).__module__}.{type(model).__qualname__}"
     preprocessing = {
