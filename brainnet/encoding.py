@@ -744,9 +744,9 @@ def _subject_list(study, subjects) -> list[str]:
 
 def _client(scheduler):
     """A Dask client for ``scheduler`` (address or client), or the one of ``use_scheduler``."""
-    from brainnet.permutation import _SCHEDULER
+    from brainnet.permutation import current_scheduler
 
-    scheduler = scheduler if scheduler is not None else _SCHEDULER.get()
+    scheduler = scheduler if scheduler is not None else current_scheduler()
     if scheduler is None:
         return contextlib.nullcontext(None)
     from dask.distributed import Client

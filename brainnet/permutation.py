@@ -40,6 +40,7 @@ from brainnet.results import atomic_save_npz
 
 __all__ = [
     "use_scheduler",
+    "current_scheduler",
     "PermutationResult",
     "permutation_indices",
     "bootstrap_indices",
@@ -85,6 +86,11 @@ def use_scheduler(scheduler: Any) -> Iterator[None]:
         yield
     finally:
         _SCHEDULER.reset(token)
+
+
+def current_scheduler() -> Any:
+    """The Dask client or address set by the innermost :func:`use_scheduler`, or None."""
+    return _SCHEDULER.get()
 
 
 #: Seconds between checkpoint writes of a long run (a crash loses at most this much work).
@@ -271,7 +277,7 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 def _execute(run, bounds, n_jobs: int, scheduler: Any, statistic: BatchStatistic):
     """Yield ``run(bound)`` for each bound, in order."""
-    scheduler = scheduler if scheduler is not None else _SCHEDULER.get()
+    scheduler = scheduler if scheduler is not None else current_scheduler()
     if scheduler is not None:
         yield from _execute_dask(bounds, scheduler, run)
         return
