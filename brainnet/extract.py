@@ -410,12 +410,11 @@ def extract_activations(
         model_name = "brainnet.models.emonet.EmoNet"
     else:
         layers = _check_layers(layers, {n for n, _ in model.named_modules() if n})
-        items = _state_items(model)
         if cache:  # cache keys need the digest before anything is computed
-            weights_id = _weights_digest(items)
+            weights_id = _module_weights_id(model)
         else:  # only the provenance needs it: hash while the images are decoded and run
             digest_thread = ThreadPoolExecutor(max_workers=1)
-            weights_id = digest_thread.submit(_weights_digest, items, 1)  # one core: off the critical path
+            weights_id = digest_thread.submit(_weights_digest, _state_items(model), 1)  # one core: off the critical path
             digest_thread.shutdown(wait=False)
         model_name = f"{type(model).__module__}.{type(model).__qualname__}"
     preprocessing = {
