@@ -757,9 +757,10 @@ def encode_naturalistic(
     provenance = _provenance(params, recorded)
     target = Path(out)
     new_dirs = [p for p in (target, *target.parents) if not p.exists()]
-    ResultDir(target, provenance, overwrite=overwrite)  # refuses other parameters before the long run
+    folder = ResultDir(target, provenance, overwrite=overwrite)  # refuses other parameters before the long run
     try:
-        result = _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs)
+        result = _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs,
+                         _ChunkStore(folder.checkpoint_dir))
     except BrainnetError:
         if new_dirs:
             shutil.rmtree(new_dirs[-1], ignore_errors=True)
@@ -768,7 +769,8 @@ def encode_naturalistic(
     return result
 
 
-def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs) -> NaturalisticResult:
+def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs,
+            store: _ChunkStore | None = None) -> NaturalisticResult:
     from threadpoolctl import threadpool_limits
 
     frame_rate, tr, n_splits, gap_s = params["frame_rate"], params["tr"], params["n_splits"], params["gap_s"]
@@ -785,7 +787,7 @@ def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, schedule
                 f"({int(censored.sum())} censored); use fewer splits or a shorter gap (--n-splits, --gap-s)"
             )
         bounds = [(s, min(source.n_voxels, s + chunk_size)) for s in range(0, source.n_voxels, chunk_size)]
-        parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler, n_jobs)
+        parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler, n_jobs, store)
     return NaturalisticResult(
         r=np.concatenate([p["r"] for p in parts]),
         r2=np.concatenate([p["r2"] for p in parts]),
@@ -837,25 +839,70 @@ def _bold_source(bold: Any, mask: Any, workdir: str | Path | None):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=1) -> list[dict[str, np.ndarray]]:
+class _ChunkStore:
+    """Finished voxel chunks of one run, one ``.npz`` each, in the result folder's checkpoints.
+
+    The result folder's provenance fingerprint guarantees that a resumed run
+    has the same inputs and parameters; chunks are keyed by their voxel range,
+    so another ``chunk_size`` simply finds nothing to reuse.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def _path(self, start: int, stop: int) -> Path:
+        return self.folder / f"voxels-{start}-{stop}.npz"
+
+    def get(self, start: int, stop: int) -> dict[str, np.ndarray] | None:
+        try:
+            with np.load(self._path(start, stop), allow_pickle=False) as data:
+                return {key: data[key] for key in ("r", "r2", "r_folds")}
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+
+    def put(self, start: int, stop: int, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from brainnet.results import atomic_save_npz
+
+        atomic_save_npz(self._path(start, stop), **part)
+        return part
+
+
+def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=1,
+                store: _ChunkStore | None = None) -> list[dict[str, np.ndarray]]:
+    """Scores of every chunk, in ``bounds`` order; chunks already in ``store`` are not recomputed."""
+    done = {ab: store.get(*ab) for ab in bounds} if store is not None else {}
+    todo = [ab for ab in bounds if done.get(ab) is None]
+
+    def keep(ab, part):
+        done[ab] = store.put(*ab, part) if store is not None else part
+
     if scheduler is None:
         if n_jobs == 1:
-            return [_encode_chunk(source, a, b, design, folds, alphas, model) for a, b in bounds]
-        from concurrent.futures import ThreadPoolExecutor
+            for a, b in todo:
+                keep((a, b), _encode_chunk(source, a, b, design, folds, alphas, model))
+        else:
+            from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            return list(pool.map(lambda ab: _encode_chunk(source, ab[0], ab[1], design, folds, alphas, model), bounds))
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                running = {pool.submit(_encode_chunk, source, a, b, design, folds, alphas, model): (a, b) for a, b in todo}
+                for future in as_completed(running):
+                    keep(running[future], future.result())
+        return [done[ab] for ab in bounds]
     client, owned = _client(scheduler)
     try:
+        from distributed import as_completed
+
         # The design and folds go to every worker once; chunks are read by the workers themselves
         # (file-backed sources) or shipped with the task (in-memory arrays).
         # hash=False: unique keys, so a rerun with identical inputs never reuses a key being released.
         shared = client.scatter([design, folds], broadcast=True, hash=False)
-        futures = []
-        for a, b in bounds:
+        running = {}
+        for a, b in todo:
             src, start, stop = (_chunk_source(source, a, b), 0, b - a) if source.kind == "array" else (source, a, b)
-            futures.append(client.submit(_encode_chunk, src, start, stop, shared[0], shared[1], alphas, model, pure=False))
-        return client.gather(futures)
+            running[client.submit(_encode_chunk, src, start, stop, shared[0], shared[1], alphas, model, pure=False)] = (a, b)
+        for future in as_completed(list(running)):
+            keep(running[future], future.result())
+        return [done[ab] for ab in bounds]
     finally:
         if owned:
             client.close()

@@ -257,3 +257,64 @@ def test_rsa_rerun_with_other_parameters_is_refused_before_computing(study4, tmp
     capsys.readouterr()
     assert json.loads((folder / "summary.json").read_text())["n_permutations"] == 60
     assert not (folder / "checkpoints").exists() and not (out / "group" / ".rsa-checkpoints").exists()
+
+
+# Each chunk sleeps in the subprocess, so the kill lands between chunk checkpoints.
+_SLOW_CHUNKS = """
+import sys, time
+import brainnet.naturalistic as N
+_encode_chunk = N._encode_chunk
+def slow(*args, **kwargs):
+    time.sleep(0.15)
+    return _encode_chunk(*args, **kwargs)
+N._encode_chunk = slow
+from brainnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_naturalistic_run_keeps_its_finished_chunks(tmp_path, monkeypatch):
+    """SIGKILL after some voxel chunks: the rerun computes only the rest and equals an uninterrupted run."""
+    import brainnet.naturalistic as N
+
+    rng = np.random.default_rng(2)
+    n_trs = 240
+    frames = rng.standard_normal((n_trs * 2, 6))
+    design = N.convolve_frames(frames, 2.0, 1.0, n_trs)
+    data = 100 + rng.standard_normal((5, 5, 4, n_trs)) + (design @ rng.standard_normal((6, 100))).T.reshape(5, 5, 4, n_trs)
+    nib.Nifti1Image(data.astype(np.float32), np.eye(4)).to_filename(tmp_path / "bold.nii.gz")
+    np.save(tmp_path / "frames.npy", frames)
+    argv = ["naturalistic", "--bold", tmp_path / "bold.nii.gz", "--tr", "1", "--frame-features", tmp_path / "frames.npy",
+            "--frame-rate", "2", "--chunk-size", "8", "--gap-s", "20"]
+    n_chunks = 13  # 100 voxels in chunks of 8
+    resumed = tmp_path / "resumed"
+    checkpoints = resumed / "checkpoints"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CHUNKS, *map(str, argv), "--out", str(resumed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if checkpoints.is_dir() and len(list(checkpoints.glob("voxels-*.npz"))) >= 3:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    kept = len(list(checkpoints.glob("voxels-*.npz")))
+    assert 3 <= kept < n_chunks and not (resumed / "summary.json").exists()
+
+    computed = []
+    encode_chunk = N._encode_chunk
+    monkeypatch.setattr(N, "_encode_chunk", lambda *a, **k: computed.append(a[1]) or encode_chunk(*a, **k))
+    assert main([str(a) for a in argv] + ["--out", str(resumed)]) == 0
+    assert len(computed) == n_chunks - kept  # finished chunks were read back, not recomputed
+    assert not checkpoints.exists()  # a complete folder keeps no checkpoints
+    assert main([str(a) for a in argv] + ["--out", str(tmp_path / "straight")]) == 0
+    with np.load(resumed / "scores.npz") as a, np.load(tmp_path / "straight" / "scores.npz") as b:
+        for key in ("r", "r2", "r_folds", "censored"):
+            np.testing.assert_array_equal(a[key], b[key])
+    assert json.loads((resumed / "summary.json").read_text())["complete"]
