@@ -351,6 +351,33 @@ for train, test in splitter.split(np.zeros((n_vols, 1))):
     print(f"test {test.min():3d}-{test.max():3d}  train {len(train)} volumes, gap kept: "
           f"{min(abs(np.subtract.outer(train, test)).ravel())} volumes")
 """),
+    md("""
+## Scaling out: one Dask task per subject
+
+`encode_subjects` runs several subjects, each written exactly as a single-subject run, plus a
+group table. With `scheduler=` (a Dask client or an address such as `tcp://10.0.0.5:8786`) each
+subject is one task on the cluster; the numbers are identical to one process. Finished subjects
+are never recomputed, so a killed run is resumed by running the same call again. Here a local
+2-worker cluster stands in for a real one (on the command line:
+`brainnet encode --subject all --scheduler tcp://host:8786`).
+"""),
+    code("""
+from dask.distributed import Client, LocalCluster
+
+import brainnet
+
+study = brainnet.load_study()  # the embedded study
+subjects = ["01", "02", "03"]
+with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \\
+        Client(cluster) as client:
+    on_cluster = brainnet.encode_subjects(study, subjects, "results_dask", n_permutations=50, scheduler=client)
+one_process = brainnet.encode_subjects(study, subjects, "results_local", n_permutations=50)
+numbers = ["mean_r", "median_r", "p_value", "n_voxels_p_fwe_05"]
+print(on_cluster.table[["subject", *numbers]].to_string(index=False))
+print("identical to one process:", on_cluster.table[numbers].equals(one_process.table[numbers]))
+rerun = brainnet.encode_subjects(study, subjects, "results_local", n_permutations=50)
+print("subjects recomputed by the rerun:", rerun.computed)
+"""),
 ]
 
 
