@@ -209,14 +209,21 @@ def _subject_r(pred: np.ndarray, obs: np.ndarray, blocks: list[np.ndarray]) -> n
     return np.stack([pearson_columns(pred[:, b], obs[:, b], axis=1) for b in blocks], axis=1)
 
 
-def _statistic(cv, features, rows_all, blocks):
-    """Batched statistic for the engine: [mean r, mean r per unit] for each permutation."""
+def _statistic(cv, features, rows_all, blocks, basis=None):
+    """Batched statistic for the engine: [mean r, mean r per unit] for each permutation.
+
+    With a ``basis`` (see :func:`_unit_basis`) the PLS runs on the layer's
+    coordinates in that basis and its predictions are mapped back to units.
+    """
+    fitted = features if basis is None else features @ basis
 
     def statistic(perms: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
             # permuted (null) responses often need all 500 power iterations, as in scikit-learn
             warnings.simplefilter("ignore", ConvergenceWarning)
-            pred = cv.predict_permuted(features, rows_all, perms)
+            pred = cv.predict_permuted(fitted, rows_all, perms)
+        if basis is not None:
+            pred = pred @ basis.T
         obs = features[perms][:, rows_all]
         r = _subject_r(pred, obs, blocks)
         with np.errstate(invalid="ignore"), _quiet_nan():
@@ -244,6 +251,37 @@ class _quiet_nan:
 def _batch_size(n_rows: int, n_units: int) -> int:
     per_perm = (n_rows * n_units * 4 + n_units**2 * 8) * 8  # (n, q) and (q, q) float64 working arrays
     return int(np.clip(_MEMORY_BUDGET // max(per_perm, 1), 1, 64))
+
+
+def _unit_basis(feats: np.ndarray, scale: bool) -> np.ndarray:
+    """Orthonormal basis ``(n_units, k)`` of the span of the layer's stimulus rows.
+
+    A layer with more units than stimuli (fc6, fc7: 4,096 units for 112 images)
+    spans at most ``n_stimuli`` dimensions. Every training target of every fold
+    (rows of ``features`` and their means) lies in that span, and centred PLS
+    depends on the targets only through rotation-invariant products, so PLS
+    on the ``k`` coordinates, mapped back by ``basis.T``, gives the per-unit
+    predictions of PLS on all units (to the power method's tolerance) while
+    its permutation path works on ``k x k`` instead of ``n_units x n_units``
+    matrices. Per-unit scaling would break the rotation invariance.
+    """
+    n_units = feats.shape[1]
+    if scale:
+        raise BrainnetError(
+            f"the layer has {n_units} units; with --scale unit decoding supports at most {MAX_UNITS}: "
+            "decode it without --scale (centring only, as the paper's plsregress)"
+        )
+    _, s, vt = np.linalg.svd(feats, full_matrices=False)
+    keep = s > (s[0] if s.size else 0.0) * max(feats.shape) * np.finfo(np.float64).eps
+    if not keep.any():
+        raise BrainnetError(f"the layer's {n_units} units are zero for every stimulus; nothing to decode: check the features")
+    if keep.sum() > MAX_UNITS:
+        raise BrainnetError(
+            f"the layer has {n_units} units spanning {int(keep.sum())} dimensions over these stimuli; unit decoding "
+            f"supports at most {MAX_UNITS}: reduce the layer first, e.g. to its first principal components, "
+            "and pass them with --features"
+        )
+    return vt[keep].T
 
 
 # -- bootstrap -----------------------------------------------------------------
@@ -375,12 +413,18 @@ def unit_decoding(
     if n_permutations < 0 or n_bootstrap < 0:
         raise BrainnetError("--permutations and --bootstrap must be 0 or more")
     n_units = feats.shape[1]
-    if n_units > MAX_UNITS:
-        raise BrainnetError(
-            f"the layer has {n_units} units; unit decoding supports at most {MAX_UNITS} "
-            "(its permutation path works on n_units x n_units matrices): reduce the layer first, "
-            "e.g. to its first principal components, and pass them with --features"
-        )
+    basis = _unit_basis(feats, scale) if n_units > MAX_UNITS else None
+    skipped = []
+    if basis is not None:
+        # Per-unit bootstrap maps (n_units x n_voxels per sample) and a units x units confusion
+        # matrix do not fit a layer this wide.
+        skipped = [name for name, on in (("bootstrap maps", n_bootstrap > 0), ("confusion analysis", confusion)) if on]
+        n_bootstrap, confusion = 0, False
+        if skipped:
+            from brainnet.cli._common import notice
+
+            notice(f"{n_units} units (> {MAX_UNITS}): decoded through their {basis.shape[1]}-dimensional span; "
+                   f"{' and '.join(skipped)} skipped")
     units = [f"unit_{i:04d}" for i in range(n_units)] if units is None else [str(u) for u in units]
     if len(units) != n_units:
         raise BrainnetError(f"got {len(units)} unit names for {n_units} units")
@@ -392,11 +436,14 @@ def unit_decoding(
 
     cv = CrossValidatedPLS(x, groups, n_components, scale=scale)
     identity = np.arange(feats.shape[0])[None]
-    pred = cv.predict_permuted(feats, rows_all, identity)[0]
+    fitted = feats if basis is None else feats @ basis  # the targets PLS fits
+    pred = cv.predict_permuted(fitted, rows_all, identity)[0]
+    if basis is not None:
+        pred = pred @ basis.T
     obs = feats[rows_all]
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     test = permutation_test(
-        _statistic(cv, feats, rows_all, blocks),
+        _statistic(cv, feats, rows_all, blocks, basis),
         feats.shape[0],
         n_permutations=n_permutations,
         seed=seed,
@@ -409,8 +456,9 @@ def unit_decoding(
     mse = np.stack([((pred[b] - obs[b]) ** 2).mean(axis=0) for b in blocks])
     with _quiet_nan():
         subject_mean = np.nanmean(r, axis=1)
-        resub = KernelPLS(n_components, scale=scale).fit(x, obs)
-        r_resub = _subject_r(resub.predict(x)[None], obs[None], blocks)[0]
+        resub = KernelPLS(n_components, scale=scale).fit(x, fitted[rows_all])
+        resub_pred = resub.predict(x) if basis is None else resub.predict(x) @ basis.T
+        r_resub = _subject_r(resub_pred[None], obs[None], blocks)[0]
         resub_unit = np.nanmean(r_resub, axis=0)
         mean_resub = float(np.nanmean(r_resub))
     mean_r = float(np.nanmean(subject_mean))
@@ -419,7 +467,7 @@ def unit_decoding(
     p_fwe = max_stat_p_values(test.observed[1:], test.null[:, 1:]) if n_permutations else np.full(n_units, np.nan)
 
     boot_z = boot_q = pca = None
-    coef = resub.coef_
+    coef = resub.coef_ if basis is None else basis @ resub.coef_
     if n_bootstrap:
         x0 = x - x.mean(axis=0)
         gram = None if scale else x0 @ x0.T
@@ -478,6 +526,8 @@ def unit_decoding(
         "resubstitution_r": mean_resub,
         "n_bootstrap": n_bootstrap,
         "bootstrap_unit": "subject",
+        "unit_span": None if basis is None else int(basis.shape[1]),
+        "skipped": skipped,
         "n_voxels_fdr05": None if boot_q is None else int(np.sum(boot_q < 0.05)),
     }
     result = DecodingResult(

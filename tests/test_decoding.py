@@ -126,8 +126,10 @@ def test_array_input_errors():
         unit_decoding(patterns, bad_ids, features, fids)
     with pytest.raises(BrainnetError, match=r"--components 25: must be between 1 and 20"):
         unit_decoding(patterns, ids, features, fids, n_components=25)
-    with pytest.raises(BrainnetError, match="the layer has 1025 units; unit decoding supports at most 1024"):
+    with pytest.raises(BrainnetError, match="the layer's 1025 units are zero for every stimulus; nothing to decode"):
         unit_decoding(patterns, ids, np.zeros((10, 1025)), fids, n_components=1)
+    with pytest.raises(BrainnetError, match=r"the layer has 1025 units; with --scale unit decoding supports at most 1024"):
+        unit_decoding(patterns, ids, np.ones((10, 1025)), fids, n_components=1, scale=True)
     short = [p[:2] for p in patterns]
     with pytest.raises(BrainnetError, match="sub-01: 2 stimuli; per-subject correlations need at least 3 stimuli"):
         unit_decoding(short, [i[:2] for i in ids], features, fids, n_components=1)
@@ -223,3 +225,37 @@ def test_cli_decode(tiny_study, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "layer 'fc9' is not in these features; available: fc8" in err[0]
     assert main(["decode", *common, "--permutations", "-1"]) == 2
     assert "--permutations -1: must be 0 or more" in capsys.readouterr().err
+
+
+def test_layers_wider_than_the_stimuli_are_decoded_through_their_span(monkeypatch, capsys):
+    """fc6/fc7-style layers: PLS on the span of the stimulus rows equals PLS on every unit.
+
+    With the power method run to convergence the two agree to float precision (the identity);
+    at scikit-learn's stopping rule they differ by the method's tolerance only.
+    """
+    import brainnet.decoding as D
+    import brainnet.pls as P
+
+    patterns, ids, features, fids, _ = _arrays(4, 24, 50, 120, signal_units=range(0, 120, 8), strength=0.4, seed=2)
+    kw = dict(n_components=3, n_permutations=15, n_bootstrap=0, confusion=False, seed=0)
+    default = D.unit_decoding(patterns, ids, features, fids, **kw)
+    for cls in (P.CrossValidatedPLS, P.KernelPLS):
+        monkeypatch.setattr(cls.__init__, "__kwdefaults__", {**cls.__init__.__kwdefaults__, "tol": 1e-15, "max_iter": 20000})
+    direct = D.unit_decoding(patterns, ids, features, fids, **kw)
+    monkeypatch.setattr(D, "MAX_UNITS", 40)  # 120 units > 40: the span path (24 dimensions)
+    spanned = D.unit_decoding(patterns, ids, features, fids, **kw)
+    assert spanned.summary["unit_span"] == 24 and direct.summary["unit_span"] is None
+    for a, b in zip(direct.predictions, spanned.predictions, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    np.testing.assert_allclose(spanned.null, direct.null, atol=1e-5)
+    np.testing.assert_allclose(spanned.coef, direct.coef, atol=1e-6)
+    assert spanned.unit_scores["r"].shape == (4 * 120,)
+    # At the default stopping rule: the same decoding, within the power method's tolerance.
+    for cls in (P.CrossValidatedPLS, P.KernelPLS):
+        monkeypatch.setattr(cls.__init__, "__kwdefaults__", {**cls.__init__.__kwdefaults__, "tol": 1e-6, "max_iter": 500})
+    quick = D.unit_decoding(patterns, ids, features, fids, **{**kw, "n_bootstrap": 2, "confusion": True})
+    assert abs(quick.summary["mean_r"] - default.summary["mean_r"]) < 1e-4
+    np.testing.assert_allclose(quick.unit_scores["r"], default.unit_scores["r"], atol=2e-2)
+    assert quick.summary["skipped"] == ["bootstrap maps", "confusion analysis"] and quick.bootstrap_z is None
+    assert "120 units (> 40): decoded through their 24-dimensional span; bootstrap maps and confusion analysis skipped" \
+        in capsys.readouterr().err
