@@ -191,6 +191,7 @@ def plot_unit_scores(
     alpha: float = 0.05,
     p_label: str = "p",
     sort: bool = True,
+    max_units: int | None = 60,
     ax: Any = None,
     title: str | None = None,
 ):
@@ -213,6 +214,9 @@ def plot_unit_scores(
         Name of the p-value in the legend note (e.g. ``"p_FWE"``).
     sort : bool
         Order bars from best to worst unit (as in the paper).
+    max_units : int or None
+        Wider layers (fc7: 4,096 units) show only their best ``max_units``
+        units (the first ones without ``sort``); the title says so.
     ax : matplotlib Axes, optional
     title : str, optional
 
@@ -221,8 +225,19 @@ def plot_unit_scores(
     matplotlib.figure.Figure
     """
     r = np.atleast_2d(np.asarray(r, dtype=float))
+    units = _as_labels(units, r.shape[1], "unit")
+    if max_units is not None and r.shape[1] > max_units:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # units that are NaN in every subject
+            best = np.argsort(-np.nan_to_num(np.nanmean(r, axis=0), nan=-np.inf), kind="stable")
+        keep = np.sort(best[:max_units]) if sort else np.arange(max_units)
+        title = (title + ": " if title else "") + f"best {max_units} of {r.shape[1]} units"
+        r, units = r[:, keep], [units[i] for i in keep]
+        if noise_ceiling is not None and np.ndim(noise_ceiling) > 0:
+            noise_ceiling = np.asarray(noise_ceiling, dtype=float)[keep]
+        if p_values is not None:
+            p_values = np.asarray(p_values, dtype=float)[keep]
     n_subjects, n_units = r.shape
-    units = _as_labels(units, n_units, "unit")
     mean = np.nanmean(r, axis=0)
     se = np.nanstd(r, axis=0, ddof=1) / np.sqrt(n_subjects) if n_subjects > 1 else None
     order = np.argsort(-mean, kind="stable") if sort else np.arange(n_units)
@@ -1171,9 +1186,9 @@ def _unit_scores_figure(run: Path, summary: dict[str, Any]):
     subject_col = _pick(frame, "subject")
     units = list(dict.fromkeys(frame[unit_col].astype(str)))
     if subject_col is not None:
-        wide = frame.pivot_table(index=subject_col, columns=unit_col, values=r_col, aggfunc="mean")
+        wide = frame.pivot_table(index=subject_col, columns=unit_col, values=r_col, aggfunc="mean", dropna=False)
         wide.columns = [str(c) for c in wide.columns]
-        r = wide[units].to_numpy()
+        r = wide.reindex(columns=units).to_numpy()  # units that are NaN everywhere (constant) stay, as NaN
     else:
         r = frame.groupby(unit_col, sort=False)[r_col].mean().to_numpy()
     p_values, ceiling, p_label = None, _decode_ceiling(summary), "p"

@@ -688,3 +688,33 @@ def test_brain_map_grid_layout_and_threshold():
     assert mip.shape == (7, 6)  # (y, x): axial view
     assert mip[3, 2] == 7 and mip.mask[4, 4]  # |-0.5| < threshold is hidden
     assert panels[6].images[0].get_clim() == (-10, 10)
+
+
+def test_unit_scores_of_a_wide_layer_show_its_best_units():
+    from brainnet.plotting import plot_unit_scores
+
+    rng = np.random.default_rng(0)
+    r = rng.uniform(-0.1, 0.3, (5, 200))
+    r[:, 7] = np.nan  # a unit that is constant for every stimulus
+    r[:, 150] = 0.9  # the best unit
+    names = [f"fc7_{i:04d}" for i in range(200)]
+    fig = plot_unit_scores(r, names, p_values=np.linspace(0, 1, 200), max_units=25, title="fc7")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 25
+    shown = [t.get_text() for t in ax.get_xticklabels()]
+    expected = [names[i] for i in np.argsort(-np.nanmean(r, axis=0))[:25]]
+    assert shown == expected and shown[0] == "fc7_0150" and "fc7_0007" not in shown
+    assert "best 25 of 200 units" in ax.get_title()
+    assert fig.get_size_inches()[0] < 12
+
+
+def test_unit_scores_figure_keeps_units_that_are_nan_everywhere(tmp_path):
+    import pandas as pd
+
+    from brainnet.plotting import _unit_scores_figure
+
+    frame = pd.DataFrame({"subject": np.repeat(["01", "02"], 3), "unit": ["a", "b", "c"] * 2,
+                          "r": [0.2, np.nan, 0.4, 0.3, np.nan, 0.5]})
+    frame.to_csv(tmp_path / "unit_scores.tsv", sep="\t", index=False)
+    fig = _unit_scores_figure(tmp_path, {"layer": "fc7"})
+    assert sorted(t.get_text() for t in fig.axes[0].get_xticklabels()) == ["a", "b", "c"]
