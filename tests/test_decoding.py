@@ -259,3 +259,29 @@ def test_layers_wider_than_the_stimuli_are_decoded_through_their_span(monkeypatc
     assert quick.summary["skipped"] == ["bootstrap maps", "confusion analysis"] and quick.bootstrap_z is None
     assert "120 units (> 40): decoded through their 24-dimensional span; bootstrap maps and confusion analysis skipped" \
         in capsys.readouterr().err
+
+
+def test_cli_decodes_a_wide_layer_end_to_end(tmp_path, capsys):
+    """brainnet decode --layer fc7 (4,096 units) on a small simulated study: every unit scored and written."""
+    import json
+
+    from brainnet.cli import main
+    from brainnet.simulate import simulate_study
+
+    study = simulate_study(tmp_path / "study", n_subjects=3, n_stimuli=16, seed=4)
+    feats = tmp_path / "fc7.npz"
+    assert main(["extract", "--stimuli", str(study / "stimuli.tsv"), "--layers", "fc7", "--out", str(feats), "--quiet"]) == 0
+    out = tmp_path / "out"
+    argv = ["decode", "--study", str(study), "--features", str(feats), "--layer", "fc7", "--permutations", "4",
+            "--components", "2", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "4096 units (> 1024): decoded through their 16-dimensional span" in err and "Traceback" not in err
+    folder = out / "group" / "decode-fc7"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["complete"] and summary["n_units"] == 4096 and summary["unit_span"] == 16
+    assert "bootstrap maps" in summary["skipped"]
+    import pandas as pd
+
+    units = pd.read_csv(folder / "units.tsv", sep="\t")
+    assert len(units) == 4096 and units["p"].between(0, 1).all()
