@@ -743,25 +743,11 @@ def _subject_list(study, subjects) -> list[str]:
 
 
 def _client(scheduler):
-    """A Dask client for ``scheduler`` (address or client), or the one of ``use_scheduler``."""
-    from brainnet.permutation import current_scheduler
+    """A Dask client for ``scheduler`` (address or client), or the one of ``use_scheduler``, or None."""
+    from brainnet.permutation import current_scheduler, dask_client
 
     scheduler = scheduler if scheduler is not None else current_scheduler()
-    if scheduler is None:
-        return contextlib.nullcontext(None)
-    from dask.distributed import Client
-
-    if isinstance(scheduler, Client):
-        return contextlib.nullcontext(scheduler)
-    if isinstance(scheduler, str):
-        try:
-            return Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as err:
-            raise BrainnetError(
-                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err}); "
-                "check the address or leave --scheduler out to run here"
-            ) from None
-    raise BrainnetError(f"scheduler={scheduler!r}: pass a Dask scheduler address or a distributed.Client")
+    return contextlib.nullcontext(None) if scheduler is None else dask_client(scheduler)
 
 
 def _remote_subject(x, y, ceiling, ijk, settings: _Settings, n_jobs: int) -> EncodingResult:

@@ -888,8 +888,9 @@ def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=
                 for future in as_completed(running):
                     keep(running[future], future.result())
         return [done[ab] for ab in bounds]
-    client, owned = _client(scheduler)
-    try:
+    from brainnet.permutation import dask_client
+
+    with dask_client(scheduler) as client:
         from distributed import as_completed
 
         # The design and folds go to every worker once; chunks are read by the workers themselves
@@ -903,27 +904,9 @@ def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=
         for future in as_completed(list(running)):
             keep(running[future], future.result())
         return [done[ab] for ab in bounds]
-    finally:
-        if owned:
-            client.close()
 
 
 def _chunk_source(source: _Source, start: int, stop: int) -> _Source:
     if source.kind != "array":
         return source
     return _Source("array", source.n_trs, stop - start, data=np.ascontiguousarray(source.data[:, start:stop]))
-
-
-def _client(scheduler: Any):
-    try:
-        from distributed import Client
-    except ImportError:
-        raise BrainnetError("scheduler= needs dask.distributed; pip install 'brainnet[dask]'") from None
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    if isinstance(scheduler, str):
-        try:
-            return Client(scheduler, timeout="10s"), True
-        except OSError as err:
-            raise BrainnetError(f"--scheduler {scheduler}: cannot connect ({err}); start the scheduler or check the address") from None
-    raise BrainnetError(f"scheduler={scheduler!r}: pass a Dask scheduler address (tcp://host:8786) or a distributed.Client")

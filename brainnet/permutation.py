@@ -41,6 +41,7 @@ from brainnet.results import atomic_save_npz
 __all__ = [
     "use_scheduler",
     "current_scheduler",
+    "dask_client",
     "PermutationResult",
     "permutation_indices",
     "bootstrap_indices",
@@ -71,21 +72,43 @@ def use_scheduler(scheduler: Any) -> Iterator[None]:
     >>> with use_scheduler("tcp://10.0.0.5:8786"):  # doctest: +SKIP
     ...     brainnet.decode_units(study, n_permutations=10_000)
     """
-    if isinstance(scheduler, str):
-        from dask.distributed import Client
+    # An address gets one client for the whole block (None: run here, e.g. inside a Dask task).
+    opened = dask_client(scheduler) if isinstance(scheduler, str) else contextlib.nullcontext(scheduler)
+    with opened as client:
+        token = _SCHEDULER.set(client)
+        try:
+            yield
+        finally:
+            _SCHEDULER.reset(token)
 
-        with Client(scheduler, timeout="10s") as client:
-            token = _SCHEDULER.set(client)
-            try:
-                yield
-            finally:
-                _SCHEDULER.reset(token)
-        return
-    token = _SCHEDULER.set(scheduler)
+
+@contextlib.contextmanager
+def dask_client(scheduler: Any) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``scheduler`` (address or client); one made here is closed afterwards.
+
+    The one place that turns a ``--scheduler`` / ``scheduler=`` value into a
+    client, with one-line errors for a bad value or an unreachable address.
+    """
     try:
-        yield
+        from distributed import Client
+    except ImportError:
+        raise BrainnetError("scheduler= needs dask.distributed; pip install 'brainnet[dask]'") from None
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    if not isinstance(scheduler, str):
+        raise BrainnetError(f"scheduler={scheduler!r}: pass a Dask scheduler address or a distributed.Client")
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise BrainnetError(
+            f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err}); "
+            "check the address or leave --scheduler out to run here"
+        ) from None
+    try:
+        yield client
     finally:
-        _SCHEDULER.reset(token)
+        client.close()
 
 
 def current_scheduler() -> Any:
@@ -297,17 +320,11 @@ def _execute(run, bounds, n_jobs: int, scheduler: Any, statistic: BatchStatistic
 
 
 def _execute_dask(bounds, scheduler: Any, run):
-    from dask.distributed import Client
-
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-    try:
+    with dask_client(scheduler) as client:
         shipped = client.scatter(run, broadcast=True)
         futures = [client.submit(_call, shipped, bound, pure=False) for bound in bounds]
         for future in futures:
             yield future.result()
-    finally:
-        if client is not scheduler:
-            client.close()
 
 
 def _call(fn, bound):
