@@ -575,12 +575,17 @@ def encode_subject(
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    return _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
+
+
+def _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress) -> EncodingResult:
+    """One subject in this process, resuming from (and writing to) ``<out>/sub-<label>/encode-<layer>``."""
     job = _prepare(study, label, feats, settings)
     checkpoint = None
     if out is not None:
         from brainnet.results import ResultDir
 
-        job.target = _subject_folder(out, label, layer)
+        job.target = _subject_folder(out, label, settings.layer)
         checkpoint = ResultDir(job.target, job.provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
     result = _compute(job.x, job.y, job.ceiling, job.ijk, settings, n_jobs, checkpoint, progress)
     return _finish_subject(job, result)
@@ -885,16 +890,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _run_here(study, labels, feats, settings, out, overwrite, n_jobs, progress):
-    from brainnet.results import ResultDir
-
     for label in labels:
-        job = _prepare(study, label, feats, settings)
-        checkpoint = None
-        if out is not None:
-            job.target = _subject_folder(out, label, settings.layer)
-            checkpoint = ResultDir(job.target, job.provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
-        result = _compute(job.x, job.y, job.ceiling, job.ijk, settings, n_jobs, checkpoint, progress)
-        yield label, _finish_subject(job, result)
+        yield label, _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
 
 
 def _run_on_dask(client, study, labels, feats, settings, out, overwrite, n_jobs):
