@@ -821,7 +821,7 @@ def encode_subjects(
     -------
     SubjectsEncodingResult
     """
-    from brainnet.results import ResultDir
+    from brainnet.results import ResultDir, read_json
     from brainnet.study import Study, load_study
 
     study = study if isinstance(study, Study) else load_study(study)
@@ -835,7 +835,7 @@ def encode_subjects(
     if out is not None:
         group = ResultDir(Path(out) / "group" / f"encode-{layer}",
                           _group_provenance(study, feats, settings), overwrite=overwrite)
-        if _read_json(group.file("summary.json")).get("subjects", labels) != labels:
+        if read_json(group.file("summary.json")).get("subjects", labels) != labels:
             group.file("summary.json").unlink()  # it summarised other subjects: incomplete until rewritten
     summaries = _completed_subjects(study, labels, feats, settings, out, overwrite)
     pending = [label for label in labels if label not in summaries]
@@ -860,7 +860,7 @@ def _group_provenance(study, feats, settings: _Settings) -> dict[str, Any]:
 
 def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[str, dict[str, Any]]:
     """Summaries of subjects already complete in ``out``; refuses folders of other parameters up front."""
-    from brainnet.results import ResultDir, fingerprint
+    from brainnet.results import ResultDir, fingerprint, read_json
 
     done: dict[str, dict[str, Any]] = {}
     if out is None:
@@ -870,23 +870,14 @@ def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[
         if not (target / "run.json").exists():
             continue  # nothing there that could conflict
         provenance = _prepare(study, label, feats, settings).provenance
-        if _read_json(target / "run.json").get("fingerprint") != fingerprint(provenance):
+        if read_json(target / "run.json").get("fingerprint") != fingerprint(provenance):
             ResultDir(target, provenance, overwrite=overwrite)  # refuses, or with overwrite clears it
             continue
-        summary = _read_json(target / "summary.json")
+        summary = read_json(target / "summary.json")
         # A complete folder is only read, never rewritten: its files keep their times.
         if summary.get("complete") and summary.get("fingerprint") == fingerprint(provenance):
             done[label] = summary
     return done
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _run_here(study, labels, feats, settings, out, overwrite, n_jobs, progress):

@@ -22,7 +22,6 @@ would add a dependency for a few heatmaps.
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from brainnet.errors import BrainnetError, input_error
-from brainnet.results import atomic_path, atomic_write_json, brainnet_version, sha256_file
+from brainnet.results import (
+    atomic_path,
+    atomic_write_json,
+    brainnet_version,
+    read_json,
+    sha256_file,
+)
 
 __all__ = [
     "OKABE_ITO",
@@ -1063,22 +1068,14 @@ def _file_metadata(fmt: str, meta: dict[str, str]) -> dict[str, str]:
 _LAYER_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _find_runs(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Complete analysis folders under ``results_dir`` with their summaries, sorted."""
     runs = []
     for summary_path in sorted(results_dir.rglob("summary.json")):
         if "figures" in summary_path.relative_to(results_dir).parts:
             continue
-        summary = _read_json(summary_path)
-        if summary is not None and summary.get("complete"):
+        summary = read_json(summary_path)
+        if summary.get("complete"):
             runs.append((summary_path.parent, summary))
     return runs
 

@@ -117,6 +117,15 @@ def _clean_floats(obj: Any) -> Any:
     return obj
 
 
+def read_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or ``{}`` when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (NaN/Inf become null) atomically."""
     text = json.dumps(_clean_floats(obj), indent=2, default=_json_default, sort_keys=False)
@@ -245,11 +254,7 @@ class ResultDir:
         self.fingerprint = fingerprint(self.provenance)
         run_file = self.path / "run.json"
         if run_file.exists():
-            try:
-                old = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint")
-            except (OSError, ValueError):
-                old = None
-            if old != self.fingerprint:
+            if read_json(run_file).get("fingerprint") != self.fingerprint:
                 if not overwrite:
                     raise BrainnetError(
                         f"{self.path}: holds results made with other parameters, weights or data; "
@@ -291,13 +296,7 @@ class ResultDir:
     @property
     def complete(self) -> bool:
         """True when :meth:`finish` has run for this fingerprint."""
-        summary = self.file("summary.json")
-        if not summary.exists():
-            return False
-        try:
-            data = json.loads(summary.read_text(encoding="utf-8"))
-        except ValueError:
-            return False
+        data = read_json(self.file("summary.json"))
         return bool(data.get("complete")) and data.get("fingerprint") == self.fingerprint
 
     def finish(self, summary: Mapping[str, Any]) -> Path:
