@@ -39,6 +39,7 @@ subjects gave p = 0.05 (the minimum) in 10 of 12 null datasets
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -615,9 +616,9 @@ def categorize_study(
             f"the trials of the chosen subjects cover {len(seen)} category ({', '.join(seen) or 'none'})",
             "category decoding needs stimuli of at least 2 categories in the category column",
         )
-    folder = None
+    folder, cleanup = None, contextlib.nullcontext()
     if out is not None:
-        from brainnet.results import ResultDir, make_provenance
+        from brainnet.results import ResultDir, make_provenance, removed_on_refusal
 
         parameters = {
             "subjects": [d.subject for d in data],
@@ -635,9 +636,11 @@ def categorize_study(
             parameters=parameters,
         )
         target = Path(out) / "group" / f"categorize-{_mask_label(mask)}"
-        new_dirs = [p for p in (target, *target.parents) if not p.exists()]
+        # A refusal found only once fitting starts (e.g. --components too large for a fold)
+        # leaves nothing behind; a folder that existed before (a run to resume) is kept.
+        cleanup = removed_on_refusal(target)
         folder = ResultDir(target, provenance, overwrite=overwrite)
-    try:
+    with cleanup:
         result = decode_categories(
             [d.patterns for d in data],
             labels,
@@ -652,14 +655,6 @@ def categorize_study(
             subjects=[d.subject for d in data],
             checkpoint=None if folder is None else folder.checkpoint_dir / "categorize_null.npz",
         )
-    except BrainnetError:
-        # A refusal found only once fitting starts (e.g. --components too large for a fold)
-        # leaves nothing behind; a folder that existed before (a run to resume) is kept.
-        if folder is not None and new_dirs:
-            import shutil
-
-            shutil.rmtree(new_dirs[-1], ignore_errors=True)
-        raise
     n_stimuli = len({s for d in data for s in d.stimulus_ids.tolist() if study.categories.get(s)})
     result.summary.update(
         {

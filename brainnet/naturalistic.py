@@ -752,19 +752,14 @@ def encode_naturalistic(
     }
     if out is None:
         return _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs)
-    from brainnet.results import ResultDir
+    from brainnet.results import ResultDir, removed_on_refusal
 
     provenance = _provenance(params, recorded)
     target = Path(out)
-    new_dirs = [p for p in (target, *target.parents) if not p.exists()]
-    folder = ResultDir(target, provenance, overwrite=overwrite)  # refuses other parameters before the long run
-    try:
+    with removed_on_refusal(target):
+        folder = ResultDir(target, provenance, overwrite=overwrite)  # refuses other parameters before the long run
         result = _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs,
                          _ChunkStore(folder.checkpoint_dir))
-    except BrainnetError:
-        if new_dirs:
-            shutil.rmtree(new_dirs[-1], ignore_errors=True)
-        raise
     result.write(target, provenance=provenance)
     return result
 

@@ -226,6 +226,28 @@ def fingerprint(provenance: Mapping[str, Any]) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
 
+class removed_on_refusal:  # noqa: N801 - used like a function: ``with removed_on_refusal(path):``
+    """Remove the folders of ``path`` that are new if the ``with`` block ends in a user error.
+
+    Which folders are new is decided when this object is made, so make it
+    before the :class:`ResultDir`: a refusal found only once the analysis
+    runs then leaves nothing behind, while a folder that existed before (a
+    run to resume) is kept.
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.new = [p for p in (path, *path.parents) if not p.exists()]
+
+    def __enter__(self) -> removed_on_refusal:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, BrainnetError) and self.new:
+            shutil.rmtree(self.new[-1], ignore_errors=True)
+        return False
+
+
 class ResultDir:
     """A result folder that knows what produced it and whether it is complete.
 

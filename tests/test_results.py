@@ -116,3 +116,24 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_removed_on_refusal_removes_only_what_is_new(tmp_path):
+    import pytest
+
+    from brainnet.errors import BrainnetError
+    from brainnet.results import ResultDir, removed_on_refusal
+
+    target = tmp_path / "out" / "group" / "x"
+    with pytest.raises(BrainnetError), removed_on_refusal(target):
+        ResultDir(target, {"a": 1})
+        raise BrainnetError("refused late; fix it")
+    assert not (tmp_path / "out").exists()  # every folder it made is gone
+    ResultDir(target, {"a": 1})
+    with pytest.raises(BrainnetError), removed_on_refusal(target):
+        raise BrainnetError("refused on resume; fix it")
+    assert (target / "run.json").exists()  # a folder that existed before is kept
+    with pytest.raises(ValueError), removed_on_refusal(tmp_path / "other"):
+        (tmp_path / "other").mkdir()
+        raise ValueError("a bug, not a user error")
+    assert (tmp_path / "other").exists()
