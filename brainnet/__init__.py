@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API: dict[str, str] = {
     "BrainnetError": "brainnet.errors",
+    "BrainnetNotice": "brainnet.errors",
     # networks and features
     "EmoNet": "brainnet.models.emonet",
     "EMOTIONS": "brainnet.models.emonet",

@@ -36,7 +36,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from brainnet.errors import BrainnetError, input_error
+from brainnet.errors import BrainnetError, input_error, notice
 
 __all__ = [
     "CONFOUND_STRATEGIES",
@@ -53,12 +53,6 @@ _MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 CONFOUND_STRATEGIES = ("none", "motion6", "motion12", "motion24")
 _MISSING = {"", "n/a", "nan", "none", "null"}
 _ENTITY = re.compile(r"_(ses|run)-([A-Za-z0-9]+)")
-
-
-def _notice(message: str) -> None:
-    from brainnet.cli._common import notice
-
-    notice(message)
 
 
 def read_events(events, stimulus_column: str | None = None, trial_types: Sequence[str] | None = None) -> pd.DataFrame:
@@ -500,7 +494,7 @@ def write_betas_study(
         if table is not None and len(table) != n_volumes:
             raise input_error(path, f"{len(table)} rows but {bold.name} has {n_volumes} volumes", "use the confounds table fMRIPrep wrote for this run (one row per volume)")
     if deriv is not None and confounds != "none" and any(c is None for _, _, c, _ in runs):
-        _notice(f"sub-{label}: no fMRIPrep confounds table beside some runs; those runs are fitted without confounds")
+        notice(f"sub-{label}: no fMRIPrep confounds table beside some runs; those runs are fitted without confounds")
     betas, trials = single_trial_betas(
         [b for b, _, _, _ in runs], [e for _, e, _, _ in runs], method=method, tr=t_r, confounds=conf,
         mask=mask, hrf_model=hrf_model, stimulus_column=stimulus_column, trial_types=trial_types,
@@ -552,6 +546,6 @@ def _update_tables(out: Path, label: str, trials: pd.DataFrame, bids: Path, copy
             shutil.copy2(src, dst)
             copied += 1
         if missing:
-            _notice(f"{missing} of {len(new)} stimulus images not found under {source}; put them in {out / 'stimuli'} "
+            notice(f"{missing} of {len(new)} stimulus images not found under {source}; put them in {out / 'stimuli'} "
                     "or pass --features to analyses")
 

@@ -50,6 +50,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from brainnet import _defaults
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -62,7 +63,7 @@ __all__ = [
     "categorize_study",
 ]
 
-MODELS = ("plsda", "logistic")
+MODELS = _defaults.CATEGORIZE_MODELS
 
 
 def _pls(n_components: int, scale: bool):
@@ -527,7 +528,7 @@ def _assemble(x, codes, predicted, classes, subj, fold_of_row, stims, subjects, 
     )
 
 
-DEFAULT_PERMUTATIONS = 100
+DEFAULT_PERMUTATIONS = _defaults.CATEGORIZE_PERMUTATIONS
 
 
 def _subject_labels(study, subjects: Sequence[str] | None) -> list[str]:

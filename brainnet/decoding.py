@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
+from brainnet import _defaults
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -53,10 +54,10 @@ __all__ = [
     "decode_units",
 ]
 
-DEFAULT_COMPONENTS = 10  # the paper's choice
-DEFAULT_PERMUTATIONS = 200  # paper: 10,000 (--permutations 10000); keeps the demo under a minute
-DEFAULT_BOOTSTRAP = 30  # paper: 1,000 (--bootstrap 1000)
-DEFAULT_CLUSTER_DRAWS = 100  # bootstrap and permutations of the cluster count; paper: 5,000
+DEFAULT_COMPONENTS = _defaults.DECODE_COMPONENTS
+DEFAULT_PERMUTATIONS = _defaults.DECODE_PERMUTATIONS
+DEFAULT_BOOTSTRAP = _defaults.DECODE_BOOTSTRAP
+DEFAULT_CLUSTER_DRAWS = _defaults.DECODE_CLUSTER_DRAWS
 MAX_UNITS = 1024  # the permutation fast path eigendecomposes (n_units, n_units) matrices
 _MEMORY_BUDGET = 1 << 30  # bytes of working arrays per permutation batch
 
@@ -421,7 +422,7 @@ def unit_decoding(
         skipped = [name for name, on in (("bootstrap maps", n_bootstrap > 0), ("confusion analysis", confusion)) if on]
         n_bootstrap, confusion = 0, False
         if skipped:
-            from brainnet.cli._common import notice
+            from brainnet.errors import notice
 
             notice(f"{n_units} units (> {MAX_UNITS}): decoded through their {basis.shape[1]}-dimensional span; "
                    f"{' and '.join(skipped)} skipped")

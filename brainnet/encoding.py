@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from brainnet import _defaults
 from brainnet._ridge import RidgeBasis, cross_val_predict_blocks
 from brainnet.errors import BrainnetError
 from brainnet.permutation import max_stat_p_values, p_values, permutation_test
@@ -65,8 +66,8 @@ __all__ = [
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
 #: Default permutations: p-values down to 1/201 and a run well under a minute on
 #: the embedded study on 2 cores; for publication use ``n_permutations=10000``.
-DEFAULT_PERMUTATIONS = 200
-MODELS = ("ridge", "pls")
+DEFAULT_PERMUTATIONS = _defaults.ENCODE_PERMUTATIONS
+MODELS = _defaults.ENCODE_MODELS
 
 
 def _alphas(alphas) -> np.ndarray:

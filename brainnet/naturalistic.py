@@ -797,7 +797,7 @@ def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, schedule
 def _check_durations(movie_s: float, scan_s: float) -> None:
     # A mismatch usually means a wrong frame rate or TR; scans often run a little past the film.
     if abs(movie_s - scan_s) > max(20.0, 0.05 * scan_s):
-        from brainnet.cli._common import notice
+        from brainnet.errors import notice
 
         notice(
             f"the frame features last {movie_s:.0f} s but the BOLD data {scan_s:.0f} s; "

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from brainnet import _defaults
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -72,8 +73,8 @@ __all__ = [
     "network_as_subject",
 ]
 
-RDM_METRICS = ("correlation", "euclidean", "cosine", "crossnobis")
-COMPARISONS = ("spearman", "pearson", "tau-a", "cosine", "whitened-cosine", "whitened-pearson")
+RDM_METRICS = _defaults.RDM_METRICS
+COMPARISONS = _defaults.COMPARISONS
 # brainnet name -> rsatoolbox.rdm.compare method
 RSATOOLBOX_COMPARE = {
     "spearman": "spearman",

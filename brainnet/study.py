@@ -36,7 +36,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from brainnet.errors import BrainnetError, input_error
+from brainnet.errors import BrainnetError, input_error, notice
 
 __all__ = ["DEMO_STUDY", "Study", "SubjectData", "load_study", "embedded_study_name", "embedded_study_path"]
 
@@ -54,12 +54,6 @@ _BETAS = re.compile(
     r"(?:_space-(?P<space>[A-Za-z0-9]+))?(?:_res-[A-Za-z0-9]+)?_desc-singletrial_betas\.nii(?:\.gz)?$"
 )
 _MISSING = {"", "n/a", "nan", "none", "null"}
-
-
-def _notice(message: str) -> None:
-    from brainnet.cli._common import notice
-
-    notice(message)
 
 
 @dataclass
@@ -375,7 +369,7 @@ class Study:
         masker = NiftiMasker(mask_img=nib.Nifti1Image(final.astype(np.uint8), raw.affine), standardize=None).fit()
         n_dropped = int(bad.sum())
         if n_dropped and not quiet:
-            _notice(f"sub-{raw.subject}: dropped {n_dropped} of {bad.size} voxels of mask {mask_name} (NaN or constant across trials); {int(keep.sum())} voxels kept")
+            notice(f"sub-{raw.subject}: dropped {n_dropped} of {bad.size} voxels of mask {mask_name} (NaN or constant across trials); {int(keep.sum())} voxels kept")
         return SubjectData(
             subject=raw.subject,
             patterns=np.ascontiguousarray(raw.values[:, keep]),
@@ -422,7 +416,7 @@ class Study:
         for raw in raws:
             bad |= _bad_voxels(raw.values)
         if bad.any():
-            _notice(
+            notice(
                 f"dropped {int(bad.sum())} of {bad.size} voxels of mask {mask} that are NaN or constant "
                 f"in at least one of {len(raws)} subjects; {int((~bad).sum())} voxels kept"
             )
@@ -524,7 +518,7 @@ def embedded_study_path() -> Path:
 
     from brainnet.simulate import simulate_study
 
-    _notice(f"creating the embedded demo study in {final} (once, offline)")
+    notice(f"creating the embedded demo study in {final} (once, offline)")
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}."))
     try:
         simulate_study(

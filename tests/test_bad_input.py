@@ -675,11 +675,10 @@ def test_dataset_manifest_with_wrong_checksum_is_refused(http_server, tmp_path, 
     (tmp_path / "manifests" / "ds000001.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("BRAINNET_MANIFEST_DIR", str(tmp_path / "manifests"))
     import brainnet.cli.fetch as fetch_cli
-    from brainnet.datasets.openneuro import register_fetchers
 
     # the command's dataset list is read at import: register the test manifest
     monkeypatch.setattr(fetch_cli, "FETCHERS", dict(fetch_cli.FETCHERS))
-    register_fetchers(fetch_cli.FETCHERS)
+    fetch_cli.register_fetchers(fetch_cli.FETCHERS)
     dest = tmp_path / "bids"
     refused(capsys, ["fetch", "ds000001", "--dest", dest, "--url", url, "--strict", "--quiet"], "md5 mismatch",
             "rerun")

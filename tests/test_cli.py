@@ -60,6 +60,30 @@ def test_parser_builds_without_loading_torch():
     assert build_parser().prog == "brainnet"
 
 
+_HEAVY = ("torch", "sklearn", "scipy", "pandas", "nilearn", "nibabel", "matplotlib")
+
+
+@pytest.mark.parametrize("command", ["", *sorted(build_parser()._subparsers._group_actions[0].choices)])
+def test_help_imports_no_numerical_library(command):
+    # `brainnet --help` and `brainnet COMMAND --help` must answer at once: the CPU time they
+    # may take is what importing the CLI costs, so the proof is that nothing heavy is imported
+    # (a timing threshold would race a busy machine).
+    code = (
+        "import sys, contextlib, io\n"
+        "from brainnet.cli import main\n"
+        f"argv = {[command] if command else []!r} + ['--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'usage: brainnet' in out.getvalue()\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({_HEAVY!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"brainnet {command} --help imports {out.stdout.strip()}"
+
+
 EMBEDDED_RUNS = {
     "encode": (["encode", "--subject", "01", "--permutations", "20"], "sub-01/encode-fc8"),
     "decode": (["decode", "--permutations", "20", "--bootstrap", "4", "--cluster-draws", "10"], "group/decode-fc8"),

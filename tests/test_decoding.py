@@ -12,7 +12,7 @@ from scipy.stats import false_discovery_control
 from sklearn.cross_decomposition import PLSRegression
 
 from brainnet.decoding import _bootstrap_maps, decode_units, unit_decoding
-from brainnet.errors import BrainnetError
+from brainnet.errors import BrainnetError, BrainnetNotice
 from brainnet.permutation import permutation_indices
 from brainnet.stats import pearson_columns
 
@@ -253,12 +253,13 @@ def test_layers_wider_than_the_stimuli_are_decoded_through_their_span(monkeypatc
     # At the default stopping rule: the same decoding, within the power method's tolerance.
     for cls in (P.CrossValidatedPLS, P.KernelPLS):
         monkeypatch.setattr(cls.__init__, "__kwdefaults__", {**cls.__init__.__kwdefaults__, "tol": 1e-6, "max_iter": 500})
-    quick = D.unit_decoding(patterns, ids, features, fids, **{**kw, "n_bootstrap": 2, "confusion": True})
+    with pytest.warns(BrainnetNotice) as notices:
+        quick = D.unit_decoding(patterns, ids, features, fids, **{**kw, "n_bootstrap": 2, "confusion": True})
     assert abs(quick.summary["mean_r"] - default.summary["mean_r"]) < 1e-4
     np.testing.assert_allclose(quick.unit_scores["r"], default.unit_scores["r"], atol=2e-2)
     assert quick.summary["skipped"] == ["bootstrap maps", "confusion analysis"] and quick.bootstrap_z is None
-    assert "120 units (> 40): decoded through their 24-dimensional span; bootstrap maps and confusion analysis skipped" \
-        in capsys.readouterr().err
+    assert [str(n.message) for n in notices] == [
+        "120 units (> 40): decoded through their 24-dimensional span; bootstrap maps and confusion analysis skipped"]
 
 
 def test_cli_decodes_a_wide_layer_end_to_end(tmp_path, capsys):

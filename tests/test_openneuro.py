@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from brainnet.cli import fetch as fetch_cli
 from brainnet.datasets import openneuro as O
 from brainnet.errors import BrainnetError
 
@@ -256,7 +257,7 @@ def _fetch_like_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dest", type=Path, default=None)
     parser.add_argument("--url", default=None)
     parser.add_argument("--quiet", action="store_true")
-    O.add_fetch_arguments(parser)
+    fetch_cli.add_fetch_arguments(parser)
     return parser
 
 
@@ -265,20 +266,20 @@ def test_cli_helpers(server, tmp_path, capsys):
     manifest = str(_manifest(tmp_path))
     assert O.is_dataset_name("ds002837") and O.is_dataset_name(manifest) and not O.is_dataset_name("weights")
     args = parser.parse_args([manifest, "--subjects", "01", "--what", "events", "--dest", str(tmp_path / "d"), "--url", server.url, "--quiet"])
-    assert O.run_fetch(args.what, args) == 0
+    assert fetch_cli.run_fetch(args.what, args) == 0
     assert "1 downloaded" in capsys.readouterr().out
     del server.files["sub-02/func/sub-02_task-x_run-01_events.tsv"]
     args = parser.parse_args([manifest, "--what", "events", "--dest", str(tmp_path / "d"), "--url", server.url, "--quiet"])
-    assert O.run_fetch(args.what, args) == 1
+    assert fetch_cli.run_fetch(args.what, args) == 1
     assert "missing sub-02/func/sub-02_task-x_run-01_events.tsv: server answered HTTP 404" in capsys.readouterr().out
     args = parser.parse_args(["ds002837", "--what", "derivatives", "--subjects", "1", "--dry-run"])
-    assert O.run_fetch(args.what, args) == 0
+    assert fetch_cli.run_fetch(args.what, args) == 0
     assert capsys.readouterr().out.startswith("ds002837 2.0.0: 2 files, 1.50 GB")
 
 
 def test_register_fetchers(monkeypatch, tmp_path, capsys):
     fetchers = {"weights": ("EmoNet weights", None)}
-    O.register_fetchers(fetchers)
+    fetch_cli.register_fetchers(fetchers)
     assert set(fetchers) == {"weights", "ds001499", "ds002837", "ds003823", "ds004192", "ds004496"}
     args = _fetch_like_parser().parse_args(["ds004192", "--what", "events", "--subjects", "01", "--dry-run"])
     assert fetchers["ds004192"][1](args) == 0

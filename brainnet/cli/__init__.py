@@ -14,9 +14,10 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
-from brainnet.errors import BrainnetError
+from brainnet.errors import BrainnetError, BrainnetNotice
 
 EPILOG = """examples:
   brainnet encode --subject 01          per-subject encoding on the embedded study
@@ -26,8 +27,20 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every command module of this package registered."""
+ALL = "*"
+
+
+def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
+    """The ``brainnet`` parser.
+
+    Parameters
+    ----------
+    command : str or None
+        The command whose options are registered; the others are listed by name
+        and help only, from their module's ``COMMANDS`` table, so that
+        ``brainnet --help`` does not import the science behind every command.
+        ``"*"`` (default) registers every command in full; None none.
+    """
     from brainnet import __version__
 
     parser = argparse.ArgumentParser(
@@ -42,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(subparsers)
+        commands = getattr(module, "COMMANDS", None)
+        if commands is None or command == ALL or command in commands:
+            module.register(subparsers)
+        else:
+            for name, text in commands.items():
+                subparsers.add_parser(name, help=text, description=text)
     return parser
 
 
@@ -61,7 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    # Top-level options are flags only, so the first word is the command.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -80,9 +101,23 @@ def _run(argv: Sequence[str] | None) -> int:
         return 130
 
 
+def _show_notice(message, category, filename, lineno, file=None, line=None):
+    # Library notices become the CLI's one-line "brainnet: ..." messages; other warnings as usual.
+    if issubclass(category, BrainnetNotice):
+        print(f"brainnet: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
 def _call(args: argparse.Namespace) -> int:
     scheduler = getattr(args, "scheduler", None)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("always", BrainnetNotice)
+        warnings.showwarning = _show_notice
         if scheduler is not None:
             from brainnet.permutation import use_scheduler
 

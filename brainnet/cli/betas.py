@@ -14,13 +14,17 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "betas": (
+        "estimate one beta map per trial (nilearn first-level LSS or LSA) from a BIDS dataset"
+        " and add the subject to a study folder"
+    ),
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "betas",
-        "estimate one beta map per trial (nilearn first-level LSS or LSA) from a BIDS dataset "
-        "and add the subject to a study folder",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "betas", COMMANDS["betas"], EXAMPLES)
     parser.add_argument("--bids", type=Path, required=True, help="BIDS dataset root (events are read from it)")
     parser.add_argument("--subject", required=True, help="subject label, e.g. 01")
     parser.add_argument("--task", required=True, help="task label, e.g. imagenet")

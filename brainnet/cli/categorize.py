@@ -19,16 +19,20 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers) -> None:
-    from brainnet.categories import DEFAULT_PERMUTATIONS, MODELS
-
-    parser = add_command(
-        subparsers,
-        "categorize",
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "categorize": (
         "category decoding: classify each trial's stimulus category from its voxel pattern, "
-        "with folds that hold out whole subjects",
-        EXAMPLES,
-    )
+        "with folds that hold out whole subjects"
+    ),
+}
+
+
+def register(subparsers) -> None:
+    from brainnet._defaults import CATEGORIZE_MODELS as MODELS
+    from brainnet._defaults import CATEGORIZE_PERMUTATIONS as DEFAULT_PERMUTATIONS
+
+    parser = add_command(subparsers, "categorize", COMMANDS["categorize"], EXAMPLES)
     parser.add_argument(
         # validated by the API (one-line error naming the choices), not by argparse's choices
         "--model", default="plsda", metavar="{" + ",".join(MODELS) + "}", help="classifier (default plsda)"

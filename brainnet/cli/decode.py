@@ -22,20 +22,22 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers) -> None:
-    from brainnet.decoding import (
-        DEFAULT_BOOTSTRAP,
-        DEFAULT_CLUSTER_DRAWS,
-        DEFAULT_COMPONENTS,
-        DEFAULT_PERMUTATIONS,
-    )
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "decode": (
+        "group decoding: predict a layer's units from voxel patterns with PLS, leave-one-"
+        "subject-out"
+    ),
+}
 
-    parser = add_command(
-        subparsers,
-        "decode",
-        "group decoding: predict a layer's units from voxel patterns with PLS, leave-one-subject-out",
-        EXAMPLES,
-    )
+
+def register(subparsers) -> None:
+    from brainnet._defaults import DECODE_BOOTSTRAP as DEFAULT_BOOTSTRAP
+    from brainnet._defaults import DECODE_CLUSTER_DRAWS as DEFAULT_CLUSTER_DRAWS
+    from brainnet._defaults import DECODE_COMPONENTS as DEFAULT_COMPONENTS
+    from brainnet._defaults import DECODE_PERMUTATIONS as DEFAULT_PERMUTATIONS
+
+    parser = add_command(subparsers, "decode", COMMANDS["decode"], EXAMPLES)
     parser.add_argument("--layer", default="fc8", help="network layer whose units are decoded (default fc8)")
     parser.add_argument(
         "--subjects", type=split_list, default=None, help="comma-separated subject labels (default: all)"

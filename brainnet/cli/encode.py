@@ -38,15 +38,19 @@ def _inner(value: str):
     return k
 
 
-def register(subparsers) -> None:
-    from brainnet.encoding import DEFAULT_PERMUTATIONS
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "encode": (
+        "per-subject encoding: predict every voxel from a network layer, cross-validated over"
+        " stimuli"
+    ),
+}
 
-    parser = add_command(
-        subparsers,
-        "encode",
-        "per-subject encoding: predict every voxel from a network layer, cross-validated over stimuli",
-        EXAMPLES,
-    )
+
+def register(subparsers) -> None:
+    from brainnet._defaults import ENCODE_PERMUTATIONS as DEFAULT_PERMUTATIONS
+
+    parser = add_command(subparsers, "encode", COMMANDS["encode"], EXAMPLES)
     parser.add_argument(
         "--subject",
         default="01",

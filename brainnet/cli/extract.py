@@ -18,13 +18,17 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "extract": (
+        "EmoNet layer activations (n_stimuli x n_units per layer) for a folder of images, a "
+        "stimuli TSV or a BIDS events file"
+    ),
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "extract",
-        "EmoNet layer activations (n_stimuli x n_units per layer) for a folder of images, "
-        "a stimuli TSV or a BIDS events file",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "extract", COMMANDS["extract"], EXAMPLES)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--stimuli", type=Path, help="folder of images, TSV (stimulus_id, file[, category]) or *_events.tsv")
     src.add_argument("--demo", action="store_true", help="use 12 generated demo images (offline, deterministic)")

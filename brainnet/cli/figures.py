@@ -12,13 +12,14 @@ EXAMPLES = """  brainnet figures                                  figures of ./b
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "figures": "regenerate every figure from saved results (PNG + PDF/SVG) into <results>/figures/",
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "figures",
-        "regenerate every figure from saved results (PNG + PDF/SVG) into <results>/figures/",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "figures", COMMANDS["figures"], EXAMPLES)
     parser.add_argument(
         "--results",
         type=Path,

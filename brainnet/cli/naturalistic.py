@@ -17,14 +17,17 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "naturalistic": (
+        "naturalistic (movie) encoding: frame features convolved with an HRF predict every "
+        "voxel, blocked cross-validation with gaps (random k-fold over volumes leaks)"
+    ),
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "naturalistic",
-        "naturalistic (movie) encoding: frame features convolved with an HRF predict every voxel, "
-        "blocked cross-validation with gaps (random k-fold over volumes leaks)",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "naturalistic", COMMANDS["naturalistic"], EXAMPLES)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--bold", type=Path, help="4-D BOLD NIfTI")
     src.add_argument("--nndb", type=Path, help="NNDb (ds002837) folder; with --subject and --task uses its AFNI blur+censor derivative")

@@ -35,14 +35,17 @@ def _sizes(value: str) -> list[int]:
     return sizes
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "power",
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "power": (
         "power analysis: subsample subjects (and stimuli) and report how often the group "
-        "decoding of network units is detected",
-        EXAMPLES,
-    )
+        "decoding of network units is detected"
+    ),
+}
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "power", COMMANDS["power"], EXAMPLES)
     parser.add_argument("--layer", default="fc8", help="network layer (default fc8)")
     parser.add_argument(
         "--sizes",

@@ -12,13 +12,14 @@ EXAMPLES = """  brainnet report                                   writes brainne
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "report": "write one self-contained HTML report (tables, figures, provenance) of saved results",
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "report",
-        "write one self-contained HTML report (tables, figures, provenance) of saved results",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "report", COMMANDS["report"], EXAMPLES)
     parser.add_argument(
         "--results",
         type=Path,

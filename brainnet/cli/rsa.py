@@ -22,15 +22,20 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers) -> None:
-    from brainnet.rsa import COMPARISONS, RDM_METRICS
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "rsa": "RSA: compare each network layer's RDM with the subjects' RDMs, as a 19th subject",
+    "network-decoding": (
+        "category decoding and confusions of the network, placed among the subjects' (same "
+        "classifier, same stimulus folds)"
+    ),
+}
 
-    parser = add_command(
-        subparsers,
-        "rsa",
-        "RSA: compare each network layer's RDM with the subjects' RDMs, as a 19th subject",
-        EXAMPLES,
-    )
+
+def register(subparsers) -> None:
+    from brainnet._defaults import COMPARISONS, RDM_METRICS
+
+    parser = add_command(subparsers, "rsa", COMMANDS["rsa"], EXAMPLES)
     add_study_args(parser)
     add_weights_args(parser)
     parser.add_argument(
@@ -85,13 +90,7 @@ DECODING_EXAMPLES = """\
 
 
 def _register_decoding(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "network-decoding",
-        "category decoding and confusions of the network, placed among the subjects' "
-        "(same classifier, same stimulus folds)",
-        DECODING_EXAMPLES,
-    )
+    parser = add_command(subparsers, "network-decoding", COMMANDS["network-decoding"], DECODING_EXAMPLES)
     add_study_args(parser)
     add_weights_args(parser)
     parser.add_argument("--layer", default="fc8", help="network layer (default fc8)")

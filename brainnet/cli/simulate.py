@@ -14,13 +14,17 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "simulate": (
+        "write a simulated study (images, single-trial betas in MNI occipital cortex, "
+        "truth.json) whose voxels respond to network features through a known linear map"
+    ),
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "simulate",
-        "write a simulated study (images, single-trial betas in MNI occipital cortex, truth.json) "
-        "whose voxels respond to network features through a known linear map",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "simulate", COMMANDS["simulate"], EXAMPLES)
     parser.add_argument("--out", type=Path, required=True, help="new study folder")
     parser.add_argument("--subjects", type=int, default=18, help="number of subjects (default 18)")
     parser.add_argument("--stimuli", type=int, default=112, help="number of generated images (default 112)")

@@ -13,8 +13,14 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "study": "inspect a study folder",
+}
+
+
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "study", "inspect a study folder", EXAMPLES)
+    parser = add_command(subparsers, "study", COMMANDS["study"], EXAMPLES)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = add_command(actions, "info", "print subjects, trials per subject and voxels in the mask", EXAMPLES)
     info.add_argument("--study", type=Path, default=None, help="study folder (default: the embedded demo study)")

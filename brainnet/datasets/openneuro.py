@@ -41,9 +41,6 @@ __all__ = [
     "fetch_dataset",
     "plan_fetch",
     "safe_target",
-    "add_fetch_arguments",
-    "run_fetch",
-    "register_fetchers",
     "build_image_study",
     "is_dataset_name",
 ]
@@ -391,63 +388,6 @@ def build_image_study(
     return Path(out)
 
 
-# --------------------------------------------------------------------------- CLI helpers
-
-
 def is_dataset_name(name: str) -> bool:
     """True for an accession with a shipped manifest or an existing manifest file."""
     return name in available_datasets() or (name.endswith((".json", ".json.gz")) and Path(name).is_file())
-
-
-def add_fetch_arguments(parser) -> None:
-    """Add the dataset options of ``brainnet fetch <dataset>`` to an argparse parser.
-
-    Adds ``--subjects``, ``--what`` (stored as ``args.parts``), ``--dry-run``
-    and ``--strict``. :func:`run_fetch` also reads ``--dest`` (data folder),
-    ``--url`` (mirror) and ``--quiet``, which ``brainnet fetch`` already has.
-    """
-    parser.add_argument("--subjects", default=None, help="datasets: comma-separated subject labels as in the dataset (NNDb: 1,2; NOD: 01,02); default all")
-    parser.add_argument("--what", dest="parts", default=None, help="datasets: comma-separated parts among metadata,events,bold,derivatives,stimuli (default: what the dataset's brainnet workflows need)")
-    parser.add_argument("--dry-run", action="store_true", help="datasets: print how many files and bytes would be fetched; download nothing")
-    parser.add_argument("--strict", action="store_true", help="datasets: exit with an error if any file could not be fetched")
-
-
-def register_fetchers(fetchers: dict) -> None:
-    """Add one ``brainnet fetch <accession>`` entry per shipped manifest to ``fetchers``.
-
-    ``fetchers`` maps a name to ``(help, runner(args) -> int)``, as in
-    :mod:`brainnet.cli.fetch`.
-    """
-    for accession in available_datasets():
-        fetchers.setdefault(accession, (f"OpenNeuro {accession} (data_manifests/datasets)", lambda args, a=accession: run_fetch(a, args)))
-
-
-def run_fetch(name: str, args) -> int:
-    """Run ``brainnet fetch <dataset>`` from parsed ``args``; 0 when complete, 1 when files are missing.
-
-    Reads ``args.subjects``, ``args.parts``, ``args.dry_run``, ``args.strict``
-    (from :func:`add_fetch_arguments`) and ``args.dest`` (default
-    ``./<accession>``), ``args.url`` (mirror), ``args.quiet``; absent ones
-    take their defaults.
-    """
-    import sys
-
-    subjects = getattr(args, "subjects", None)
-    parts = getattr(args, "parts", None)
-    if getattr(args, "dry_run", False):
-        manifest, files = plan_fetch(name, subjects=subjects, what=parts)
-        total = sum(f.size for f in files)
-        print(f"{manifest.accession} {manifest.version}: {len(files)} files, {total / 1e9:.2f} GB")
-        return 0
-    dest = getattr(args, "dest", None) or Path(Path(name).name.split(".")[0])
-    report = fetch_dataset(
-        name,
-        dest,
-        subjects=subjects,
-        what=parts,
-        mirror=getattr(args, "url", None),
-        progress=not getattr(args, "quiet", False) and sys.stderr.isatty(),
-        strict=getattr(args, "strict", False),
-    )
-    print(report.summary())
-    return 0 if report.complete else 1

@@ -1,0 +1,27 @@
+"""Defaults and choices shared by the analyses and the command line.
+
+They live here, away from the numerical code, so that ``brainnet COMMAND
+--help`` can show them without importing scikit-learn, scipy or torch (each
+analysis module imports its own values from here; change a default in this
+one place).
+"""
+
+from __future__ import annotations
+
+# encoding (per-subject, network -> voxels)
+ENCODE_PERMUTATIONS = 200
+ENCODE_MODELS = ("ridge", "pls")
+
+# group decoding of network units (the paper's Fig. 4)
+DECODE_COMPONENTS = 10  # the paper's choice
+DECODE_PERMUTATIONS = 200  # paper: 10,000 (--permutations 10000); keeps the demo under a minute
+DECODE_BOOTSTRAP = 30  # paper: 1,000 (--bootstrap 1000)
+DECODE_CLUSTER_DRAWS = 100  # bootstrap and permutations of the cluster count; paper: 5,000
+
+# category decoding with participant-independent folds (the paper's experiment II)
+CATEGORIZE_PERMUTATIONS = 100
+CATEGORIZE_MODELS = ("plsda", "logistic")
+
+# RSA
+RDM_METRICS = ("correlation", "euclidean", "cosine", "crossnobis")
+COMPARISONS = ("spearman", "pearson", "tau-a", "cosine", "whitened-cosine", "whitened-pearson")
