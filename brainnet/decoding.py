@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from brainnet import _defaults
 from brainnet.errors import BrainnetError
+
+if TYPE_CHECKING:
+    from brainnet.features import Features
 
 __all__ = [
     "DEFAULT_COMPONENTS",
@@ -580,7 +583,7 @@ def decode_units(
     n_components: int = DEFAULT_COMPONENTS,
     scale: bool = False,
     mask: str | Path = "occipital",
-    features: str | Path | None = None,
+    features: str | Path | Features | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
     n_permutations: int = DEFAULT_PERMUTATIONS,
@@ -607,8 +610,9 @@ def decode_units(
         See :func:`unit_decoding`.
     mask : str or Path
         Region (default occipital) or a NIfTI mask.
-    features : path, optional
-        Precomputed features instead of extracting them with EmoNet.
+    features : path or Features, optional
+        Precomputed features instead of extracting them with EmoNet: a file, or
+        features in memory (e.g. from :func:`brainnet.extract_activations`).
     weights : path, optional
         EmoNet weights; None: deterministic untrained weights (``untrained_seed``).
     out : path, optional

@@ -34,7 +34,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
@@ -46,6 +46,9 @@ from brainnet._ridge import RidgeBasis, cross_val_predict_blocks
 from brainnet.errors import BrainnetError
 from brainnet.permutation import max_stat_p_values, p_values, permutation_test
 from brainnet.stats import pearson_columns, spearman_brown
+
+if TYPE_CHECKING:
+    from brainnet.features import Features
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -525,7 +528,7 @@ def encode_subject(
     inner="loo",
     n_components: int = 5,
     mask: str | Path = "occipital",
-    features: str | Path | None = None,
+    features: str | Path | Features | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
     seed: int = 0,
@@ -557,7 +560,8 @@ def encode_subject(
     n_components : int
         PLS components.
     mask, features, weights, untrained_seed
-        Region, precomputed features file, EmoNet weights (or the seed of
+        Region, precomputed features (a file, or Features in memory such as
+        :func:`brainnet.extract_activations` returns), EmoNet weights (or the seed of
         untrained weights).
     seed : int
         Seed of the folds and permutations.
@@ -778,7 +782,7 @@ def encode_subjects(
     inner="loo",
     n_components: int = 5,
     mask: str | Path = "occipital",
-    features: str | Path | None = None,
+    features: str | Path | Features | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
     seed: int = 0,

@@ -9,6 +9,7 @@ per unit (a single layer, named by the file stem unless given).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from brainnet.errors import BrainnetError, input_error
 from brainnet.results import atomic_save_npz, atomic_write_json, sha256_file
 
-__all__ = ["Features", "load_features", "save_features"]
+__all__ = ["Features", "load_features", "save_features", "in_memory"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,23 @@ class Features:
         )
 
 
+def in_memory(features: Features) -> Features:
+    """``features`` with its content identified in its provenance, as a file's would be.
+
+    Features passed from Python (not a file) carry ``source: "in-memory"`` and
+    the sha256 of their ids and arrays, so a result records exactly which
+    numbers it was computed from.
+    """
+    digest = hashlib.sha256()
+    digest.update("\0".join(features.stimulus_ids).encode())
+    for name in sorted(features.layers):
+        arr = np.ascontiguousarray(features.layers[name])
+        digest.update(f"\0{name}\0{arr.dtype.str}\0{arr.shape}\0".encode())
+        digest.update(arr.tobytes())
+    provenance = {**dict(features.provenance), "source": "in-memory", "sha256": digest.hexdigest()}
+    return Features(features.stimulus_ids, features.layers, provenance)
+
+
 def save_features(features: Features, path: str | Path) -> Path:
     """Write ``features`` to ``.npz`` (one array per layer + ``stimulus_ids``) atomically.
 
@@ -169,7 +187,8 @@ def _load_tsv(path: Path, layer: str) -> Features:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path, sep="\t", dtype={"stimulus_id": str})
+        # round_trip: numbers are read exactly as written (the default parser may be 1 ulp off)
+        frame = pd.read_csv(path, sep="\t", dtype={"stimulus_id": str}, float_precision="round_trip")
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
         raise input_error(path, f"not a readable UTF-8 TSV ({type(err).__name__})", "save it as tab-separated UTF-8 text") from None
     if "stimulus_id" not in frame.columns:

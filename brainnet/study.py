@@ -259,17 +259,24 @@ class Study:
             EmoNet weights; None means deterministic untrained weights (``seed``).
         seed : int
             Seed of the untrained weights.
-        features_file : str or Path, optional
-            Precomputed features (``.npz``/``.tsv``) used instead of extracting.
+        features_file : str, Path or Features, optional
+            Precomputed features used instead of extracting: a ``.npz``/``.tsv``
+            file or features in memory (e.g. from
+            :func:`brainnet.extract_activations`). A ``.tsv`` holds one table:
+            it is read as the one layer asked for.
 
         Returns
         -------
         brainnet.features.Features
         """
         if features_file is not None:
-            from brainnet.features import load_features
+            from brainnet.features import Features, in_memory, load_features
 
-            feats = load_features(features_file)
+            wanted = (layers,) if isinstance(layers, str) else tuple(layers)
+            if isinstance(features_file, Features):
+                feats = in_memory(features_file)
+            else:  # a one-table .tsv is the layer asked for, whatever the file is called
+                feats = load_features(features_file, layer=wanted[0] if len(wanted) == 1 else None)
             missing = [s for s in self.stimulus_ids if s not in set(feats.stimulus_ids)]
             if missing:
                 raise input_error(

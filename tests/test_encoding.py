@@ -303,3 +303,32 @@ def test_cli_encode_bad_input_exits_2_with_one_line(sim_study, tmp_path, capsys,
     assert code == 2
     assert err[-1].startswith(message), err
     assert not any("Traceback" in line for line in err)
+
+
+def test_features_in_memory_and_one_table_tsv_give_the_extracted_result(sim_study, tmp_path):
+    # The same features three ways: extracted by the study, passed from Python, and written as a
+    # one-table TSV named after something else than the layer (`--features fc7_features.tsv --layer fc7`).
+    import pandas as pd
+
+    from brainnet.encoding import encode_subject
+    from brainnet.extract import extract_activations
+    from brainnet.features import Features
+    from brainnet.study import load_study
+
+    study = load_study(sim_study)
+    kw = dict(layer="fc7", n_permutations=5, cv=4)
+    extracted = encode_subject(study, "01", **kw)
+    feats = extract_activations(study.stimuli, layers=["fc7"])
+    in_memory = encode_subject(study, "01", features=feats, **kw)
+    table = pd.DataFrame(feats.layer("fc7"), columns=[f"u{i}" for i in range(feats.layer("fc7").shape[1])])
+    table.insert(0, "stimulus_id", feats.stimulus_ids)
+    tsv = tmp_path / "fc7_features.tsv"
+    table.to_csv(tsv, sep="\t", index=False, float_format="%.17g")
+    from_tsv = encode_subject(study, "01", features=tsv, **kw)
+    np.testing.assert_array_equal(in_memory.voxel_scores["r"].to_numpy(), extracted.voxel_scores["r"].to_numpy())
+    # A TSV is read as float64; written with 17 significant digits it reads back exactly.
+    as_float64 = Features(feats.stimulus_ids, {"fc7": feats.layer("fc7").astype(np.float64)})
+    np.testing.assert_array_equal(from_tsv.voxel_scores["r"].to_numpy(),
+                                  encode_subject(study, "01", features=as_float64, **kw).voxel_scores["r"].to_numpy())
+    prov = in_memory.provenance["features"]
+    assert prov["source"] == "in-memory" and len(prov["sha256"]) == 64
