@@ -886,8 +886,12 @@ def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[
 
 
 def _run_here(study, labels, feats, settings, out, overwrite, n_jobs, progress):
-    for label in labels:
-        yield label, _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
+    from brainnet._progress import progress_bar
+
+    with progress_bar(len(labels), unit="subject", desc="subjects", enabled=progress, leave=True) as bar:
+        for label in labels:
+            yield label, _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
+            bar.update()
 
 
 def _run_on_dask(client, study, labels, feats, settings, out, overwrite, n_jobs):

@@ -510,10 +510,10 @@ def _intra_op_threads(n_threads: int | None) -> Iterator[None]:
 
 def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
              batch_size, progress, n_workers, n_threads, channels_last=False) -> None:
-    from tqdm.auto import tqdm
+    from brainnet._progress import progress_bar
 
     workers = n_workers if n_workers is not None else _default_workers()
-    bar = tqdm(total=len(files), unit="img", desc="extract", disable=not progress)
+    bar = progress_bar(len(files), unit="img", desc="extract", enabled=progress)
 
     def on_batch(start: int, acts: dict[str, np.ndarray]) -> None:
         for j in range(next(iter(acts.values())).shape[0]):

@@ -865,40 +865,45 @@ class _ChunkStore:
 def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=1,
                 store: _ChunkStore | None = None) -> list[dict[str, np.ndarray]]:
     """Scores of every chunk, in ``bounds`` order; chunks already in ``store`` are not recomputed."""
+    from brainnet._progress import progress_bar
+
     done = {ab: store.get(*ab) for ab in bounds} if store is not None else {}
     todo = [ab for ab in bounds if done.get(ab) is None]
+    bar = progress_bar(len(bounds), initial=len(bounds) - len(todo), unit="chunk", desc="voxel chunks")
 
     def keep(ab, part):
         done[ab] = store.put(*ab, part) if store is not None else part
+        bar.update()
 
-    if scheduler is None:
-        if n_jobs == 1:
+    with bar:
+        if scheduler is None:
+            if n_jobs == 1:
+                for a, b in todo:
+                    keep((a, b), _encode_chunk(source, a, b, design, folds, alphas, model))
+            else:
+                from concurrent.futures import ThreadPoolExecutor, as_completed
+
+                with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                    running = {pool.submit(_encode_chunk, source, a, b, design, folds, alphas, model): (a, b) for a, b in todo}
+                    for future in as_completed(running):
+                        keep(running[future], future.result())
+            return [done[ab] for ab in bounds]
+        from brainnet.permutation import dask_client
+
+        with dask_client(scheduler) as client:
+            from distributed import as_completed
+
+            # The design and folds go to every worker once; chunks are read by the workers themselves
+            # (file-backed sources) or shipped with the task (in-memory arrays).
+            # hash=False: unique keys, so a rerun with identical inputs never reuses a key being released.
+            shared = client.scatter([design, folds], broadcast=True, hash=False)
+            running = {}
             for a, b in todo:
-                keep((a, b), _encode_chunk(source, a, b, design, folds, alphas, model))
-        else:
-            from concurrent.futures import ThreadPoolExecutor, as_completed
-
-            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-                running = {pool.submit(_encode_chunk, source, a, b, design, folds, alphas, model): (a, b) for a, b in todo}
-                for future in as_completed(running):
-                    keep(running[future], future.result())
-        return [done[ab] for ab in bounds]
-    from brainnet.permutation import dask_client
-
-    with dask_client(scheduler) as client:
-        from distributed import as_completed
-
-        # The design and folds go to every worker once; chunks are read by the workers themselves
-        # (file-backed sources) or shipped with the task (in-memory arrays).
-        # hash=False: unique keys, so a rerun with identical inputs never reuses a key being released.
-        shared = client.scatter([design, folds], broadcast=True, hash=False)
-        running = {}
-        for a, b in todo:
-            src, start, stop = (_chunk_source(source, a, b), 0, b - a) if source.kind == "array" else (source, a, b)
-            running[client.submit(_encode_chunk, src, start, stop, shared[0], shared[1], alphas, model, pure=False)] = (a, b)
-        for future in as_completed(list(running)):
-            keep(running[future], future.result())
-        return [done[ab] for ab in bounds]
+                src, start, stop = (_chunk_source(source, a, b), 0, b - a) if source.kind == "array" else (source, a, b)
+                running[client.submit(_encode_chunk, src, start, stop, shared[0], shared[1], alphas, model, pure=False)] = (a, b)
+            for future in as_completed(list(running)):
+                keep(running[future], future.result())
+            return [done[ab] for ab in bounds]
 
 
 def _chunk_source(source: _Source, start: int, stop: int) -> _Source:

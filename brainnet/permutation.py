@@ -293,9 +293,9 @@ def _run_draws(
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
+    from brainnet._progress import progress_bar
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="perm", leave=False)
+    return progress_bar(total, initial=initial, enabled=enabled, unit="perm")
 
 
 def _execute(run, bounds, n_jobs: int, scheduler: Any, statistic: BatchStatistic):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -332,3 +334,15 @@ def test_features_in_memory_and_one_table_tsv_give_the_extracted_result(sim_stud
                                   encode_subject(study, "01", features=as_float64, **kw).voxel_scores["r"].to_numpy())
     prov = in_memory.provenance["features"]
     assert prov["source"] == "in-memory" and len(prov["sha256"]) == 64
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_cli_draws_progress_bars_on_a_terminal_unless_quiet(sim_study, tmp_path, capsys, monkeypatch, quiet):
+    from brainnet.cli import main
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
+    argv = ["encode", "--study", str(sim_study), "--subject", "01", "--permutations", "7", "--cv", "4",
+            "--out", str(tmp_path), *(["--quiet"] if quiet else [])]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert ("7/7" in err) is not quiet, err  # tqdm's "done/total" of the permutation bar

@@ -61,6 +61,9 @@ def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
         else:
             for name, text in commands.items():
                 subparsers.add_parser(name, help=text, description=text)
+    for sub in subparsers.choices.values():  # one --quiet for every command
+        if "--quiet" not in sub._option_string_actions:
+            sub.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -118,6 +121,10 @@ def _call(args: argparse.Namespace) -> int:
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("always", BrainnetNotice)
         warnings.showwarning = _show_notice
+        if not getattr(args, "quiet", False) and sys.stderr.isatty():
+            from brainnet._progress import show_progress
+
+            stack.enter_context(show_progress())  # every long step draws its bar
         if scheduler is not None:
             from brainnet.permutation import use_scheduler
 

@@ -43,7 +43,6 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("activations.npz"), help="output .npz (default activations.npz); provenance goes to <out>.json")
     parser.add_argument("--overwrite", action="store_true", help="replace an --out file made from other stimuli, weights or options")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of using the activation cache")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 

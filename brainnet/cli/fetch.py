@@ -100,7 +100,6 @@ def register(subparsers) -> None:
     parser.add_argument("--which", default="emonet-pytorch", help="weights: emonet-pytorch (default) or emonet-py")
     parser.add_argument("--dest", type=Path, default=None, help="folder to save into (default: the brainnet cache)")
     parser.add_argument("--url", default=None, help="download from this mirror instead of the manifest's address")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_fetch_arguments(parser)
     parser.set_defaults(func=run)
 
