@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from brainnet import _defaults
 from brainnet.errors import BrainnetError
@@ -113,23 +114,32 @@ class PLSDA(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y) -> PLSDA:
         """Fit on ``X`` (n_samples, n_features) and class labels ``y`` (n_samples,)."""
-        x = check_array(X, dtype=np.float64)
-        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        x, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
-            raise ValueError("PLSDA needs at least 2 classes in y")
+            raise ValueError(f"PLSDA needs at least 2 classes in y; got 1 class: {self.classes_[0]!r}")
         k = _n_components(self.n_components, self.classes_.size, x.shape)
         self.pls_ = _pls(k, self.scale).fit(x, _one_hot(codes, self.classes_.size))
-        self.n_features_in_ = x.shape[1]
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """Predicted one-hot targets, shape (n_samples, n_classes)."""
-        check_is_fitted(self, "pls_")
-        return self.pls_.predict(check_array(X, dtype=np.float64))
+        """Predicted one-hot targets, shape (n_samples, n_classes).
+
+        With two classes, as scikit-learn's classifiers: shape (n_samples,),
+        the second class's score minus the first's (> 0 means ``classes_[1]``).
+        """
+        scores = self._scores(X)
+        return scores[:, 1] - scores[:, 0] if self.classes_.size == 2 else scores
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels, shape (n_samples,)."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        scores = self._scores(X)  # refuses an unfitted estimator before classes_ is read
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def _scores(self, X) -> np.ndarray:
+        check_is_fitted(self, "pls_")
+        return self.pls_.predict(validate_data(self, X, dtype=np.float64, reset=False))
 
 
 def _n_components(n_components: int | None, n_classes: int, shape: tuple[int, int]) -> int:

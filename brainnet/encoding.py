@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import KFold
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from brainnet import _defaults
 from brainnet._ridge import RidgeBasis, cross_val_predict_blocks
@@ -109,21 +109,18 @@ class VoxelwiseRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,) or (n_samples, n_targets)."""
-        X = np.asarray(X)
-        y = np.asarray(y)
+        X, y = validate_data(self, X, y, dtype="numeric", multi_output=True, y_numeric=True)
         self._ravel = y.ndim == 1
         y2 = y[:, None] if self._ravel else y
-        if X.shape[0] != y2.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y2.shape[0]}")
         self.basis_ = RidgeBasis(X, _alphas(self.alphas), self.inner, self.standardize)
         self.c_, self.y_mean_, self.best_index_ = self.basis_.fit_targets(y2)
         self.best_alphas_ = self.basis_.alphas[self.best_index_]
-        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X):
         """Predictions, shape (n_samples, n_targets) (or (n_samples,) for a 1-d ``y``)."""
         check_is_fitted(self, "basis_")
+        X = validate_data(self, X, dtype="numeric", reset=False)
         out = self.basis_.predict(self.basis_.rows(X), self.c_, self.y_mean_, self.best_index_)
         return out[:, 0] if self._ravel else out
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from brainnet.errors import BrainnetError
 
@@ -465,10 +465,7 @@ class KernelPLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def fit(self, X, y) -> KernelPLS:
         """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,) or (n_samples, n_targets)."""
-        x = check_array(X, dtype=np.float64, ensure_min_samples=2)
-        y = check_array(y, dtype=np.float64, ensure_2d=False)
-        if y.shape[0] != x.shape[0]:
-            raise ValueError(f"X has {x.shape[0]} samples but y has {y.shape[0]}")
+        x, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2, multi_output=True, y_numeric=True)
         self._predict_1d = y.ndim == 1
         y = y.reshape(-1, 1) if y.ndim == 1 else y
         n, p = x.shape
@@ -487,13 +484,12 @@ class KernelPLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.coef_ = (coef / x_std[:, None]).T
         self.intercept_ = y_mean - x_mean @ self.coef_.T
         self.n_iter_ = [int(i) for i in n_iter[0]]
-        self.n_features_in_ = p
         return self
 
     def predict(self, X) -> np.ndarray:
         """Predicted responses, shape (n_samples, n_targets) (or (n_samples,))."""
         check_is_fitted(self, "coef_")
-        x = check_array(X, dtype=np.float64)
+        x = validate_data(self, X, dtype=np.float64, reset=False)
         pred = x @ self.coef_.T + self.intercept_
         return pred.ravel() if self._predict_1d else pred
 
