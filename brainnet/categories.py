@@ -52,6 +52,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from brainnet import _defaults
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -257,8 +258,8 @@ def category_confusion(y_true: Sequence, y_pred: Sequence, classes: Sequence) ->
     )
 
 
-@dataclass
-class CategoryResult:
+@dataclass(repr=False)
+class CategoryResult(Record):
     """Result of :func:`decode_categories`.
 
     Attributes

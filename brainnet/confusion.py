@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -284,8 +285,8 @@ def discriminable_clusters(decoded: np.ndarray, *, alpha: float = 0.05) -> Clust
     )
 
 
-@dataclass
-class ConfusionResult:
+@dataclass(repr=False)
+class ConfusionResult(Record):
     """Result of :func:`confusion_analysis`.
 
     Attributes

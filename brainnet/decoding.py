@@ -42,6 +42,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from brainnet import _defaults
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 
 if TYPE_CHECKING:
@@ -65,8 +66,8 @@ MAX_UNITS = 1024  # the permutation fast path eigendecomposes (n_units, n_units)
 _MEMORY_BUDGET = 1 << 30  # bytes of working arrays per permutation batch
 
 
-@dataclass
-class DecodingResult:
+@dataclass(repr=False)
+class DecodingResult(Record):
     """Result of :func:`unit_decoding` / :func:`decode_units`.
 
     Attributes

@@ -42,6 +42,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from brainnet import _defaults
+from brainnet._display import Record
 from brainnet._ridge import RidgeBasis, cross_val_predict_blocks
 from brainnet.errors import BrainnetError
 from brainnet.permutation import max_stat_p_values, p_values, permutation_test
@@ -369,8 +370,8 @@ def split_half_noise_ceiling(
     return np.sqrt(np.clip(reliability, 0.0, 1.0))
 
 
-@dataclass
-class EncodingResult:
+@dataclass(repr=False)
+class EncodingResult(Record):
     """What :func:`encode` / :func:`encode_subject` found.
 
     Attributes
@@ -710,8 +711,8 @@ def _finish_subject(job: _Job, result: EncodingResult) -> EncodingResult:
 GROUP_COLUMNS = ("subject", "mean_r", "median_r", "p_value", "n_voxels_p_fwe_05", "n_voxels", "noise_ceiling")
 
 
-@dataclass
-class SubjectsEncodingResult:
+@dataclass(repr=False)
+class SubjectsEncodingResult(Record):
     """What :func:`encode_subjects` found.
 
     Attributes

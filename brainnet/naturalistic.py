@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from brainnet._display import Record
 from brainnet.errors import BrainnetError, input_error
 
 __all__ = [
@@ -541,8 +542,8 @@ def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.nan)
 
 
-@dataclass
-class NaturalisticResult:
+@dataclass(repr=False)
+class NaturalisticResult(Record):
     """Voxelwise accuracy of a naturalistic encoding model.
 
     Attributes

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -101,8 +102,8 @@ def confusion_similarity(confusions: np.ndarray) -> np.ndarray:
     return pearson_columns(off.T[:, :, None], off.T[:, None, :], axis=0)
 
 
-@dataclass
-class NetworkDecodingResult:
+@dataclass(repr=False)
+class NetworkDecodingResult(Record):
     """Category decoding of the subjects and the network (last row).
 
     Attributes

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 from brainnet.results import atomic_save_npz
 
@@ -207,8 +208,8 @@ def max_stat_p_values(
     return (1.0 + exceed) / (1.0 + maxima.size)
 
 
-@dataclass(frozen=True)
-class PermutationResult:
+@dataclass(frozen=True, repr=False)
+class PermutationResult(Record):
     """Observed statistic, its permutation null, and p-values.
 
     Attributes

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 
 __all__ = ["simpls", "power_curve", "power_analysis", "PowerResult"]
@@ -385,8 +386,8 @@ def power_curve(
     return pd.DataFrame(rows)
 
 
-@dataclass
-class PowerResult:
+@dataclass(repr=False)
+class PowerResult(Record):
     """Result of :func:`power_analysis`: ``table`` (see :func:`power_curve`) and ``summary``."""
 
     table: pd.DataFrame

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from brainnet import _defaults
+from brainnet._display import Record
 from brainnet.errors import BrainnetError
 
 __all__ = [
@@ -525,8 +526,8 @@ class LayerRSA:
     null: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
-@dataclass
-class RSAResult:
+@dataclass(repr=False)
+class RSAResult(Record):
     """Result of :func:`rsa_network_subject` / :func:`network_as_subject`.
 
     Attributes
@@ -578,6 +579,11 @@ class RSAResult:
                 }
             )
         return pd.DataFrame(rows)
+
+    def _headline(self) -> dict[str, Any]:
+        head = {f"network_human_r[{layer}]": res.network_human_r for layer, res in self.layers.items()}
+        return {"n_subjects": len(self.subjects), "n_stimuli": len(self.stimulus_ids), **head,
+                "noise_ceiling_lower": self.noise_ceiling_lower, "noise_ceiling_upper": self.noise_ceiling_upper}
 
     def summary(self, layer: str) -> dict[str, Any]:
         """The ``summary.json`` record of one layer."""
