@@ -37,6 +37,7 @@ _API: dict[str, str] = {
     "SubjectData": "brainnet.study",
     "load_study": "brainnet.study",
     "load_mask": "brainnet.masks",
+    "study_to_template": "brainnet.spaces",
     "MASKS": "brainnet.masks",
     "simulate_study": "brainnet.simulate",
     "load_truth": "brainnet.simulate",

@@ -660,7 +660,7 @@ def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
         weights=fprov.get("weights"),
         features=fprov,
         study=study.provenance(),
-        mask={"name": data.mask_name, "n_voxels": int(y.shape[1])},
+        mask={"name": data.mask_name, "n_voxels": int(y.shape[1]), "space": data.space},
         seed=settings.seed,
         parameters=settings.parameters(label),
     )

@@ -19,9 +19,24 @@ import numpy as np
 
 from brainnet.errors import BrainnetError, input_error
 
-__all__ = ["MASKS", "load_mask", "mask_path", "n_voxels"]
+__all__ = ["MASKS", "APARC_REGIONS", "load_mask", "mask_path", "n_voxels", "aparc_region", "is_subject_template",
+           "region_kind"]
 
+#: Regions of the MNI152 atlases shipped with brainnet (only for data in MNI space).
 MASKS: tuple[str, ...] = ("occipital", "v1", "v2", "v3", "v4", "inferotemporal", "whole-brain")
+
+#: Regions of each subject's own FreeSurfer parcellation (fMRIPrep's ``desc-aparcaseg_dseg``,
+#: Desikan-Killiany cortex), in the subject's own space: region -> cortical labels.
+APARC_REGIONS: dict[str, tuple[str, ...]] = {
+    "occipital-aparc": ("cuneus", "lateraloccipital", "lingual", "pericalcarine"),
+    "v1-aparc": ("pericalcarine",),
+    "inferotemporal-aparc": ("fusiform", "inferiortemporal"),
+    "ventral-visual-aparc": ("lateraloccipital", "lingual", "fusiform", "inferiortemporal", "parahippocampal"),
+}
+
+# FreeSurferColorLUT: ctx-lh-<name> = 1000 + index, ctx-rh-<name> = 2000 + index.
+_DK_INDEX = {"cuneus": 5, "fusiform": 7, "inferiortemporal": 9, "lateraloccipital": 11, "lingual": 13,
+             "parahippocampal": 16, "pericalcarine": 21}
 
 _DATA = Path(__file__).resolve().parent / "data" / "masks"
 _ALIASES = {"whole_brain": "whole-brain", "wholebrain": "whole-brain", "brain": "whole-brain",
@@ -47,6 +62,48 @@ def n_voxels(img: nib.Nifti1Image) -> int:
     return int(np.count_nonzero(np.asarray(img.dataobj)))
 
 
+def region_kind(mask: str | Path) -> str:
+    """``"atlas"`` (an MNI region of :data:`MASKS`), ``"aparc"`` (the subject's own parcellation),
+    ``"template"`` (a path with ``{subject}``) or ``"file"`` (one NIfTI for everyone)."""
+    if isinstance(mask, str) and mask.strip().lower() in APARC_REGIONS:
+        return "aparc"
+    if is_subject_template(mask):
+        return "template"
+    if isinstance(mask, str) and _canonical(mask) is not None:
+        return "atlas"
+    return "file"
+
+
+def is_subject_template(mask: str | Path) -> bool:
+    """True for a per-subject mask path such as ``masks/sub-{subject}_occipital.nii.gz``."""
+    return "{subject}" in str(mask)
+
+
+def aparc_region(name: str, parcellation: str | Path, target_img) -> nib.Nifti1Image:
+    """A region of a subject's own FreeSurfer parcellation, on the grid of ``target_img``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`APARC_REGIONS`.
+    parcellation : str or Path
+        The subject's ``*_desc-aparcaseg_dseg.nii.gz`` (fMRIPrep, T1w space):
+        integer labels of FreeSurferColorLUT.
+    target_img : niimg-like
+        The subject's BOLD or betas image; the region is resampled to its grid
+        with nearest interpolation.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        uint8 mask, 1 inside.
+    """
+    key = name.strip().lower()
+    labels = [offset + _DK_INDEX[region] for region in APARC_REGIONS[key] for offset in (1000, 2000)]
+    img = _from_path(Path(parcellation), labels=labels, what=f"{key} ({', '.join(APARC_REGIONS[key])})")
+    return _resample(img, target_img, f"{key} of {Path(parcellation).name}")
+
+
 def _named(key: str) -> nib.Nifti1Image:
     if key == "whole-brain":
         from nilearn.datasets import load_mni152_brain_mask
@@ -58,7 +115,7 @@ def _named(key: str) -> nib.Nifti1Image:
     return nib.Nifti1Image(data, img.affine)
 
 
-def _from_path(path: Path) -> nib.Nifti1Image:
+def _from_path(path: Path, labels: list[int] | None = None, what: str = "") -> nib.Nifti1Image:
     if not path.is_file():
         raise input_error(path, "mask file not found", "give a NIfTI path or one of " + ", ".join(MASKS))
     try:
@@ -72,6 +129,12 @@ def _from_path(path: Path) -> nib.Nifti1Image:
         raise input_error(path, f"mask must be 3-D, got shape {data.shape}", "give a single 3-D volume (non-zero = inside)")
     if not np.all(np.isfinite(data)):
         data = np.nan_to_num(data)
+    if labels is not None:
+        data = np.isin(np.rint(data).astype(np.int64), labels).astype(np.uint8)
+        if not data.any():
+            raise input_error(path, f"holds none of the FreeSurfer labels of {what}",
+                              "give fMRIPrep's desc-aparcaseg_dseg (Desikan-Killiany) of this subject")
+        return nib.Nifti1Image(data, img.affine)
     data = (data != 0).astype(np.uint8)
     if not data.any():
         raise input_error(path, "mask is all zeros", "give a mask with non-zero voxels inside the region")

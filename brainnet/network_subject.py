@@ -324,7 +324,7 @@ def network_category_decoding(
     """
     from brainnet.results import ResultDir, make_provenance
     from brainnet.rsa import _check_layers
-    from brainnet.study import Study, load_study
+    from brainnet.study import Study, load_study, voxel_counts
 
     (layer,) = _check_layers([layer], features_file)
     if not isinstance(study, Study):
@@ -334,7 +334,7 @@ def network_category_decoding(
             f"{study.root / 'stimuli.tsv'}: has no category column; add one (a category per "
             "stimulus) to decode categories"
         )
-    data = study.load_subjects(subjects, mask=mask)
+    data = study.load_subjects(subjects, mask=mask, shared=None)  # each subject decoded on its own voxels
     averaged = [sd.averaged() for sd in data]
     present = set.intersection(*(set(ids) for _, ids in averaged))
     common = [s for s in study.stimulus_ids if s in present and s in study.categories]
@@ -355,14 +355,14 @@ def network_category_decoding(
         seed=seed,
     )
     result.summary.update(
-        {"layer": layer, "n_voxels": data[0].n_voxels, "model": features.provenance.get("model")}
+        {"layer": layer, "n_voxels": voxel_counts(data), "model": features.provenance.get("model")}
     )
     if out is not None:
         provenance = make_provenance(
             weights=features.provenance.get("weights"),
             features=dict(features.provenance),
             study=study.provenance(),
-            mask={"name": str(mask), "n_voxels": data[0].n_voxels},
+            mask={"name": str(mask), "n_voxels": voxel_counts(data)},
             seed=seed,
             parameters={
                 "layer": layer,

@@ -1106,7 +1106,7 @@ def network_as_subject(
     RSAResult
     """
     from brainnet.results import make_provenance
-    from brainnet.study import Study, load_study
+    from brainnet.study import Study, load_study, voxel_counts
 
     _check_metric(rdm)
     method = _check_comparison(compare)
@@ -1115,7 +1115,7 @@ def network_as_subject(
     layer_names = _check_layers(layers, features_file)
     if not isinstance(study, Study):
         study = load_study(study)
-    data = study.load_subjects(subjects, mask=mask)
+    data = study.load_subjects(subjects, mask=mask, shared=None)  # RDMs need no shared voxels
     present = set.intersection(*(set(sd.stimulus_ids.tolist()) for sd in data))
     common = [s for s in study.stimulus_ids if s in present]
     if len(common) < 4:
@@ -1154,7 +1154,7 @@ def network_as_subject(
         "noise": noise,
         "mask": str(mask),
     }
-    n_voxels = data[0].n_voxels
+    n_voxels = voxel_counts(data)
     dirs = ckpt = None
     if out is not None:
         study_prov = study.provenance()

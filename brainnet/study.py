@@ -81,6 +81,9 @@ class SubjectData:
         The mask the patterns were taken from.
     study_stimulus_ids : tuple of str
         The study's stimulus order (used by :meth:`averaged`).
+    space : str or None
+        The betas' BIDS ``space-`` entity (e.g. ``MNI152NLin2009cAsym``,
+        ``T1w``); None when the file name has none.
     """
 
     subject: str
@@ -92,6 +95,7 @@ class SubjectData:
     n_dropped: int
     mask_name: str
     study_stimulus_ids: tuple[str, ...] = field(default=())
+    space: str | None = None
 
     @property
     def n_voxels(self) -> int:
@@ -129,6 +133,7 @@ class _Raw:
     stimulus_ids: np.ndarray
     runs: np.ndarray | None
     betas_path: Path
+    space: str | None = None
 
 
 def _read_table(path: Path, what: str, fix: str):
@@ -314,6 +319,50 @@ class Study:
         events = func / f"sub-{label}_task-{self.task}_desc-singletrial_events.tsv"
         return betas[0], events
 
+    def subject_space(self, subject: str) -> str | None:
+        """The BIDS ``space-`` entity of a subject's betas (None when the file name has none)."""
+        betas, _ = self.subject_files(subject)
+        return _BETAS.match(betas.name)["space"]
+
+    def _subject_mask(self, label: str, mask, img, betas: Path, space: str | None):
+        """The region ``mask`` of one subject on the grid of its betas ``img``."""
+        from brainnet.masks import aparc_region, load_mask, region_kind
+
+        kind = region_kind(mask)
+        if kind == "atlas":
+            if space is not None and not _is_mni(space):
+                raise BrainnetError(
+                    f"--mask {mask}: an MNI152 atlas region, but sub-{label}'s betas are in space {space} "
+                    f"({betas.name}); use the subject's own region (--mask {str(mask).lower()}-aparc where it exists, "
+                    "or --mask 'masks/sub-{subject}_<region>.nii.gz'), or betas in MNI space")
+            return load_mask(mask, target_img=img)
+        if kind == "aparc":
+            return aparc_region(str(mask), self._parcellation(label, space), img)
+        path = Path(str(mask).replace("{subject}", label)) if kind == "template" else Path(mask)
+        mask_img = load_mask(path)
+        if mask_img.shape != img.shape[:3] or not np.allclose(mask_img.affine, img.affine, atol=1e-3):
+            raise input_error(
+                path,
+                f"mask grid (shape {mask_img.shape}) differs from the data grid of {betas.name} (shape {img.shape[:3]}) or its affine",
+                "resample the mask to the data, e.g. nilearn.image.resample_to_img(mask, betas, interpolation='nearest')",
+            )
+        return mask_img
+
+    def _parcellation(self, label: str, space: str | None) -> Path:
+        """The subject's FreeSurfer parcellation in the space of its betas (fMRIPrep's ``desc-aparcaseg_dseg``)."""
+        anat = self.root / f"sub-{label}" / "anat"
+        found = sorted(anat.glob(f"sub-{label}*_desc-aparcaseg_dseg.nii*")) if anat.is_dir() else []
+        # fMRIPrep writes the T1w-space parcellation without a space entity.
+        same = [p for p in found if (_space_of(p.name) or "T1w") == (space or "T1w")]
+        if not same:
+            where = anat / f"sub-{label}_desc-aparcaseg_dseg.nii.gz"
+            problem = ("parcellation not found" if not found else
+                       f"parcellation only in space {', '.join(sorted({_space_of(p.name) or 'T1w' for p in found}))}, "
+                       f"but the betas are in space {space or 'T1w'}")
+            raise input_error(where, problem, f"copy fMRIPrep's sub-{label}_desc-aparcaseg_dseg.nii.gz (the space of the betas) "
+                              f"into {anat}")
+        return same[0]
+
     def _events(self, path: Path, n_volumes: int, betas: Path):
         frame = _read_table(path, "single-trial events", "add one row per betas volume with a stimulus_id column")
         _require_columns(frame, path, ["stimulus_id"], "name the column of trial stimuli stimulus_id")
@@ -333,8 +382,6 @@ class Study:
         return ids, runs
 
     def _read_subject(self, subject: str, mask) -> _Raw:
-        from brainnet.masks import load_mask
-
         label = self._label(subject)
         betas, events = self.subject_files(label)
         try:
@@ -344,22 +391,13 @@ class Study:
         if img.ndim != 4:
             raise input_error(betas, f"betas must be 4-D (one volume per trial), got shape {img.shape}", "stack the trial volumes into one 4-D image")
         ids, runs = self._events(events, img.shape[3], betas)
-        is_path = isinstance(mask, Path) or (isinstance(mask, str) and Path(mask).suffix in (".nii", ".gz"))
-        if is_path:
-            mask_img = load_mask(mask)
-            if mask_img.shape != img.shape[:3] or not np.allclose(mask_img.affine, img.affine, atol=1e-3):
-                raise input_error(
-                    mask,
-                    f"mask grid (shape {mask_img.shape}) differs from the data grid of {betas.name} (shape {img.shape[:3]}) or its affine",
-                    "resample the mask to the data, e.g. nilearn.image.resample_to_img(mask, betas, interpolation='nearest')",
-                )
-        else:
-            mask_img = load_mask(mask, target_img=img)
+        space = _BETAS.match(betas.name)["space"]
+        mask_img = self._subject_mask(label, mask, img, betas, space)
         inside = np.asarray(mask_img.dataobj) > 0
         data = np.asarray(img.dataobj, dtype=np.float32)
         _refuse_unusable_betas(data, betas)
         values = data[inside].T.copy()
-        return _Raw(label, values, inside, img.affine, img.shape[:3], ids, runs, betas)
+        return _Raw(label, values, inside, img.affine, img.shape[:3], ids, runs, betas, space)
 
     def _finish(self, raw: _Raw, bad: np.ndarray, mask_name: str, quiet: bool = False) -> SubjectData:
         from nilearn.maskers import NiftiMasker
@@ -387,6 +425,7 @@ class Study:
             n_dropped=n_dropped,
             mask_name=mask_name,
             study_stimulus_ids=self.stimulus_ids,
+            space=raw.space,
         )
 
     def load_subject(self, subject: str, mask: str | Path = "occipital") -> SubjectData:
@@ -403,22 +442,38 @@ class Study:
         raw = self._read_subject(subject, mask)
         return self._finish(raw, _bad_voxels(raw.values), str(mask))
 
-    def load_subjects(self, subjects: Sequence[str] | None = None, mask: str | Path = "occipital") -> list[SubjectData]:
-        """Several subjects on ONE shared voxel set.
+    def load_subjects(self, subjects: Sequence[str] | None = None, mask: str | Path = "occipital",
+                      shared: bool | None = True) -> list[SubjectData]:
+        """Several subjects, on ONE shared voxel set or each in its own space.
 
-        A voxel NaN or constant in any subject is dropped in all; the count
-        is reported once. All subjects must share the data grid.
+        Parameters
+        ----------
+        subjects : sequence of str, optional
+            Labels (default: every subject of the study).
+        mask : str or Path
+            As for :meth:`load_subject`.
+        shared : bool or None
+            True: one voxel set for all subjects (what pooled analyses such as
+            group decoding need): a voxel NaN or constant in any subject is
+            dropped in all, and subjects in different spaces, on different
+            grids or with regions of their own are refused with the fix.
+            False: each subject keeps its own voxels. None: shared when the
+            subjects allow it (same space, grid and region voxels), else own
+            (per-subject analyses such as RSA).
         """
         labels = [self._label(s) for s in (subjects if subjects is not None else self.subjects)]
         raws = [self._read_subject(s, mask) for s in labels]
+        problem = _unshared(raws)
+        if problem and shared:
+            raw, what = problem
+            raise input_error(
+                raw.betas_path, f"{what}; a pooled analysis needs every subject on one voxel set",
+                "run on betas in one template space (fMRIPrep's space-MNI152NLin2009cAsym outputs, or "
+                "brainnet.study_to_template with each subject's fMRIPrep transform) with an MNI region, "
+                "or run a per-subject analysis (encode, rsa, network-decoding)")
+        if problem or shared is False:
+            return [self._finish(raw, _bad_voxels(raw.values), str(mask)) for raw in raws]
         first = raws[0]
-        for raw in raws[1:]:
-            if raw.shape != first.shape or not np.allclose(raw.affine, first.affine, atol=1e-3):
-                raise input_error(
-                    raw.betas_path,
-                    f"grid (shape {raw.shape}) differs from sub-{first.subject}'s (shape {first.shape}) or its affine",
-                    "resample every subject's betas to one grid (e.g. MNI152 at one resolution)",
-                )
         bad = np.zeros(first.values.shape[1], dtype=bool)
         for raw in raws:
             bad |= _bad_voxels(raw.values)
@@ -439,6 +494,38 @@ class Study:
             rel = path.relative_to(self.root).as_posix()
             digest.update(f"{rel}\0{_cached_sha256(path)}\n".encode())
         return {"path": str(self.root.resolve()), "task": self.task, "n_subjects": len(self.subjects), "files_sha256": digest.hexdigest()}
+
+
+def voxel_counts(data: Sequence[SubjectData]) -> int | dict[str, int]:
+    """The voxel count of subjects on one voxel set, or each subject's count when they have their own."""
+    counts = {sd.subject: sd.n_voxels for sd in data}
+    return next(iter(counts.values())) if len(set(counts.values())) == 1 and _same_voxels(data) else counts
+
+
+def _same_voxels(data: Sequence[SubjectData]) -> bool:
+    return all(np.array_equal(sd.voxel_ijk, data[0].voxel_ijk) and sd.space == data[0].space for sd in data)
+
+
+def _is_mni(space: str) -> bool:
+    return space.upper().startswith("MNI")
+
+
+def _space_of(name: str) -> str | None:
+    m = re.search(r"_space-([A-Za-z0-9]+)", name)
+    return m[1] if m else None
+
+
+def _unshared(raws: list[_Raw]) -> tuple[_Raw, str] | None:
+    """The first subject that cannot share the first one's voxel set, and why (None when all can)."""
+    first = raws[0]
+    for raw in raws[1:]:
+        if raw.space != first.space:
+            return raw, f"space {raw.space} differs from sub-{first.subject}'s space {first.space}"
+        if raw.shape != first.shape or not np.allclose(raw.affine, first.affine, atol=1e-3):
+            return raw, f"grid (shape {raw.shape}) differs from sub-{first.subject}'s (shape {first.shape}) or its affine"
+        if not np.array_equal(raw.mask, first.mask):
+            return raw, f"its region has other voxels than sub-{first.subject}'s (regions of each subject's own)"
+    return None
 
 
 def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:

@@ -186,7 +186,7 @@ def test_grid_mismatch_between_subjects(study_dir):
     nib.Nifti1Image(img.get_fdata().astype(np.float32), shifted).to_filename(_betas(study_dir, "02"))
     study = load_study(study_dir)
     study.load_subject("02")  # alone it is fine (the named mask is resampled)
-    with pytest.raises(BrainnetError, match=r"sub-02_task-demo_space-MNI152_desc-singletrial_betas.nii.gz: grid \(shape \(50, 22, 48\)\) differs from sub-01's .*resample every subject's betas to one grid"):
+    with pytest.raises(BrainnetError, match=r"sub-02_task-demo_space-MNI152_desc-singletrial_betas.nii.gz: grid \(shape \(50, 22, 48\)\) differs from sub-01's .*a pooled analysis needs every subject on one voxel set; run on betas in one template space"):
         study.load_subjects()
 
 

@@ -46,7 +46,11 @@ def add_study_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mask",
         default="occipital",
-        help="region: occipital (default), v1, v2, v3, v4, inferotemporal, whole-brain, or a NIfTI path",
+        help="region: an MNI atlas region for MNI data (occipital (default), v1, v2, v3, v4, inferotemporal, "
+        "whole-brain); a region of each subject's own FreeSurfer parcellation for data in its own space "
+        "(occipital-aparc, v1-aparc, inferotemporal-aparc, ventral-visual-aparc; needs "
+        "sub-<label>/anat/sub-<label>_desc-aparcaseg_dseg.nii.gz in the study); a NIfTI path; or a path "
+        "per subject with {subject} in it (masks/sub-{subject}_occipital.nii.gz)",
     )
     parser.add_argument(
         "--features",
