@@ -338,8 +338,8 @@ class Study:
             return load_mask(mask, target_img=img)
         if kind == "aparc":
             return aparc_region(str(mask), self._parcellation(label, space), img)
-        path = Path(str(mask).replace("{subject}", label)) if kind == "template" else Path(mask)
-        mask_img = load_mask(path)
+        path = Path(str(mask).replace("{subject}", label)) if kind == "template" else mask
+        mask_img = load_mask(path)  # a mistyped region name (a str that is no file) is refused as a name
         if mask_img.shape != img.shape[:3] or not np.allclose(mask_img.affine, img.affine, atol=1e-3):
             raise input_error(
                 path,
