@@ -280,9 +280,9 @@ def _blas_limit():
     to 6x slower in our measurements; threads over permutation batches
     (``n_jobs``) scale instead.
     """
-    from threadpoolctl import threadpool_limits
+    from brainnet._threads import single_blas_thread
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return single_blas_thread()
 
 
 def _batch_size(n_voxels: int) -> int:
