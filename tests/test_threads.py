@@ -33,14 +33,14 @@ def test_the_limit_holds_while_another_thread_leaves_it():
     def a():
         with single_blas_thread():
             a_in.set()
-            b_in.wait(30)
+            b_in.wait()
         a_out.set()
 
     def b():
-        a_in.wait(30)
+        a_in.wait()
         with single_blas_thread():
             b_in.set()
-            a_out.wait(30)
+            a_out.wait()
             seen["b after a left"] = _blas_threads()
         b_done.set()
 
@@ -48,7 +48,7 @@ def test_the_limit_holds_while_another_thread_leaves_it():
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join()
     assert b_done.is_set() and seen["b after a left"] == {1}
     assert _blas_threads() == before
     with single_blas_thread(), single_blas_thread():  # nested in one thread
