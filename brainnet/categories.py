@@ -51,6 +51,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "PLSDA",
@@ -631,7 +632,7 @@ def categorize_study(
         provenance = make_provenance(
             weights=None,
             study=study.provenance(),
-            mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+            mask={**describe_mask(data[0].mask_name), "n_voxels": int(data[0].n_voxels)},
             seed=seed,
             parameters=parameters,
         )

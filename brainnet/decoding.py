@@ -42,6 +42,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "DEFAULT_COMPONENTS",
@@ -645,7 +646,7 @@ def decode_units(
         weights=fprov.get("weights"),
         features=fprov,
         study=study.provenance(),
-        mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+        mask={**describe_mask(data[0].mask_name), "n_voxels": int(data[0].n_voxels)},
         seed=seed,
         parameters=parameters,
     )

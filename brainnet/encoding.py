@@ -646,6 +646,7 @@ def _subject_folder(out: str | Path, label: str, layer: str) -> Path:
 
 def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
     """Load one subject, align the features to its stimuli and build its provenance."""
+    from brainnet.masks import describe_mask
     from brainnet.results import make_provenance
 
     data = study.load_subject(label, mask=settings.mask)
@@ -657,7 +658,7 @@ def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
         weights=fprov.get("weights"),
         features=fprov,
         study=study.provenance(),
-        mask={"name": data.mask_name, "n_voxels": int(y.shape[1])},
+        mask={**describe_mask(settings.mask), "n_voxels": int(y.shape[1])},
         seed=settings.seed,
         parameters=settings.parameters(label),
     )
@@ -850,12 +851,13 @@ def encode_subjects(
 
 
 def _group_provenance(study, feats, settings: _Settings) -> dict[str, Any]:
+    from brainnet.masks import describe_mask
     from brainnet.results import make_provenance
 
     fprov = dict(feats.provenance)
     parameters = {k: v for k, v in settings.parameters("").items() if k != "subject"}
     return make_provenance(weights=fprov.get("weights"), features=fprov, study=study.provenance(),
-                           mask={"name": str(settings.mask)}, seed=settings.seed, parameters=parameters)
+                           mask=describe_mask(settings.mask), seed=settings.seed, parameters=parameters)
 
 
 def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[str, dict[str, Any]]:

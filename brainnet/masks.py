@@ -42,6 +42,22 @@ def mask_path(name: str) -> Path | None:
     return None if key == "whole-brain" else _DATA / f"{key}_2mm.nii.gz"
 
 
+def describe_mask(mask: str | Path) -> dict[str, str]:
+    """Provenance of a mask by content: ``{"name", "sha256"}`` (and ``"path"`` for a file).
+
+    A mask file edited in place is then a different input: results made with
+    the old content are not taken for results of the new one.
+    """
+    from brainnet.results import sha256_file
+
+    key = _canonical(str(mask)) if not isinstance(mask, Path) else None
+    if key is not None:
+        shipped = mask_path(key)
+        return {"name": key, "sha256": sha256_file(shipped) if shipped is not None else "nilearn-mni152-brain-mask"}
+    path = Path(mask)
+    return {"name": str(mask), "path": str(path.resolve()), "sha256": sha256_file(path)}
+
+
 def n_voxels(img: nib.Nifti1Image) -> int:
     """Number of non-zero voxels of a mask image."""
     return int(np.count_nonzero(np.asarray(img.dataobj)))

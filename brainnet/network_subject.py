@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "stimulus_folds",
@@ -361,7 +362,7 @@ def network_category_decoding(
             weights=features.provenance.get("weights"),
             features=dict(features.provenance),
             study=study.provenance(),
-            mask={"name": str(mask), "n_voxels": data[0].n_voxels},
+            mask={**describe_mask(mask), "n_voxels": data[0].n_voxels},
             seed=seed,
             parameters={
                 "layer": layer,

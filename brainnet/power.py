@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = ["simpls", "power_curve", "power_analysis", "PowerResult"]
 
@@ -496,7 +497,7 @@ def power_analysis(
             weights=fprov.get("weights"),
             features=fprov,
             study=study.provenance(),
-            mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+            mask={**describe_mask(data[0].mask_name), "n_voxels": int(data[0].n_voxels)},
             seed=seed,
             parameters=parameters,
         )

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "RDM_METRICS",
@@ -1158,7 +1159,7 @@ def network_as_subject(
                 weights=features.provenance.get("weights"),
                 features=dict(features.provenance),
                 study=study_prov,
-                mask={"name": str(mask), "n_voxels": n_voxels},
+                mask={**describe_mask(mask), "n_voxels": n_voxels},
                 seed=seed,
                 parameters={**parameters, "layer": layer, "subjects": labels, "n_stimuli": len(common)},
             )
