@@ -46,10 +46,10 @@ def _thin_svd(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     and a tiny ``eigh`` instead of LAPACK's SVD, which was 10-30x slower on a
     busy 2-core machine.
     """
-    from threadpoolctl import threadpool_limits
+    from brainnet._threads import single_blas_thread
 
     n, p = xc.shape
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         if max(n, p) < 2 * min(n, p):
             u, s, vt = np.linalg.svd(xc, full_matrices=False)
             tol = (s[0] if s.size else 0.0) * max(n, p) * np.finfo(xc.dtype).eps
@@ -324,7 +324,7 @@ def cross_val_predict_blocks(
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
+    from brainnet._threads import single_blas_thread
 
     dtype = bases[0][0].dtype
     y = y.astype(dtype, copy=False)
@@ -342,7 +342,7 @@ def cross_val_predict_blocks(
             pred[test, cols] = basis.predict(p_test, c, ymean, b)
             best[f, cols] = b
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         if workers == 1 or len(blocks) == 1:
             for cols in blocks:
                 work(cols)

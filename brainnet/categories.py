@@ -54,6 +54,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from brainnet import _defaults
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "PLSDA",
@@ -643,7 +644,7 @@ def categorize_study(
         provenance = make_provenance(
             weights=None,
             study=study.provenance(),
-            mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+            mask={**describe_mask(data[0].mask_name, [sd.subject for sd in data]), "n_voxels": int(data[0].n_voxels)},
             seed=seed,
             parameters=parameters,
         )

@@ -44,6 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from brainnet import _defaults
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 if TYPE_CHECKING:
     from brainnet.features import Features
@@ -651,7 +652,7 @@ def decode_units(
         weights=fprov.get("weights"),
         features=fprov,
         study=study.provenance(),
-        mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+        mask={**describe_mask(data[0].mask_name, [sd.subject for sd in data]), "n_voxels": int(data[0].n_voxels)},
         seed=seed,
         parameters=parameters,
     )

@@ -282,9 +282,9 @@ def _blas_limit():
     to 6x slower in our measurements; threads over permutation batches
     (``n_jobs``) scale instead.
     """
-    from threadpoolctl import threadpool_limits
+    from brainnet._threads import single_blas_thread
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return single_blas_thread()
 
 
 def _batch_size(n_voxels: int) -> int:
@@ -649,6 +649,7 @@ def _subject_folder(out: str | Path, label: str, layer: str) -> Path:
 
 def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
     """Load one subject, align the features to its stimuli and build its provenance."""
+    from brainnet.masks import describe_mask
     from brainnet.results import make_provenance
 
     data = study.load_subject(label, mask=settings.mask)
@@ -660,7 +661,7 @@ def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
         weights=fprov.get("weights"),
         features=fprov,
         study=study.provenance(),
-        mask={"name": data.mask_name, "n_voxels": int(y.shape[1]), "space": data.space},
+        mask={**describe_mask(settings.mask, [label]), "n_voxels": int(y.shape[1]), "space": data.space},
         seed=settings.seed,
         parameters=settings.parameters(label),
     )
@@ -837,7 +838,7 @@ def encode_subjects(
     group = None
     if out is not None:
         group = ResultDir(Path(out) / "group" / f"encode-{layer}",
-                          _group_provenance(study, feats, settings), overwrite=overwrite)
+                          _group_provenance(study, labels, feats, settings), overwrite=overwrite)
         if read_json(group.file("summary.json")).get("subjects", labels) != labels:
             group.file("summary.json").unlink()  # it summarised other subjects: incomplete until rewritten
     summaries = _completed_subjects(study, labels, feats, settings, out, overwrite)
@@ -852,13 +853,14 @@ def encode_subjects(
     return _group_result(labels, summaries, pending, out, layer, group)
 
 
-def _group_provenance(study, feats, settings: _Settings) -> dict[str, Any]:
+def _group_provenance(study, labels, feats, settings: _Settings) -> dict[str, Any]:
+    from brainnet.masks import describe_mask
     from brainnet.results import make_provenance
 
     fprov = dict(feats.provenance)
     parameters = {k: v for k, v in settings.parameters("").items() if k != "subject"}
     return make_provenance(weights=fprov.get("weights"), features=fprov, study=study.provenance(),
-                           mask={"name": str(settings.mask)}, seed=settings.seed, parameters=parameters)
+                           mask=describe_mask(settings.mask, labels), seed=settings.seed, parameters=parameters)
 
 
 def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[str, dict[str, Any]]:

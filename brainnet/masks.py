@@ -57,6 +57,31 @@ def mask_path(name: str) -> Path | None:
     return None if key == "whole-brain" else _DATA / f"{key}_2mm.nii.gz"
 
 
+def describe_mask(mask: str | Path, subjects=()) -> dict:
+    """Provenance of a mask by content: ``{"name", "sha256"}`` (and ``"path"`` for a file).
+
+    A mask file edited in place is then a different input: results made with
+    the old content are not taken for results of the new one. A per-subject
+    path (``{subject}``) gives one sha256 per label of ``subjects``; a region
+    of the subjects' own parcellation is identified by the study's checksum,
+    which covers the parcellation files.
+    """
+    from brainnet.results import sha256_file
+
+    kind = region_kind(mask)
+    if kind == "aparc":
+        return {"name": str(mask).strip().lower(), "source": "each subject's desc-aparcaseg_dseg in the study"}
+    if kind == "template":
+        files = {label: Path(str(mask).replace("{subject}", label)) for label in subjects}
+        return {"name": str(mask), "sha256": {label: sha256_file(path) for label, path in files.items()}}
+    key = _canonical(str(mask)) if not isinstance(mask, Path) else None
+    if key is not None:
+        shipped = mask_path(key)
+        return {"name": key, "sha256": sha256_file(shipped) if shipped is not None else "nilearn-mni152-brain-mask"}
+    path = Path(mask)
+    return {"name": str(mask), "path": str(path.resolve()), "sha256": sha256_file(path)}
+
+
 def n_voxels(img: nib.Nifti1Image) -> int:
     """Number of non-zero voxels of a mask image."""
     return int(np.count_nonzero(np.asarray(img.dataobj)))

@@ -512,11 +512,12 @@ def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _encode_chunk(source: _Source, start: int, stop: int, design: np.ndarray, folds: list, alphas: np.ndarray, model=None) -> dict[str, np.ndarray]:
     """Out-of-fold predictions and scores for voxels ``start:stop`` (runs on a worker)."""
     from sklearn.base import clone
-    from threadpoolctl import threadpool_limits
+
+    from brainnet._threads import single_blas_thread
 
     # One BLAS thread makes results independent of the worker's thread count; the limit is
     # scoped so that the caller's (e.g. a notebook's) numpy is not left single-threaded.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         return _encode_chunk_pinned(source, start, stop, design, folds, alphas, model, clone)
 
 
@@ -767,10 +768,10 @@ def encode_naturalistic(
 
 def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs,
             store: _ChunkStore | None = None) -> NaturalisticResult:
-    from threadpoolctl import threadpool_limits
+    from brainnet._threads import single_blas_thread
 
     frame_rate, tr, n_splits, gap_s = params["frame_rate"], params["tr"], params["n_splits"], params["gap_s"]
-    with threadpool_limits(limits=1, user_api="blas"), _bold_source(bold, mask, workdir) as (source, mask_img):
+    with single_blas_thread(), _bold_source(bold, mask, workdir) as (source, mask_img):
         design = convolve_frames(frame_features, frame_rate, tr, source.n_trs, hrf_model=hrf_model, offset_s=offset_s)
         _check_durations(np.shape(frame_features)[0] / frame_rate + offset_s, source.n_trs * tr)
         censored, non_finite = _scan_volumes(source, max(chunk_size, 1000))

@@ -32,6 +32,7 @@ import numpy as np
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "stimulus_folds",
@@ -362,7 +363,7 @@ def network_category_decoding(
             weights=features.provenance.get("weights"),
             features=dict(features.provenance),
             study=study.provenance(),
-            mask={"name": str(mask), "n_voxels": voxel_counts(data)},
+            mask={**describe_mask(mask, [sd.subject for sd in data]), "n_voxels": voxel_counts(data)},
             seed=seed,
             parameters={
                 "layer": layer,

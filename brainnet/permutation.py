@@ -276,7 +276,12 @@ def _run_draws(
     bounds = [(b, min(b + batch_size, n_draws)) for b in range(start, n_draws, batch_size)]
 
     def run(bound: tuple[int, int]) -> np.ndarray:
-        return np.asarray(statistic(index_fn(*bound)))
+        # One BLAS thread wherever the batch runs (here, an n_jobs thread, a Dask worker):
+        # products round differently with other thread counts (see brainnet._threads).
+        from brainnet._threads import single_blas_thread
+
+        with single_blas_thread():
+            return np.asarray(statistic(index_fn(*bound)))
 
     bar = _progress_bar(n_draws, start, progress)
     last_save = time.monotonic()
@@ -310,14 +315,11 @@ def _execute(run, bounds, n_jobs: int, scheduler: Any, statistic: BatchStatistic
         for bound in bounds:
             yield run(bound)
         return
-    from threadpoolctl import threadpool_limits
-
-    # Threads share the precomputed arrays; give each its share of the BLAS threads.
-    with threadpool_limits(limits=max(1, (os.cpu_count() or 1) // n_workers)):
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            # Submit in waves so a checkpoint never waits on far-ahead batches.
-            for wave in range(0, len(bounds), n_workers):
-                yield from pool.map(run, bounds[wave : wave + n_workers])
+    # Threads share the precomputed arrays; each batch runs on one BLAS thread (see run).
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        # Submit in waves so a checkpoint never waits on far-ahead batches.
+        for wave in range(0, len(bounds), n_workers):
+            yield from pool.map(run, bounds[wave : wave + n_workers])
 
 
 def _execute_dask(bounds, scheduler: Any, run):
@@ -343,7 +345,10 @@ def _distribution(
     **run: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(statistic on the identity, draws of shape (n_draws, *stat_shape))``, resumable."""
-    observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
+    from brainnet._threads import single_blas_thread
+
+    with single_blas_thread():  # as every batch of the null: one BLAS thread
+        observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
     meta = {
         "kind": np.array(kind),
         "seed": np.array(seed),

@@ -43,6 +43,7 @@ import pandas as pd
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = ["simpls", "power_curve", "power_analysis", "PowerResult"]
 
@@ -327,10 +328,10 @@ def power_curve(
     stim_sizes = _check_sizes(
         "--stimuli", n_stimuli_sizes or [n_stimuli], min(low, n_stimuli), n_stimuli, "stimuli"
     )
-    from threadpoolctl import threadpool_limits
+    from brainnet._threads import single_blas_thread
 
     # One BLAS thread, like the subsample loop: the PCA must not depend on the thread count.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         z = _reduce(patterns, n_pca, seed)
     stim_index = [np.asarray(s, dtype=int) for s in stimulus_index]
 
@@ -360,7 +361,7 @@ def power_curve(
     meta = {"jobs": np.asarray(jobs, dtype=np.int64), "seed": np.int64(seed),
             "settings": np.asarray([n_components, n_pca, n_permutations], dtype=np.int64)}
     # The matrices of one subsample are small: one BLAS thread each, parallel over subsamples.
-    with threadpool_limits(limits=1):
+    with single_blas_thread():
         outcomes = _run_resumable(run, jobs, n_jobs, None if checkpoint is None else Path(checkpoint), meta)
     rows = []
     for size in dict.fromkeys((a, b) for a, b, _ in jobs):
@@ -497,7 +498,7 @@ def power_analysis(
             weights=fprov.get("weights"),
             features=fprov,
             study=study.provenance(),
-            mask={"name": data[0].mask_name, "n_voxels": int(data[0].n_voxels)},
+            mask={**describe_mask(data[0].mask_name, [sd.subject for sd in data]), "n_voxels": int(data[0].n_voxels)},
             seed=seed,
             parameters=parameters,
         )

@@ -226,6 +226,31 @@ def fingerprint(provenance: Mapping[str, Any]) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
 
+def _changed_file(old: Any, new: Any) -> str | None:
+    """The first input file whose content differs between two provenance records, or None.
+
+    An input file is recorded as a mapping with ``sha256`` and ``path`` (or
+    ``source``), or as a study's ``files`` (relative path -> sha256) under its
+    ``path``; same path, other checksum means the file was changed in place.
+    """
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return None
+    where = old.get("path") or old.get("source")
+    if where and where == (new.get("path") or new.get("source")):
+        if "sha256" in old and "sha256" in new and old["sha256"] != new["sha256"]:
+            return str(where)
+        before, after = old.get("files"), new.get("files")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            for rel, sha in after.items():
+                if rel in before and before[rel] != sha:
+                    return str(Path(where) / rel)
+    for key, value in new.items():
+        found = _changed_file(old.get(key), value)
+        if found:
+            return found
+    return None
+
+
 class removed_on_refusal:  # noqa: N801 - used like a function: ``with removed_on_refusal(path):``
     """Remove the folders of ``path`` that are new if the ``with`` block ends in a user error.
 
@@ -276,10 +301,13 @@ class ResultDir:
         self.fingerprint = fingerprint(self.provenance)
         run_file = self.path / "run.json"
         if run_file.exists():
-            if read_json(run_file).get("fingerprint") != self.fingerprint:
+            stored = read_json(run_file)
+            if stored.get("fingerprint") != self.fingerprint:
                 if not overwrite:
+                    changed = _changed_file(stored.get("provenance"), self.provenance)
+                    since = f" ({changed} has changed since)" if changed else ""
                     raise BrainnetError(
-                        f"{self.path}: holds results made with other parameters, weights or data; "
+                        f"{self.path}: holds results made with other parameters, weights or data{since}; "
                         "choose another --out folder or pass --overwrite"
                     )
                 shutil.rmtree(self.path)

@@ -57,6 +57,7 @@ import numpy as np
 from brainnet import _defaults
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.masks import describe_mask
 
 __all__ = [
     "RDM_METRICS",
@@ -1165,7 +1166,7 @@ def network_as_subject(
                 weights=features.provenance.get("weights"),
                 features=dict(features.provenance),
                 study=study_prov,
-                mask={"name": str(mask), "n_voxels": n_voxels},
+                mask={**describe_mask(mask, [sd.subject for sd in data]), "n_voxels": n_voxels},
                 seed=seed,
                 parameters={**parameters, "layer": layer, "subjects": labels, "n_stimuli": len(common)},
             )

@@ -486,14 +486,21 @@ class Study:
 
     # -- provenance ------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
-        """``{"path", "task", "n_subjects", "files_sha256"}``: a digest over every file of the study."""
+        """``{"path", "task", "n_subjects", "files_sha256", "files"}``: a digest over every file of the study.
+
+        ``files`` maps each file (relative path) to its sha256, so a refused
+        rerun can name the file that changed.
+        """
         import hashlib
 
         digest = hashlib.sha256()
+        files = {}
         for path in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".")):
             rel = path.relative_to(self.root).as_posix()
-            digest.update(f"{rel}\0{_cached_sha256(path)}\n".encode())
-        return {"path": str(self.root.resolve()), "task": self.task, "n_subjects": len(self.subjects), "files_sha256": digest.hexdigest()}
+            files[rel] = _cached_sha256(path)
+            digest.update(f"{rel}\0{files[rel]}\n".encode())
+        return {"path": str(self.root.resolve()), "task": self.task, "n_subjects": len(self.subjects),
+                "files_sha256": digest.hexdigest(), "files": files}
 
 
 def voxel_counts(data: Sequence[SubjectData]) -> int | dict[str, int]:
@@ -551,11 +558,15 @@ def _bad_voxels(values: np.ndarray) -> np.ndarray:
     return ~finite | ~(spread > 0)
 
 
-_HASH_CACHE: dict[str, tuple[int, int, str]] = {}
+_HASH_CACHE: dict[str, tuple[int, int, int | None, str]] = {}
 
 
 def _cached_sha256(path: Path) -> str:
-    """sha256 of a file, reused while its size and mtime are unchanged."""
+    """sha256 of a file, reused while its size, mtime and ctime are unchanged.
+
+    ctime too: it changes on every write and cannot be set back (``touch``,
+    ``cp -p`` and ``rsync -t`` restore mtime), so an edit is never served a stale digest.
+    """
     from brainnet._paths import cache_dir
     from brainnet.results import atomic_write_json, sha256_file
 
@@ -567,16 +578,17 @@ def _cached_sha256(path: Path) -> str:
         if store.is_file():
             try:
                 saved = json.loads(store.read_text(encoding="utf-8"))
-                hit = (saved["size"], saved["mtime_ns"], saved["sha256"])
+                hit = (saved["size"], saved["mtime_ns"], saved.get("ctime_ns"), saved["sha256"])
             except (ValueError, KeyError, OSError):
                 hit = None
-    if hit is not None and hit[0] == stat.st_size and hit[1] == stat.st_mtime_ns:
+    if hit is not None and hit[:3] == (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns):
         _HASH_CACHE[key] = hit
-        return hit[2]
+        return hit[3]
     value = sha256_file(path)
-    _HASH_CACHE[key] = (stat.st_size, stat.st_mtime_ns, value)
+    _HASH_CACHE[key] = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, value)
     store = cache_dir("hashes") / (re.sub(r"[^A-Za-z0-9]", "_", key)[-150:] + ".json")
-    atomic_write_json(store, {"path": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value})
+    atomic_write_json(store, {"path": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                              "ctime_ns": stat.st_ctime_ns, "sha256": value})
     return value
 
 

@@ -37,3 +37,75 @@ def _isolated_cache(tmp_path_factory):
     mp.setenv("MPLBACKEND", "Agg")
     yield
     mp.undo()
+
+
+#: Modules whose promises must hold on a busy machine: with BRAINNET_TEST_BUSY=1
+#: (set by .ci/run) each runs while one process per core spins.
+BUSY_MODULES = frozenset({
+    "test_reproducibility", "test_resume", "test_extract", "test_multi_subject", "test_threads",
+    "test_permutation", "test_results",
+})
+
+# Spins until its parent (the test process) is gone, so a killed test run leaves no spinner behind.
+_SPIN = "import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent:\n    pass\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _busy_cores(request):
+    """Keep every core busy during the modules of ``BUSY_MODULES`` when BRAINNET_TEST_BUSY=1."""
+    import os
+    import subprocess
+    import sys
+
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    if os.environ.get("BRAINNET_TEST_BUSY") != "1" or name not in BUSY_MODULES:
+        yield
+        return
+    spinners = [subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid())])
+                for _ in range(os.cpu_count() or 1)]
+    try:
+        yield
+    finally:
+        for proc in spinners:
+            proc.kill()
+        for proc in spinners:
+            proc.wait()
+
+
+# Runs `code` in a fresh interpreter that signals itself right after the k-th atomic write
+# (os.replace onto the final name, see brainnet.results.atomic_path) of a file whose path
+# matches a pattern: a fixed point of the run, however fast or loaded the machine is.
+_INTERRUPT_AFTER_WRITE = """
+import fnmatch, os, signal, sys
+import brainnet.permutation
+brainnet.permutation.CHECKPOINT_SECONDS = -1.0  # a checkpoint after every batch / subsample
+_pattern, _k, _sig = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sys.argv = [sys.argv[0], *sys.argv[4:]]
+_replace, _seen = os.replace, [0]
+def _replace_then_signal(src, dst, *args, **kwargs):
+    _replace(src, dst, *args, **kwargs)
+    if fnmatch.fnmatch(os.fspath(dst), _pattern):
+        _seen[0] += 1
+        if _seen[0] == _k:
+            os.kill(os.getpid(), _sig)
+os.replace = _replace_then_signal
+"""
+
+CLI_MAIN = "from brainnet.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+@pytest.fixture()
+def interrupt_after_write():
+    """``run(args, pattern, k, sig=SIGKILL, code=CLI_MAIN)``: run ``code`` in a subprocess (``sys.argv[1:]``
+    are ``args``) that sends itself ``sig`` right after its ``k``-th atomic write of a file matching the
+    fnmatch ``pattern`` (``*`` spans folders). Returns the ``subprocess.CompletedProcess`` (text stderr).
+    """
+    import signal
+    import subprocess
+    import sys
+
+    def run(args, pattern: str, k: int, sig: int = signal.SIGKILL, code: str = CLI_MAIN):
+        cmd = [sys.executable, "-c", _INTERRUPT_AFTER_WRITE + code, pattern, str(k), str(int(sig)), *map(str, args)]
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+
+    return run

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
@@ -70,13 +69,11 @@ def test_result_dir_refuses_to_mix_parameters(tmp_path):
 
 _SCRIPT = textwrap.dedent(
     """
-    import sys, time, numpy as np
+    import sys, numpy as np
     import brainnet.permutation as engine
-    engine.CHECKPOINT_SECONDS = 0.0
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal(40), rng.standard_normal((40, 3))
     def stat(perms):
-        time.sleep(float(sys.argv[3]))
         return (x[perms] - x.mean()) @ (y - y.mean(0))
     res = engine.permutation_test(stat, 40, n_permutations=200, seed=2, batch_size=10,
                                   checkpoint=sys.argv[1])
@@ -85,27 +82,18 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def test_permutation_run_killed_with_sigkill_resumes_to_same_result(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(_SCRIPT)
+def test_permutation_run_killed_with_sigkill_resumes_to_same_result(tmp_path, interrupt_after_write):
     ckpt, out = tmp_path / "ckpt.npz", tmp_path / "null.npy"
     ref_out = tmp_path / "ref.npy"
-    subprocess.run([sys.executable, str(script), str(tmp_path / "ref.npz"), str(ref_out), "0"], check=True)
-    proc = subprocess.Popen([sys.executable, str(script), str(ckpt), str(out), "0.15"])
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if ckpt.exists():
-            with np.load(ckpt) as saved:
-                if saved["draws"].shape[0] >= 30:
-                    break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "ref.npz"), str(ref_out)], check=True)
+    # SIGKILL right after the 3rd checkpoint (one per batch of 10): 30 of 200 permutations saved.
+    proc = interrupt_after_write([ckpt, out], str(ckpt), 3, code=_SCRIPT)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not out.exists()
     with np.load(ckpt) as saved:
         n_done = saved["draws"].shape[0]
-    assert 30 <= n_done < 200
-    subprocess.run([sys.executable, str(script), str(ckpt), str(out), "0"], check=True)
+    assert n_done == 30
+    subprocess.run([sys.executable, "-c", _SCRIPT, str(ckpt), str(out)], check=True)
     np.testing.assert_array_equal(np.load(out), np.load(ref_out))
 
 

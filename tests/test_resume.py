@@ -8,11 +8,7 @@ parameters and the completeness flag of a results folder.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -21,16 +17,6 @@ import pytest
 
 from brainnet.cli import main
 from brainnet.simulate import simulate_study
-
-# Checkpoint often, so a kill finds a partial checkpoint (saving a large null
-# after every batch would dominate the run time).
-_SCRIPT = """
-import sys
-import brainnet.permutation
-brainnet.permutation.CHECKPOINT_SECONDS = 0.2
-from brainnet.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 @pytest.fixture(scope="session")
@@ -50,29 +36,13 @@ def _draws(path: Path) -> int:
         return 0
 
 
-def _kill_midway(argv: list[str], checkpoint: Path, total: int, timeout: float = 120.0,
-                 sig: int = signal.SIGKILL) -> tuple[int, int, str]:
-    """Start the CLI in a subprocess, signal it once a partial checkpoint exists.
+def _kill_midway(interrupt, argv: list[str], checkpoint: Path, sig: int = signal.SIGKILL) -> tuple[int, int, str]:
+    """Run the CLI in a subprocess that signals itself right after its 2nd write of ``checkpoint``.
 
     Returns the draws in the checkpoint then, the exit status and stderr.
     """
-    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            done = _draws(checkpoint) if checkpoint.exists() else 0
-            if 0 < done < total:
-                os.kill(proc.pid, sig)
-                status = proc.wait(timeout=60)
-                return done, status, proc.stderr.read().decode()
-            time.sleep(0.02)
-        pytest.fail(f"run ended (status {proc.poll()}) before a partial checkpoint: {proc.stderr.read()!r}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+    proc = interrupt(argv, f"*/{checkpoint.parent.parent.name}/checkpoints/{checkpoint.name}", 2, sig)
+    return _draws(checkpoint), proc.returncode, proc.stderr
 
 
 def _arrays(folder: Path) -> dict[str, np.ndarray | bytes]:
@@ -130,7 +100,7 @@ _SLOW = {"decode-permutations"}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in _SLOW else c for c in CASES])
-def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, capsys):
+def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, capsys, interrupt_after_write):
     make_argv, sub, ckpt_name, total = CASES[case]
     argv = [str(a) for a in make_argv(*study4)]
     reference = tmp_path / "reference"
@@ -139,7 +109,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, 
 
     resumed = tmp_path / "resumed"
     checkpoint = resumed / sub / "checkpoints" / ckpt_name
-    done, status, _ = _kill_midway([*argv, "--out", str(resumed)], checkpoint, total)
+    done, status, _ = _kill_midway(interrupt_after_write, [*argv, "--out", str(resumed)], checkpoint)
     assert 0 < done < total and status == -signal.SIGKILL
     assert not (resumed / sub / "summary.json").exists()  # the folder says it is incomplete
 
@@ -150,12 +120,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(case, study4, tmp_path, 
     assert_same_results(reference / sub, resumed / sub)
 
 
-def test_ctrl_c_says_how_to_resume_and_resumes(study4, tmp_path, capsys):
+def test_ctrl_c_says_how_to_resume_and_resumes(study4, tmp_path, capsys, interrupt_after_write):
     make_argv, sub, ckpt_name, total = CASES["power-subject-loop"]
     argv = [str(a) for a in make_argv(*study4)]
     out = tmp_path / "out"
-    done, status, err = _kill_midway([*argv, "--out", str(out)], out / sub / "checkpoints" / ckpt_name, total,
-                                     sig=signal.SIGINT)
+    done, status, err = _kill_midway(interrupt_after_write, [*argv, "--out", str(out)],
+                                     out / sub / "checkpoints" / ckpt_name, sig=signal.SIGINT)
+    assert 0 < done < total
     assert status == 130, err
     assert err.strip().splitlines()[-1] == (
         "brainnet power: interrupted; finished work is saved, rerun the same command to resume"
@@ -259,21 +230,7 @@ def test_rsa_rerun_with_other_parameters_is_refused_before_computing(study4, tmp
     assert not (folder / "checkpoints").exists() and not (out / "group" / ".rsa-checkpoints").exists()
 
 
-# Each chunk sleeps in the subprocess, so the kill lands between chunk checkpoints.
-_SLOW_CHUNKS = """
-import sys, time
-import brainnet.naturalistic as N
-_encode_chunk = N._encode_chunk
-def slow(*args, **kwargs):
-    time.sleep(0.15)
-    return _encode_chunk(*args, **kwargs)
-N._encode_chunk = slow
-from brainnet.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def test_killed_naturalistic_run_keeps_its_finished_chunks(tmp_path, monkeypatch):
+def test_killed_naturalistic_run_keeps_its_finished_chunks(tmp_path, monkeypatch, interrupt_after_write):
     """SIGKILL after some voxel chunks: the rerun computes only the rest and equals an uninterrupted run."""
     import brainnet.naturalistic as N
 
@@ -289,21 +246,8 @@ def test_killed_naturalistic_run_keeps_its_finished_chunks(tmp_path, monkeypatch
     n_chunks = 13  # 100 voxels in chunks of 8
     resumed = tmp_path / "resumed"
     checkpoints = resumed / "checkpoints"
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CHUNKS, *map(str, argv), "--out", str(resumed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if checkpoints.is_dir() and len(list(checkpoints.glob("voxels-*.npz"))) >= 3:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
-        assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+    proc = interrupt_after_write([*argv, "--out", resumed], "*/checkpoints/voxels-*.npz", 3)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     kept = len(list(checkpoints.glob("voxels-*.npz")))
     assert 3 <= kept < n_chunks and not (resumed / "summary.json").exists()
 
