@@ -321,7 +321,10 @@ def network_category_decoding(
     -------
     NetworkDecodingResult
     """
-    from brainnet.results import ResultDir, make_provenance
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_components=n_components)
+    from brainnet.results import ResultDir, make_provenance, result_path
     from brainnet.rsa import _check_layers
     from brainnet.study import Study, load_study
 
@@ -373,7 +376,7 @@ def network_category_decoding(
             },
         )
         rd = ResultDir(
-            Path(out) / "group" / f"network-decoding-{layer}", provenance, overwrite=overwrite
+            result_path(out, "group", f"network-decoding-{layer}"), provenance, overwrite=overwrite
         )
         result.paths["summary"] = result.write(rd)
     return result

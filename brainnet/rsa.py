@@ -680,7 +680,7 @@ def _open_rsa_dirs(out: str | Path, layers: Sequence[str], provenance_for, overw
     """
     import shutil
 
-    from brainnet.results import ResultDir
+    from brainnet.results import ResultDir, result_path
 
     group = Path(out) / "group"
     opened: dict[str, Any] = {}
@@ -688,7 +688,7 @@ def _open_rsa_dirs(out: str | Path, layers: Sequence[str], provenance_for, overw
     made_group = not group.exists()
     try:
         for name in layers:
-            path = group / f"rsa-{name}"
+            path = result_path(out, "group", f"rsa-{name}")
             new = not path.exists()
             opened[name] = ResultDir(path, provenance_for(name), overwrite=overwrite)
             if new:
@@ -1098,6 +1098,9 @@ def network_as_subject(
     -------
     RSAResult
     """
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_bootstrap=n_bootstrap)
     from brainnet.results import make_provenance
     from brainnet.study import Study, load_study
 

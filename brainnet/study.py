@@ -54,6 +54,7 @@ _BETAS = re.compile(
     r"(?:_space-(?P<space>[A-Za-z0-9]+))?(?:_res-[A-Za-z0-9]+)?_desc-singletrial_betas\.nii(?:\.gz)?$"
 )
 _MISSING = {"", "n/a", "nan", "none", "null"}
+_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 def _notice(message: str) -> None:
@@ -195,6 +196,11 @@ class Study:
         frame = _read_table(path, "participants.tsv", "add participants.tsv with a participant_id column (sub-01, sub-02, ...)")
         _require_columns(frame, path, ["participant_id"], "name the subject column participant_id (values like sub-01)")
         labels = [s.strip().removeprefix("sub-") for s in frame["participant_id"] if s.strip().lower() not in _MISSING]
+        for label in labels:
+            # the label names folders (sub-<label>/ here and in --out): BIDS allows letters and digits only
+            if not _LABEL.fullmatch(label):
+                raise input_error(path, f"participant_id {'sub-' + label!r} is not a BIDS label (letters and digits after sub-)",
+                                  "rename the subject, e.g. sub-01, here and in its folder name")
         if not labels:
             raise input_error(path, "lists no participants", "add one row per subject (participant_id = sub-<label>)")
         if len(set(labels)) != len(labels):
@@ -243,10 +249,13 @@ class Study:
     def stimuli(self):
         """The :class:`~brainnet.stimuli.StimulusSet` of ``stimuli.tsv`` (images must exist)."""
         if self._stimuli is None:
+            from brainnet._paths import inside
             from brainnet.stimuli import load_stimuli
 
+            # the study's stimuli/ folder is part of the study: it may not lead outside it
+            folder = inside(self.root, "stimuli", self.root / "stimuli.tsv", what="stimuli folder")
             try:
-                self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=self.root / "stimuli")
+                self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=folder)
             except BrainnetError as err:
                 raise BrainnetError(
                     f"{err} (study {self.root}: put the images in its stimuli/ folder, "
@@ -301,8 +310,10 @@ class Study:
 
     def subject_files(self, subject: str) -> tuple[Path, Path]:
         """``(betas, events)`` paths of one subject."""
+        from brainnet._paths import inside
+
         label = self._label(subject)
-        func = self.root / f"sub-{label}" / "func"
+        func = inside(self.root, f"sub-{label}/func", self.root / "participants.tsv", what="subject folder")
         betas = sorted(
             p for p in func.glob(f"sub-{label}_*desc-singletrial_betas.nii*")
             if (m := _BETAS.match(p.name)) and m["task"] == self.task
@@ -311,6 +322,8 @@ class Study:
             expected = func / f"sub-{label}_task-{self.task}_space-<space>_desc-singletrial_betas.nii.gz"
             raise input_error(expected, "single-trial betas not found", f"add the 4-D betas of sub-{label} or remove it from participants.tsv")
         events = func / f"sub-{label}_task-{self.task}_desc-singletrial_events.tsv"
+        for path in (betas[0], events):
+            inside(self.root, path.relative_to(self.root).as_posix(), path, what="file")
         return betas[0], events
 
     def _events(self, path: Path, n_volumes: int, betas: Path):
@@ -342,6 +355,10 @@ class Study:
             raise input_error(betas, f"not a readable NIfTI ({type(err).__name__})", "re-create the betas file") from None
         if img.ndim != 4:
             raise input_error(betas, f"betas must be 4-D (one volume per trial), got shape {img.shape}", "stack the trial volumes into one 4-D image")
+        from brainnet._checks import check_image, read_image
+
+        fix = "re-create the betas file (brainnet betas) or copy it again"
+        check_image(img, betas, fix)  # NaN affine, absurd header, truncated .nii: before any voxel is read
         ids, runs = self._events(events, img.shape[3], betas)
         is_path = isinstance(mask, Path) or (isinstance(mask, str) and Path(mask).suffix in (".nii", ".gz"))
         if is_path:
@@ -355,7 +372,7 @@ class Study:
         else:
             mask_img = load_mask(mask, target_img=img)
         inside = np.asarray(mask_img.dataobj) > 0
-        data = np.asarray(img.dataobj, dtype=np.float32)
+        data = read_image(img, betas, fix)
         _refuse_unusable_betas(data, betas)
         values = data[inside].T.copy()
         return _Raw(label, values, inside, img.affine, img.shape[:3], ids, runs, betas)
