@@ -260,9 +260,10 @@ def check_image(img: Any, path: str | Path, fix: str) -> None:
             f"the {format_bytes(have)} of memory available",
             "check the file (its header may be corrupt), or crop or resample the image",
         )
-    header = getattr(img, "header", None)
-    if header is not None and not str(path).endswith(".gz") and hasattr(header, "get_data_offset"):
-        stored = int(header.get_data_offset()) + int(np.prod(shape)) * np.dtype(header.get_data_dtype()).itemsize
+    proxy = getattr(img, "dataobj", None)
+    offset = getattr(proxy, "offset", None)
+    if offset is not None and not str(path).endswith(".gz") and hasattr(proxy, "dtype"):
+        stored = int(offset) + int(np.prod(shape)) * np.dtype(proxy.dtype).itemsize
         size = Path(path).stat().st_size
         if size < stored:
             raise input_error(path, f"is truncated ({size} bytes, its header needs {stored})", fix)

@@ -447,8 +447,9 @@ def encode(
     """
     import pandas as pd
 
-    if n_permutations < 0:
-        raise BrainnetError(f"--permutations {n_permutations}: must be >= 0")
+    from brainnet._checks import check_options
+
+    check_options(n_permutations=n_permutations, seed=seed)
     x, y = _check_arrays(features, responses)
     folds = make_folds(x.shape[0], cv, seed)
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)

@@ -168,7 +168,8 @@ def check_common(args: argparse.Namespace) -> list[Path]:
         if out.is_dir():
             from brainnet.errors import BrainnetError
 
-            raise BrainnetError(f"--out {out}: is a folder; give a file name, e.g. --out {out / 'out'}{out.suffix}")
+            example = out / ("activations.npz" if args.command == "extract" else "report.html")
+            raise BrainnetError(f"--out {out}: is a folder; give a file name, e.g. --out {example}")
         check_out(out.parent if str(out.parent) else Path("."))
         return [out, out.with_name(out.name + ".json")]
     return [check_out(out)]
