@@ -188,13 +188,13 @@ def _inside(root: Path, name: str, where: Path) -> Path:
     return inside(root, name, where).resolve()
 
 
-def _derived_root(base: Path, parent: Path, where: Path) -> Path:
+def _derived_root(base: Path, parent: Path) -> Path:
     """A stimuli folder found beside a table (``<parent>/stimuli``) must not lead out of ``parent``."""
     from brainnet._paths import inside
 
     if base == parent:
         return base
-    return inside(parent, base.relative_to(parent).as_posix(), where, what="stimuli folder").resolve()
+    return inside(parent, base.relative_to(parent).as_posix(), base, what="folder").resolve()
 
 
 def _pick_root(candidates: list[Path], names: list[str]) -> Path:
@@ -226,7 +226,7 @@ def _from_table(source: Path, frame, root: str | Path | None) -> StimulusSet:
     if root is not None:
         base = Path(root).expanduser().resolve()
     else:
-        base = _derived_root(_pick_root([folder, folder / "stimuli"], names), folder, source)
+        base = _derived_root(_pick_root([folder, folder / "stimuli"], names), folder)
     cats = None
     if "category" in frame.columns:
         cats = tuple(None if c.strip().lower() in _MISSING else c.strip() for c in frame["category"])
@@ -283,7 +283,7 @@ def _from_events(source: Path, frame, column: str | None, root: str | Path | Non
         if bids is not None:
             candidates.insert(0, bids)
         base = _pick_root(candidates, ids)
-        base = _derived_root(base, bids.parent if base == bids else folder, source)
+        base = _derived_root(base, bids.parent if base == bids else folder)
     return StimulusSet(tuple(ids), _resolve(source, base, ids), None, base)
 
 

@@ -182,6 +182,7 @@ class Study:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise input_error(self.root, "study folder not found", "give --study a folder in the brainnet study format (see brainnet simulate)")
+        _refuse_links_out(self.root)
         self.subjects = self._read_participants()
         self.stimulus_ids, self.stimulus_files, self.categories = self._read_stimuli()
         self.task = self._find_task(task)
@@ -253,7 +254,7 @@ class Study:
             from brainnet.stimuli import load_stimuli
 
             # the study's stimuli/ folder is part of the study: it may not lead outside it
-            folder = inside(self.root, "stimuli", self.root / "stimuli.tsv", what="stimuli folder")
+            folder = inside(self.root, "stimuli", self.root / "stimuli", what="folder")
             try:
                 self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=folder)
             except BrainnetError as err:
@@ -450,11 +451,26 @@ class Study:
         """``{"path", "task", "n_subjects", "files_sha256"}``: a digest over every file of the study."""
         import hashlib
 
+        _refuse_links_out(self.root)  # again: the folder may have changed since it was opened
         digest = hashlib.sha256()
         for path in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".")):
             rel = path.relative_to(self.root).as_posix()
             digest.update(f"{rel}\0{_cached_sha256(path)}\n".encode())
         return {"path": str(self.root.resolve()), "task": self.task, "n_subjects": len(self.subjects), "files_sha256": digest.hexdigest()}
+
+
+def _refuse_links_out(root: Path) -> None:
+    """Refuse a study holding a symbolic link (file or folder) that leads outside it.
+
+    The one path policy (:func:`brainnet._paths.inside`) applied to the whole
+    study at once, so every command refuses it the same way, whichever files
+    it would read.
+    """
+    from brainnet._paths import inside
+
+    for path in root.rglob("*"):  # rglob does not descend into linked folders
+        if path.is_symlink():
+            inside(root, path.relative_to(root).as_posix(), path, what="folder" if path.is_dir() else "file")
 
 
 def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:

@@ -1577,20 +1577,31 @@ def _stimuli_linked_outside(copy, tmp_path) -> Path:
     return outside
 
 
-@pytest.mark.parametrize("command", ["extract", "encode", "decode", "rsa", "network-decoding", "power"])
-def test_study_stimuli_folder_linking_outside_is_refused_by_every_command(command, copy, tmp_path, capsys):
+LINK_COMMANDS = {
+    "extract": None,
+    "encode": ["encode", "--subject", "01", *QUICK],
+    "encode-features": ["encode", "--features", "{fc8}", "--subject", "01", *QUICK],
+    "decode": ["decode", "--permutations", "2", "--bootstrap", "0"],
+    "rsa": ["rsa", "--permutations", "2", "--bootstrap", "0"],
+    "network-decoding": ["network-decoding", "--folds", "2"],
+    "categorize": ["categorize", "--permutations", "2", "--folds", "3"],
+    "power": ["power", "--features", "{fc8}", "--sizes", "3", "--repeats", "1"],
+    "study-info": ["study", "info"],
+}
+
+
+@pytest.mark.parametrize("command", list(LINK_COMMANDS))
+def test_study_stimuli_folder_linking_outside_is_refused_by_every_command(command, copy, fc8, tmp_path, capsys):
     outside = _stimuli_linked_outside(copy, tmp_path)
     if command == "extract":
         out = tmp_path / "out" / "acts.npz"
         argv, left = ["extract", "--stimuli", copy / "stimuli.tsv", "--out", out], out.parent
     else:
         out = tmp_path / "out"
-        argv, left = [command, "--study", copy, *STUDY_COMMANDS[command], "--out", out], out
-        argv = [a for a in argv if a != "all"] if command == "encode" else argv
-        if command == "encode":
-            argv.insert(argv.index("--subject") + 1, "01")
+        argv = [fc8 if a == "{fc8}" else a for a in LINK_COMMANDS[command]] + ["--study", copy]
+        argv, left = (argv if command == "study-info" else [*argv, "--out", out]), out
     assert _line(capsys, argv, left) == (
-        f"{copy / 'stimuli.tsv'}: stimuli folder 'stimuli' links outside {copy} (to {outside.resolve()}); "
+        f"{copy / 'stimuli'}: folder 'stimuli' links outside {copy} (to {outside.resolve()}); "
         "copy it into the folder instead of linking to it")
 
 
@@ -1600,8 +1611,8 @@ def test_subject_folder_linking_outside_the_study_is_refused(copy, fc8, tmp_path
     (copy / "sub-01").symlink_to(outside, target_is_directory=True)
     out = tmp_path / "out"
     assert _line(capsys, ["encode", "--study", copy, "--features", fc8, *QUICK, "--out", out], out) == (
-        f"{copy / 'participants.tsv'}: subject folder 'sub-01/func' links outside {copy} "
-        f"(to {(outside / 'func').resolve()}); copy it into the folder instead of linking to it")
+        f"{copy / 'sub-01'}: folder 'sub-01' links outside {copy} (to {outside.resolve()}); copy it into the "
+        "folder instead of linking to it")
 
 
 @pytest.mark.parametrize("command", ["encode", "decode", "rsa", "network-decoding", "power"])
