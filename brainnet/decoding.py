@@ -414,8 +414,9 @@ def unit_decoding(
     from brainnet.stats import cohens_d, standard_error
 
     subjects, feats, rows = _check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_components)
-    if n_permutations < 0 or n_bootstrap < 0:
-        raise BrainnetError("--permutations and --bootstrap must be 0 or more")
+    from brainnet._checks import check_options
+
+    check_options(n_permutations=n_permutations, n_bootstrap=n_bootstrap)
     n_units = feats.shape[1]
     basis = _unit_basis(feats, scale) if n_units > MAX_UNITS else None
     skipped = []

@@ -52,7 +52,8 @@ def stimulus_folds(categories: Sequence[str], n_folds: int = 5, seed: int = 0) -
     y = np.asarray(categories)
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2:
-        raise BrainnetError("category decoding needs at least 2 categories in stimuli.tsv")
+        raise BrainnetError("category decoding needs at least 2 categories in stimuli.tsv; "
+                            "give the stimuli of at least 2 categories a category")
     if n_folds < 2 or counts.min() < n_folds:
         raise BrainnetError(
             f"--folds {n_folds}: category {str(classes[np.argmin(counts)])!r} has only "
@@ -218,7 +219,8 @@ def decode_network_subject(
     network = np.asarray(network, dtype=np.float64)
     if len(human_patterns) < 3:
         raise BrainnetError(
-            f"placing the network among subjects needs at least 3 subjects, got {len(human_patterns)}"
+            f"placing the network among subjects needs at least 3 subjects, got {len(human_patterns)}; "
+            "add subjects (--subjects)"
         )
     for x in [*human_patterns, network]:
         if np.asarray(x).shape[0] != y.size:

@@ -474,7 +474,7 @@ def power_analysis(
     from brainnet._checks import check_options
     from brainnet.study import Study, load_study
 
-    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs)
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
 
     if analysis != "decode":
         raise BrainnetError(f"--analysis {analysis}: unknown; power is available for: decode")

@@ -251,7 +251,7 @@ def compute_rdm(
         return _crossnobis(patterns, stimulus_ids, runs, noise, order)
     means, ids = condition_means(patterns, stimulus_ids, order)
     if len(ids) < 3:
-        raise BrainnetError(f"an RDM needs at least 3 stimuli, got {len(ids)}")
+        raise BrainnetError(f"an RDM needs at least 3 stimuli, got {len(ids)}; use a study with 3 stimuli or more")
     if metric == "euclidean":
         sq = np.sum(means**2, axis=1)
         full = (sq[:, None] + sq[None, :] - 2 * means @ means.T) / means.shape[1]

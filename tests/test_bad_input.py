@@ -1221,7 +1221,7 @@ def test_permutation_engine_names_each_parameter_on_its_own():
 
 @pytest.mark.parametrize(("command", "option"), [
     ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"), ("rsa", "--permutations"),
-    ("rsa", "--bootstrap"), ("categorize", "--permutations"),
+    ("rsa", "--bootstrap"), ("categorize", "--permutations"), ("power", "--permutations"),
 ])
 def test_permutation_counts_that_cannot_fit_in_memory_are_refused_up_front(command, option, memory, study, fc8,
                                                                            tmp_path, capsys, monkeypatch):
@@ -1232,6 +1232,7 @@ def test_permutation_counts_that_cannot_fit_in_memory_are_refused_up_front(comma
     out = tmp_path / "out"
     features = [] if command == "categorize" else ["--features", fc8]
     argv = [command, "--study", study, *features, option, str(10**12), "--out", out]
+    argv += ["--sizes", "3"] if command == "power" else []
     assert _line(capsys, argv, out) == (
         f"{option} 1000000000000: the 1000000000000 draws of the null distribution need at least 8.0 TB "
         f"(1 value of 8 bytes each) but 8.0 GB of memory is available; pass {option} 500000000 or fewer")
