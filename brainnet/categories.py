@@ -607,6 +607,9 @@ def categorize_study(
     CategoryResult
         ``path`` is the result folder (or None).
     """
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, n_jobs=n_jobs, n_permutations=n_permutations, n_components=n_components)
     from brainnet.errors import input_error
     from brainnet.study import Study, load_study
 
@@ -631,7 +634,7 @@ def categorize_study(
         )
     folder, cleanup = None, contextlib.nullcontext()
     if out is not None:
-        from brainnet.results import ResultDir, make_provenance, removed_on_refusal
+        from brainnet.results import ResultDir, make_provenance, removed_on_refusal, result_path
 
         parameters = {
             "subjects": [d.subject for d in data],
@@ -648,7 +651,7 @@ def categorize_study(
             seed=seed,
             parameters=parameters,
         )
-        target = Path(out) / "group" / f"categorize-{_mask_label(mask)}"
+        target = result_path(out, "group", f"categorize-{_mask_label(mask)}")
         # A refusal found only once fitting starts (e.g. --components too large for a fold)
         # leaves nothing behind; a folder that existed before (a run to resume) is kept.
         cleanup = removed_on_refusal(target)

@@ -187,9 +187,13 @@ def _check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_com
         rows.append(np.array([index[str(s)] for s in ids], dtype=np.intp))
     n_train = sum(len(r) for r in rows) - max(len(r) for r in rows)
     if not 1 <= n_components <= min(n_train, n_voxels):
-        raise BrainnetError(
-            f"--components {n_components}: must be between 1 and {min(n_train, n_voxels)} "
-            f"(training rows and voxels of the smallest fold)"
+        from brainnet._checks import ParameterError
+
+        most = min(n_train, n_voxels)
+        raise ParameterError(
+            "n_components", n_components,
+            f"must be between 1 and {most} (training rows and voxels of the smallest fold)",
+            "pass {} or fewer", examples=(most,),
         )
     return subjects, feats, rows
 
@@ -416,8 +420,9 @@ def unit_decoding(
     from brainnet.stats import cohens_d, standard_error
 
     subjects, feats, rows = _check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_components)
-    if n_permutations < 0 or n_bootstrap < 0:
-        raise BrainnetError("--permutations and --bootstrap must be 0 or more")
+    from brainnet._checks import check_options
+
+    check_options(n_permutations=n_permutations, n_bootstrap=n_bootstrap)
     n_units = feats.shape[1]
     basis = _unit_basis(feats, scale) if n_units > MAX_UNITS else None
     skipped = []
@@ -626,9 +631,12 @@ def decode_units(
     -------
     DecodingResult
     """
-    from brainnet.results import ResultDir, make_provenance
+    from brainnet._checks import check_options
+    from brainnet.results import ResultDir, make_provenance, result_path
     from brainnet.study import Study, load_study
 
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations,
+                  n_bootstrap=n_bootstrap, n_cluster_draws=n_cluster_draws, n_components=n_components)
     study = study if isinstance(study, Study) else load_study(study)
     labels = _subject_labels(study, subjects)
     data = study.load_subjects(labels, mask=mask)
@@ -656,9 +664,12 @@ def decode_units(
         seed=seed,
         parameters=parameters,
     )
+    # every check that needs the data, before the result folder exists
+    _check_inputs([a[0] for a in averaged], [a[1] for a in averaged], matrix, feats.stimulus_ids, labels,
+                  n_components)
     resultdir = None
     if out is not None:
-        resultdir = ResultDir(Path(out) / "group" / f"decode-{layer}", provenance, overwrite=overwrite)
+        resultdir = ResultDir(result_path(out, "group", f"decode-{layer}"), provenance, overwrite=overwrite)
     result = unit_decoding(
         [a[0] for a in averaged],
         [a[1] for a in averaged],

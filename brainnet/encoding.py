@@ -155,6 +155,15 @@ def make_folds(n_stimuli: int, cv: int = 5, seed: int = 0) -> list[tuple[np.ndar
     return [(np.sort(tr), np.sort(te)) for tr, te in splitter.split(np.arange(n_stimuli))]
 
 
+def _check_inner(inner, n_train: int) -> None:
+    """An inner k-fold needs at least 2 stimuli per inner fold of the smallest training set."""
+    if inner != "loo" and n_train < 2 * int(inner):
+        from brainnet._checks import ParameterError
+
+        raise ParameterError("inner", inner, f"a training fold has only {n_train} stimuli",
+                             "pass {} (exact leave-one-out) or a smaller inner k", examples=("loo",))
+
+
 def _ridge_bases(x, folds, alphas, inner):
     with _blas_limit():
         return _ridge_bases_unlimited(x, folds, alphas, inner)
@@ -163,11 +172,7 @@ def _ridge_bases(x, folds, alphas, inner):
 def _ridge_bases_unlimited(x, folds, alphas, inner):
     bases = []
     for train, test in folds:
-        if inner != "loo" and len(train) < 2 * int(inner):
-            raise BrainnetError(
-                f"--inner {inner}: a training fold has only {len(train)} stimuli; "
-                "use inner='loo' or a smaller inner k"
-            )
+        _check_inner(inner, len(train))
         basis = RidgeBasis(x[train], alphas, inner)
         bases.append((basis, train, test, basis.rows(x[test])))
     return bases
@@ -444,8 +449,9 @@ def encode(
     """
     import pandas as pd
 
-    if n_permutations < 0:
-        raise BrainnetError(f"--permutations {n_permutations}: must be >= 0")
+    from brainnet._checks import check_options
+
+    check_options(n_permutations=n_permutations, seed=seed)
     x, y = _check_arrays(features, responses)
     folds = make_folds(x.shape[0], cv, seed)
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
@@ -571,6 +577,9 @@ def encode_subject(
     -------
     EncodingResult
     """
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_components=n_components)
     from brainnet.study import Study, load_study
 
     study = study if isinstance(study, Study) else load_study(study)
@@ -644,7 +653,9 @@ def _checked_alphas(model: str, alphas) -> np.ndarray:
 
 
 def _subject_folder(out: str | Path, label: str, layer: str) -> Path:
-    return Path(out) / f"sub-{label}" / f"encode-{layer}"
+    from brainnet.results import result_path
+
+    return result_path(out, f"sub-{label}", f"encode-{layer}")
 
 
 def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
@@ -655,7 +666,9 @@ def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
     data = study.load_subject(label, mask=settings.mask)
     y, ids = data.averaged()
     x = feats.layer(settings.layer)[feats.rows_for(ids)]
-    make_folds(len(ids), settings.cv, settings.seed)  # refuse a bad --cv before any result folder exists
+    folds = make_folds(len(ids), settings.cv, settings.seed)  # refuse a bad --cv before any result folder exists
+    if settings.model == "ridge":
+        _check_inner(settings.inner, min(len(train) for train, _ in folds))
     fprov = dict(feats.provenance)
     provenance = make_provenance(
         weights=fprov.get("weights"),
@@ -825,19 +838,24 @@ def encode_subjects(
     -------
     SubjectsEncodingResult
     """
-    from brainnet.results import ResultDir, read_json
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_components=n_components)
+    from brainnet.results import ResultDir, read_json, result_path
     from brainnet.study import Study, load_study
 
     study = study if isinstance(study, Study) else load_study(study)
     labels = _subject_list(study, subjects)
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
-    make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
+    folds = make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
+    if model == "ridge":
+        _check_inner(inner, min(len(train) for train, _ in folds))
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
     feats.layer(layer)  # a layer missing from --features is refused before any folder exists
     group = None
     if out is not None:
-        group = ResultDir(Path(out) / "group" / f"encode-{layer}",
+        group = ResultDir(result_path(out, "group", f"encode-{layer}"),
                           _group_provenance(study, labels, feats, settings), overwrite=overwrite)
         if read_json(group.file("summary.json")).get("subjects", labels) != labels:
             group.file("summary.json").unlink()  # it summarised other subjects: incomplete until rewritten

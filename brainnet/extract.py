@@ -396,8 +396,9 @@ def extract_activations(
 
     if pool not in POOLS:
         raise BrainnetError(f"--pool {pool}: unknown pooling; use one of {', '.join(POOLS)}")
-    if int(batch_size) < 1:
-        raise BrainnetError(f"--batch-size {batch_size}: must be at least 1")
+    from brainnet._checks import check_count
+
+    check_count(batch_size, "batch_size", 1)
     if model is not None and weights is not None:
         raise BrainnetError("extract_activations: give either a model or a weights file, not both")
     stim = stimuli if isinstance(stimuli, StimulusSet) else load_stimuli(stimuli)

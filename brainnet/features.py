@@ -57,6 +57,11 @@ class Features:
                     f"features: layer {name!r} has shape {arr.shape} but there are {len(ids)} "
                     "stimulus ids; give one row per stimulus"
                 )
+            if arr.shape[1] == 0:
+                raise BrainnetError(
+                    f"features: layer {name!r} has 0 units (shape {arr.shape}); "
+                    "give at least one unit column per layer, or leave the layer out"
+                )
             if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
                 raise BrainnetError(
                     f"features: layer {name!r} contains NaN, Inf or non-numbers; "
@@ -162,9 +167,9 @@ def load_features(path: str | Path, layer: str | None = None) -> Features:
 
 
 def _load_npz(path: Path) -> Features:
-    import json
     import zipfile
 
+    _refuse_bomb(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -175,12 +180,67 @@ def _load_npz(path: Path) -> Features:
     ids = arrays.pop("stimulus_ids")
     if not arrays:
         raise input_error(path, "holds no layer arrays", "save at least one (n_stimuli, n_units) array")
-    sidecar = path.with_name(path.name + ".json")
-    provenance = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+    provenance = _read_sidecar(path.with_name(path.name + ".json"))
     try:
-        return Features(tuple(ids.tolist()), arrays, provenance)
+        features = Features(tuple(ids.tolist()), arrays, provenance)
     except BrainnetError as err:
         raise BrainnetError(f"{path}: {err}") from None
+    _refuse_constant(features, path)
+    return features
+
+
+def _refuse_bomb(path: Path) -> None:
+    """Refuse an ``.npz`` whose members would decompress to more than the available memory.
+
+    The sizes come from the zip directory, so nothing is decompressed to find out.
+    """
+    import zipfile
+
+    from brainnet._checks import available_memory, format_bytes
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip: np.load gives the "not a readable .npz" error
+    have = available_memory()
+    total = sum(sizes.values())
+    if total > have:
+        name = max(sizes, key=sizes.get)
+        raise input_error(
+            path,
+            f"its arrays would take {format_bytes(total)} once decompressed ({name} alone "
+            f"{format_bytes(sizes[name])}), more than the {format_bytes(have)} of memory available",
+            "check the file (it may be damaged or not features at all), or save fewer units per layer",
+        )
+
+
+def _read_sidecar(sidecar: Path) -> dict:
+    """The provenance JSON object beside an ``.npz`` (``{}`` when there is none)."""
+    import json
+
+    if not sidecar.exists():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise input_error(sidecar, f"provenance sidecar is not readable JSON ({type(err).__name__})",
+                          "delete it or re-create the features with brainnet extract") from None
+    if not isinstance(data, dict):
+        raise input_error(sidecar, f"provenance sidecar holds a JSON {type(data).__name__}, not an object",
+                          "delete it or re-create the features with brainnet extract")
+    return data
+
+
+def _refuse_constant(features: Features, path: Path) -> None:
+    """A layer whose every unit is the same for every stimulus carries nothing to compare with the brain."""
+    for name, values in features.layers.items():
+        if values.shape[0] > 1 and np.all(values.max(axis=0) == values.min(axis=0)):
+            raise input_error(
+                path,
+                f"every unit of layer {name!r} has the same value for all {values.shape[0]} stimuli",
+                "check how the features were computed (e.g. a dead layer, or the wrong array saved)",
+            )
 
 
 def _load_tsv(path: Path, layer: str) -> Features:
@@ -199,6 +259,8 @@ def _load_tsv(path: Path, layer: str) -> Features:
     except (ValueError, TypeError):
         raise input_error(path, "unit columns must be numbers", "remove text columns other than stimulus_id") from None
     try:
-        return Features(tuple(frame["stimulus_id"]), {layer: values}, {"units": list(units.columns)})
+        features = Features(tuple(frame["stimulus_id"]), {layer: values}, {"units": list(units.columns)})
     except BrainnetError as err:
         raise BrainnetError(f"{path}: {err}") from None
+    _refuse_constant(features, path)
+    return features

@@ -143,11 +143,15 @@ def _named(key: str) -> nib.Nifti1Image:
 def _from_path(path: Path, labels: list[int] | None = None, what: str = "") -> nib.Nifti1Image:
     if not path.is_file():
         raise input_error(path, "mask file not found", "give a NIfTI path or one of " + ", ".join(MASKS))
+    from brainnet._checks import check_image, read_image
+
     try:
         img = nib.load(str(path))
-        data = np.asarray(img.dataobj)
     except Exception as err:  # nibabel raises many types for non-images
         raise input_error(path, f"not a readable NIfTI image ({type(err).__name__})", "give a 3-D .nii or .nii.gz mask") from None
+    fix = "re-create the mask (a 3-D .nii or .nii.gz on the data's grid)"
+    check_image(img, path, fix)
+    data = read_image(img, path, fix, dtype=None)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

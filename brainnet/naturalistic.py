@@ -735,10 +735,10 @@ def encode_naturalistic(
     if isinstance(frame_features, str | Path):
         frame_features = load_frame_features(frame_features)
     alphas_arr = np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64)
-    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise BrainnetError(f"chunk_size={chunk_size!r}: needs a positive number of voxels, e.g. 5000")
-    if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
-        raise BrainnetError(f"n_jobs={n_jobs!r}: needs a positive number of threads, e.g. 2")
+    from brainnet._checks import check_options
+
+    check_options(chunk_size=chunk_size, n_jobs=n_jobs)
+    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     frames = _as_frames(frame_features)
     if not isinstance(n_splits, int | np.integer) or n_splits < 2:
         raise BrainnetError(f"n_splits={n_splits!r}: needs an integer >= 2; e.g. n_splits=5")

@@ -54,7 +54,8 @@ def stimulus_folds(categories: Sequence[str], n_folds: int = 5, seed: int = 0) -
     y = np.asarray(categories)
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2:
-        raise BrainnetError("category decoding needs at least 2 categories in stimuli.tsv")
+        raise BrainnetError("category decoding needs at least 2 categories in stimuli.tsv; "
+                            "give the stimuli of at least 2 categories a category")
     if n_folds < 2 or counts.min() < n_folds:
         raise BrainnetError(
             f"--folds {n_folds}: category {str(classes[np.argmin(counts)])!r} has only "
@@ -220,7 +221,8 @@ def decode_network_subject(
     network = np.asarray(network, dtype=np.float64)
     if len(human_patterns) < 3:
         raise BrainnetError(
-            f"placing the network among subjects needs at least 3 subjects, got {len(human_patterns)}"
+            f"placing the network among subjects needs at least 3 subjects, got {len(human_patterns)}; "
+            "add subjects (--subjects)"
         )
     for x in [*human_patterns, network]:
         if np.asarray(x).shape[0] != y.size:
@@ -323,7 +325,10 @@ def network_category_decoding(
     -------
     NetworkDecodingResult
     """
-    from brainnet.results import ResultDir, make_provenance
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_components=n_components)
+    from brainnet.results import ResultDir, make_provenance, result_path
     from brainnet.rsa import _check_layers
     from brainnet.study import Study, load_study, voxel_counts
 
@@ -375,7 +380,7 @@ def network_category_decoding(
             },
         )
         rd = ResultDir(
-            Path(out) / "group" / f"network-decoding-{layer}", provenance, overwrite=overwrite
+            result_path(out, "group", f"network-decoding-{layer}"), provenance, overwrite=overwrite
         )
         result.paths["summary"] = result.write(rd)
     return result

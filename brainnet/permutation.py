@@ -267,8 +267,11 @@ def _run_draws(
     progress: bool,
 ) -> np.ndarray:
     """Evaluate ``statistic`` on draws ``0 .. n_draws-1`` in batches; resumable."""
-    if n_draws < 0 or batch_size < 1 or n_jobs == 0:
-        raise BrainnetError("n_permutations must be >= 0, batch_size >= 1 and n_jobs != 0")
+    from brainnet._checks import check_count, check_n_jobs
+
+    check_count(n_draws, "n_draws", 0)
+    check_count(batch_size, "batch_size", 1)
+    check_n_jobs(n_jobs)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     done = _load_checkpoint(ckpt, checkpoint_meta) if ckpt is not None else None
     chunks: list[np.ndarray] = [] if done is None else [done]
@@ -345,10 +348,15 @@ def _distribution(
     **run: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(statistic on the identity, draws of shape (n_draws, *stat_shape))``, resumable."""
+    from brainnet._checks import check_count, check_null_fits
     from brainnet._threads import single_blas_thread
 
+    parameter = "n_bootstrap" if kind == "bootstrap" else "n_permutations"
+    check_count(n_draws, parameter, 0)
+    check_null_fits(n_draws, 1, parameter)  # even one value per draw: refuse before the first evaluation
     with single_blas_thread():  # as every batch of the null: one BLAS thread
         observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
+    check_null_fits(n_draws, observed.size, parameter)
     meta = {
         "kind": np.array(kind),
         "seed": np.array(seed),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -1076,8 +1077,75 @@ def _find_runs(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
             continue
         summary = read_json(summary_path)
         if summary.get("complete"):
+            _check_run(summary_path, summary)
             runs.append((summary_path.parent, summary))
     return runs
+
+
+def _check_run(summary_path: Path, summary: dict[str, Any]) -> None:
+    """Refuse a complete result folder that was edited or damaged since it was written.
+
+    The provenance must still give the fingerprint recorded beside it; every
+    TSV must parse, with no text in a column of numbers; every NIfTI and
+    ``.npz`` must read to the end. The error names the file.
+    """
+    import zlib
+
+    import nibabel as nib
+
+    from brainnet._checks import check_image, read_image
+    from brainnet.results import fingerprint
+
+    fix = "re-run the analysis that wrote this folder (or remove the folder)"
+    provenance = summary.get("provenance")
+    if not isinstance(provenance, dict) or fingerprint(provenance) != summary.get("fingerprint"):
+        raise input_error(summary_path, "its provenance does not match its fingerprint (edited after the run)", fix)
+    run = summary_path.parent
+    for path in sorted(run.iterdir()):
+        name = path.name
+        if name.startswith(".") or not path.is_file():
+            continue
+        if name.endswith(".tsv"):
+            _check_tsv(path, fix)
+        elif name.endswith((".nii", ".nii.gz")):
+            try:
+                img = nib.load(path)
+            except Exception as err:  # nibabel raises many types for non-images
+                raise input_error(path, f"not a readable NIfTI ({type(err).__name__})", fix) from None
+            check_image(img, path, fix)
+            read_image(img, path, fix)
+        elif name.endswith(".npz"):
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    for key in data.files:
+                        data[key]
+            except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
+                raise input_error(path, f"not a readable .npz ({type(err).__name__})", fix) from None
+
+
+# columns of names, which may look like numbers (subject 01, unit 7) next to text labels
+_LABELS = {"subject", "unit", "stimulus_id", "category", "layer", "label", "name", "cluster", "predicted", "true",
+           "model", "mask", "analysis", "network", "comparison"}
+
+
+def _check_tsv(path: Path, fix: str) -> None:
+    """A results table must parse, and a column of numbers may hold no text (``n/a`` is missing)."""
+    try:
+        frame = _read_tsv(path)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise input_error(path, f"not a readable TSV ({type(err).__name__})", fix) from None
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or column in _LABELS:
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        text = values.notna() & numbers.isna()
+        # a column of names has (almost) no numbers; one with a few text cells among numbers was edited
+        if text.any() and numbers.notna().sum() >= text.sum():
+            row = int(np.flatnonzero(text.to_numpy())[0])
+            raise input_error(
+                path, f"column {column!r} holds text ({values.iloc[row]!r}, row {row + 1}) among numbers", fix
+            )
 
 
 def _analysis_kind(run_dir: Path, summary: dict[str, Any]) -> str:

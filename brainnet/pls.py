@@ -562,7 +562,7 @@ class CrossValidatedPLS:
             raise BrainnetError(f"groups has shape {groups.shape}; give one label per row of X ({x.shape[0]})")
         labels = np.unique(groups)
         if labels.size < 2:
-            raise BrainnetError("cross-validation needs at least 2 groups (e.g. subjects)")
+            raise BrainnetError("cross-validation needs at least 2 groups (e.g. subjects); give data of 2 or more")
         self.n_components, self.scale, self.max_iter, self.tol = n_components, scale, max_iter, tol
         self.n_samples = x.shape[0]
         self.folds: list[_Fold] = []

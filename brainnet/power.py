@@ -184,6 +184,29 @@ def _reduce(patterns: Sequence[np.ndarray], n_pca: int, seed: int) -> list[np.nd
     return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def _check_arguments(n_subjects, n_stimuli, subject_sizes, n_stimuli_sizes, n_repeats, alpha, n_components, n_pca,
+                     n_permutations) -> tuple[list[int], list[int]]:
+    """Every argument of a power analysis, checked before any folder or computation.
+
+    Returns the subject and stimulus sample sizes, sorted and unique.
+    """
+    from brainnet._checks import ParameterError, check_options
+
+    check_options(n_repeats=n_repeats, n_components=n_components, n_pca=n_pca, n_permutations=n_permutations)
+    if n_permutations < 19:
+        raise ParameterError("n_permutations", n_permutations, "a p-value below 0.05 needs at least 19",
+                             "pass {} or more", examples=(99,))
+    if not 0 < alpha < 1:  # NaN fails too
+        raise ParameterError("alpha", alpha, "the test level must be between 0 and 1", "pass e.g. {}",
+                             examples=(0.05,))
+    subject_sizes = _check_sizes("--sizes", subject_sizes, 3, n_subjects, "subjects")
+    low = n_components + 2
+    stim_sizes = _check_sizes(
+        "--stimuli", n_stimuli_sizes or [n_stimuli], min(low, n_stimuli), n_stimuli, "stimuli"
+    )
+    return subject_sizes, stim_sizes
+
+
 def _check_sizes(name: str, sizes: Sequence[int], low: int, high: int, what: str) -> list[int]:
     sizes = sorted({int(v) for v in sizes})
     bad = [v for v in sizes if not low <= v <= high]
@@ -315,18 +338,10 @@ def power_curve(
     """
     from scipy.stats import binomtest
 
-    if n_permutations < 19:
-        raise BrainnetError(
-            f"--permutations {n_permutations}: a p-value below 0.05 needs at least 19; use 99 or more"
-        )
-    if n_repeats < 1:
-        raise BrainnetError(f"--repeats {n_repeats}: give at least 1 subsample per size")
     features = np.asarray(features, dtype=np.float64)
     n_subjects, n_stimuli = len(patterns), features.shape[0]
-    subject_sizes = _check_sizes("--sizes", subject_sizes, 3, n_subjects, "subjects")
-    low = n_components + 2
-    stim_sizes = _check_sizes(
-        "--stimuli", n_stimuli_sizes or [n_stimuli], min(low, n_stimuli), n_stimuli, "stimuli"
+    subject_sizes, stim_sizes = _check_arguments(
+        n_subjects, n_stimuli, subject_sizes, n_stimuli_sizes, n_repeats, alpha, n_components, n_pca, n_permutations
     )
     from brainnet._threads import single_blas_thread
 
@@ -458,7 +473,10 @@ def power_analysis(
         (smallest size with detection rate >= 0.8, or None).
         ``path`` is the result folder (or None).
     """
+    from brainnet._checks import check_options
     from brainnet.study import Study, load_study
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
 
     if analysis != "decode":
         raise BrainnetError(f"--analysis {analysis}: unknown; power is available for: decode")
@@ -476,9 +494,12 @@ def power_analysis(
         )
     position = {s: i for i, s in enumerate(feats.stimulus_ids)}
     stim_index = [np.array([position[s] for s in d.stimulus_ids]) for d in data]
+    # every argument is checked against the data before the result folder exists
+    _check_arguments(len(data), feats.layer(layer).shape[0], subject_sizes, n_stimuli_sizes, n_repeats, alpha,
+                     n_components, n_pca, n_permutations)
     folder = None
     if out is not None:
-        from brainnet.results import ResultDir, make_provenance
+        from brainnet.results import ResultDir, make_provenance, result_path
 
         fprov = dict(feats.provenance or {})
         parameters = {
@@ -503,7 +524,7 @@ def power_analysis(
             parameters=parameters,
         )
         # opened before the work, so a folder holding other results is refused at once
-        folder = ResultDir(Path(out) / "group" / f"power-{layer}", provenance, overwrite=overwrite)
+        folder = ResultDir(result_path(out, "group", f"power-{layer}"), provenance, overwrite=overwrite)
     table = power_curve(
         [d.patterns for d in data],
         stim_index,

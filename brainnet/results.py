@@ -63,9 +63,14 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     temporary name keeps ``suffix`` so such writers pick the right format.
     On any exception the temporary file is removed and ``path`` is untouched.
     """
+    from brainnet._checks import write_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + suffix)
+    except OSError as err:
+        raise write_error(path, err) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; results should be as readable as any file the user creates.
@@ -73,10 +78,13 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     os.umask(umask)
     os.chmod(tmp_path, 0o666 & ~umask)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, path)
+        except OSError as err:  # disk full, file size limit, read-only: one line, and no half file
+            raise write_error(path, err) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -251,26 +259,71 @@ def _changed_file(old: Any, new: Any) -> str | None:
     return None
 
 
-class removed_on_refusal:  # noqa: N801 - used like a function: ``with removed_on_refusal(path):``
-    """Remove the folders of ``path`` that are new if the ``with`` block ends in a user error.
+def result_path(out: str | Path, *parts: str) -> Path:
+    """``out / parts...``, refused if a part (a subject label, a layer name ...) would leave ``out``."""
+    from brainnet._paths import inside
 
-    Which folders are new is decided when this object is made, so make it
-    before the :class:`ResultDir`: a refusal found only once the analysis
-    runs then leaves nothing behind, while a folder that existed before (a
-    run to resume) is kept.
+    return inside(out, "/".join(parts), "--out", what="results folder")
+
+
+class removed_on_refusal:  # noqa: N801 - used like a function: ``with removed_on_refusal(path):``
+    """Remove what the ``with`` block added at ``path`` if it ends in a user error.
+
+    ``path`` is a folder or a file. What is new is decided when this object
+    is made, so make it before the :class:`ResultDir`: a refusal found only
+    once the analysis runs then leaves nothing behind. A folder that existed
+    before (a run to resume) is kept with the files it had; only the files and
+    folders added since are removed.
     """
+
+    _MAX_LISTED = 20000  # a huge existing folder is not listed (its new files are then kept)
 
     def __init__(self, path: str | Path):
         path = Path(path)
+        self.path = path
         self.new = [p for p in (path, *path.parents) if not p.exists()]
+        self.before: set[str] | None = None
+        if not self.new and path.is_dir():
+            self.before = _listing(path, self._MAX_LISTED)
 
     def __enter__(self) -> removed_on_refusal:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is not None and issubclass(exc_type, BrainnetError) and self.new:
-            shutil.rmtree(self.new[-1], ignore_errors=True)
+        if exc_type is None or not issubclass(exc_type, BrainnetError):
+            return False
+        if self.new:
+            top = self.new[-1]
+            if top.is_dir() and not top.is_symlink():
+                shutil.rmtree(top, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    top.unlink()
+        elif self.before is not None:
+            after = _listing(self.path, self._MAX_LISTED) or set()
+            added = sorted(after - self.before)
+            for rel in added:  # parents sort before their contents: remove the topmost new entries
+                if os.path.dirname(rel) in added:
+                    continue
+                target = self.path / rel
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        target.unlink()
         return False
+
+
+def _listing(folder: Path, limit: int) -> set[str] | None:
+    """Relative paths of everything under ``folder``; None past ``limit`` entries."""
+    found: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        rel = os.path.relpath(dirpath, folder)
+        for name in (*dirnames, *filenames):
+            found.add(name if rel == "." else os.path.join(rel, name))
+        if len(found) > limit:
+            return None
+    return found
 
 
 class ResultDir:
@@ -311,7 +364,12 @@ class ResultDir:
                         "choose another --out folder or pass --overwrite"
                     )
                 shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            from brainnet._checks import write_error
+
+            raise write_error(self.path, err) from None
         atomic_write_json(run_file, {"fingerprint": self.fingerprint, "provenance": self.provenance})
 
     @property

@@ -254,7 +254,7 @@ def compute_rdm(
         return _crossnobis(patterns, stimulus_ids, runs, noise, order)
     means, ids = condition_means(patterns, stimulus_ids, order)
     if len(ids) < 3:
-        raise BrainnetError(f"an RDM needs at least 3 stimuli, got {len(ids)}")
+        raise BrainnetError(f"an RDM needs at least 3 stimuli, got {len(ids)}; use a study with 3 stimuli or more")
     if metric == "euclidean":
         sq = np.sum(means**2, axis=1)
         full = (sq[:, None] + sq[None, :] - 2 * means @ means.T) / means.shape[1]
@@ -688,7 +688,7 @@ def _open_rsa_dirs(out: str | Path, layers: Sequence[str], provenance_for, overw
     """
     import shutil
 
-    from brainnet.results import ResultDir
+    from brainnet.results import ResultDir, result_path
 
     group = Path(out) / "group"
     opened: dict[str, Any] = {}
@@ -696,7 +696,7 @@ def _open_rsa_dirs(out: str | Path, layers: Sequence[str], provenance_for, overw
     made_group = not group.exists()
     try:
         for name in layers:
-            path = group / f"rsa-{name}"
+            path = result_path(out, "group", f"rsa-{name}")
             new = not path.exists()
             opened[name] = ResultDir(path, provenance_for(name), overwrite=overwrite)
             if new:
@@ -1106,6 +1106,9 @@ def network_as_subject(
     -------
     RSAResult
     """
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_bootstrap=n_bootstrap)
     from brainnet.results import make_provenance
     from brainnet.study import Study, load_study, voxel_counts
 

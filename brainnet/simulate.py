@@ -207,6 +207,9 @@ def simulate_study(
     Path
         ``out``.
     """
+    from brainnet._checks import check_options
+
+    check_options(seed=seed, untrained_seed=untrained_seed)
     out = Path(out).expanduser()
     _check_args(out, n_subjects, n_stimuli, resolution_mm, snr, n_repeats, n_runs, individual, overwrite)
     if out.exists() and overwrite:

@@ -182,14 +182,19 @@ def _from_folder(folder: Path) -> StimulusSet:
 
 
 def _inside(root: Path, name: str, where: Path) -> Path:
-    """``root / name`` resolved, refusing names that leave ``root``."""
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise input_error(where, f"file {name!r} is not inside {root}", "give file names relative to the stimuli folder (no absolute paths or '..')")
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise input_error(where, f"file {name!r} links outside {root}", "copy the image into the stimuli folder instead of linking to it")
-    return path
+    """``root / name`` resolved, refusing names that leave ``root`` (brainnet._paths.inside)."""
+    from brainnet._paths import inside
+
+    return inside(root, name, where).resolve()
+
+
+def _derived_root(base: Path, parent: Path) -> Path:
+    """A stimuli folder found beside a table (``<parent>/stimuli``) must not lead out of ``parent``."""
+    from brainnet._paths import inside
+
+    if base == parent:
+        return base
+    return inside(parent, base.relative_to(parent).as_posix(), base, what="folder").resolve()
 
 
 def _pick_root(candidates: list[Path], names: list[str]) -> Path:
@@ -218,7 +223,10 @@ def _from_table(source: Path, frame, root: str | Path | None) -> StimulusSet:
         raise input_error(source, "has empty stimulus_id or file cells", "fill in every row")
     _reject_duplicates(ids, source)
     folder = source.parent.resolve()
-    base = Path(root).expanduser().resolve() if root is not None else _pick_root([folder, folder / "stimuli"], names)
+    if root is not None:
+        base = Path(root).expanduser().resolve()
+    else:
+        base = _derived_root(_pick_root([folder, folder / "stimuli"], names), folder)
     cats = None
     if "category" in frame.columns:
         cats = tuple(None if c.strip().lower() in _MISSING else c.strip() for c in frame["category"])
@@ -273,8 +281,9 @@ def _from_events(source: Path, frame, column: str | None, root: str | Path | Non
         candidates = [folder, folder / "stimuli"]
         bids = _bids_stimuli_dir(source)
         if bids is not None:
-            candidates.insert(0, bids.resolve())
+            candidates.insert(0, bids)
         base = _pick_root(candidates, ids)
+        base = _derived_root(base, bids.parent if base == bids else folder)
     return StimulusSet(tuple(ids), _resolve(source, base, ids), None, base)
 
 

@@ -54,6 +54,7 @@ _BETAS = re.compile(
     r"(?:_space-(?P<space>[A-Za-z0-9]+))?(?:_res-[A-Za-z0-9]+)?_desc-singletrial_betas\.nii(?:\.gz)?$"
 )
 _MISSING = {"", "n/a", "nan", "none", "null"}
+_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass
@@ -180,6 +181,7 @@ class Study:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise input_error(self.root, "study folder not found", "give --study a folder in the brainnet study format (see brainnet simulate)")
+        _refuse_links_out(self.root)
         self.subjects = self._read_participants()
         self.stimulus_ids, self.stimulus_files, self.categories = self._read_stimuli()
         self.task = self._find_task(task)
@@ -194,6 +196,11 @@ class Study:
         frame = _read_table(path, "participants.tsv", "add participants.tsv with a participant_id column (sub-01, sub-02, ...)")
         _require_columns(frame, path, ["participant_id"], "name the subject column participant_id (values like sub-01)")
         labels = [s.strip().removeprefix("sub-") for s in frame["participant_id"] if s.strip().lower() not in _MISSING]
+        for label in labels:
+            # the label names folders (sub-<label>/ here and in --out): BIDS allows letters and digits only
+            if not _LABEL.fullmatch(label):
+                raise input_error(path, f"participant_id {'sub-' + label!r} is not a BIDS label (letters and digits after sub-)",
+                                  "rename the subject, e.g. sub-01, here and in its folder name")
         if not labels:
             raise input_error(path, "lists no participants", "add one row per subject (participant_id = sub-<label>)")
         if len(set(labels)) != len(labels):
@@ -242,10 +249,13 @@ class Study:
     def stimuli(self):
         """The :class:`~brainnet.stimuli.StimulusSet` of ``stimuli.tsv`` (images must exist)."""
         if self._stimuli is None:
+            from brainnet._paths import inside
             from brainnet.stimuli import load_stimuli
 
+            # the study's stimuli/ folder is part of the study: it may not lead outside it
+            folder = inside(self.root, "stimuli", self.root / "stimuli", what="folder")
             try:
-                self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=self.root / "stimuli")
+                self._stimuli = load_stimuli(self.root / "stimuli.tsv", root=folder)
             except BrainnetError as err:
                 raise BrainnetError(
                     f"{err} (study {self.root}: put the images in its stimuli/ folder, "
@@ -307,8 +317,10 @@ class Study:
 
     def subject_files(self, subject: str) -> tuple[Path, Path]:
         """``(betas, events)`` paths of one subject."""
+        from brainnet._paths import inside
+
         label = self._label(subject)
-        func = self.root / f"sub-{label}" / "func"
+        func = inside(self.root, f"sub-{label}/func", self.root / "participants.tsv", what="subject folder")
         betas = sorted(
             p for p in func.glob(f"sub-{label}_*desc-singletrial_betas.nii*")
             if (m := _BETAS.match(p.name)) and m["task"] == self.task
@@ -317,6 +329,8 @@ class Study:
             expected = func / f"sub-{label}_task-{self.task}_space-<space>_desc-singletrial_betas.nii.gz"
             raise input_error(expected, "single-trial betas not found", f"add the 4-D betas of sub-{label} or remove it from participants.tsv")
         events = func / f"sub-{label}_task-{self.task}_desc-singletrial_events.tsv"
+        for path in (betas[0], events):
+            inside(self.root, path.relative_to(self.root).as_posix(), path, what="file")
         return betas[0], events
 
     def subject_space(self, subject: str) -> str | None:
@@ -390,11 +404,15 @@ class Study:
             raise input_error(betas, f"not a readable NIfTI ({type(err).__name__})", "re-create the betas file") from None
         if img.ndim != 4:
             raise input_error(betas, f"betas must be 4-D (one volume per trial), got shape {img.shape}", "stack the trial volumes into one 4-D image")
+        from brainnet._checks import check_image, read_image
+
+        fix = "re-create the betas file (brainnet betas) or copy it again"
+        check_image(img, betas, fix)  # NaN affine, absurd header, truncated .nii: before any voxel is read
         ids, runs = self._events(events, img.shape[3], betas)
         space = _BETAS.match(betas.name)["space"]
         mask_img = self._subject_mask(label, mask, img, betas, space)
         inside = np.asarray(mask_img.dataobj) > 0
-        data = np.asarray(img.dataobj, dtype=np.float32)
+        data = read_image(img, betas, fix)
         _refuse_unusable_betas(data, betas)
         values = data[inside].T.copy()
         return _Raw(label, values, inside, img.affine, img.shape[:3], ids, runs, betas, space)
@@ -493,6 +511,7 @@ class Study:
         """
         import hashlib
 
+        _refuse_links_out(self.root)  # again: the folder may have changed since it was opened
         digest = hashlib.sha256()
         files = {}
         for path in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".")):
@@ -533,6 +552,20 @@ def _unshared(raws: list[_Raw]) -> tuple[_Raw, str] | None:
         if not np.array_equal(raw.mask, first.mask):
             return raw, f"its region has other voxels than sub-{first.subject}'s (regions of each subject's own)"
     return None
+
+
+def _refuse_links_out(root: Path) -> None:
+    """Refuse a study holding a symbolic link (file or folder) that leads outside it.
+
+    The one path policy (:func:`brainnet._paths.inside`) applied to the whole
+    study at once, so every command refuses it the same way, whichever files
+    it would read.
+    """
+    from brainnet._paths import inside
+
+    for path in root.rglob("*"):  # rglob does not descend into linked folders
+        if path.is_symlink():
+            inside(root, path.relative_to(root).as_posix(), path, what="folder" if path.is_dir() else "file")
 
 
 def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:

@@ -1111,3 +1111,690 @@ def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, t
     argv += ["--features", fc8] if command != "categorize" else []
     line = refused(capsys, argv, f"{option} -1: must be 0 or more; pass {option} 0 or a larger number", out=out)
     assert line.startswith(f"brainnet {command}: error:")
+
+
+# ================================================================ issue 13: the red team's cases
+#
+# Every case below broke a promise of the README's "Failure behaviour" section (a traceback,
+# a file written outside --out, run.json left behind, or a message without the option or fix).
+
+import errno  # noqa: E402
+import gzip  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+GB = 10**9
+
+
+@pytest.fixture
+def memory(monkeypatch):
+    """Pretend this machine has 8 GB of memory available, so the figures in messages are fixed."""
+    import brainnet._checks
+
+    monkeypatch.setattr(brainnet._checks, "available_memory", lambda: 8 * GB)
+    return 8 * GB
+
+
+def _line(capsys, argv, out=None) -> str:
+    """The one error line of a refused command, without its ``brainnet CMD: error:`` prefix."""
+    return refused(capsys, argv, out=out).split("error: ", 1)[1]
+
+
+# ---------------------------------------------------------------- seeds and counts
+
+SEED_COMMANDS = {
+    "encode": ["--subject", "01", *QUICK],
+    "decode": ["--permutations", "2", "--bootstrap", "0"],
+    "rsa": ["--permutations", "2", "--bootstrap", "0"],
+    "network-decoding": ["--folds", "2"],
+    "categorize": ["--permutations", "2", "--folds", "3"],
+    "power": ["--sizes", "3", "--repeats", "1"],
+}
+
+
+@pytest.mark.parametrize("value", ["-1", str(2**70)], ids=["negative", "2**70"])
+@pytest.mark.parametrize("command", [*SEED_COMMANDS, "simulate"])
+def test_impossible_seed_is_one_message_for_every_command(command, value, study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    if command == "simulate":
+        argv = ["simulate", "--out", out, "--seed", value]
+    else:
+        features = [] if command == "categorize" else ["--features", fc8]
+        argv = [command, "--study", study, *features, *SEED_COMMANDS[command], "--seed", value, "--out", out]
+    assert _line(capsys, argv, out) == (f"--seed {value}: a seed must be a whole number from 0 to 4294967295; "
+                                        "pass e.g. --seed 0")
+
+
+def test_impossible_untrained_seed_is_refused(tmp_path, capsys):
+    out = tmp_path / "out" / "acts.npz"
+    assert _line(capsys, ["extract", "--demo", "--untrained-seed", "-3", "--out", out], out.parent) == (
+        "--untrained-seed -3: a seed must be a whole number from 0 to 4294967295; pass e.g. --untrained-seed 0")
+
+
+def test_api_names_the_python_parameter(study, fc8, tmp_path):
+    from brainnet import encode_subject
+
+    with pytest.raises(BrainnetError) as info:
+        encode_subject(study, "01", features=fc8, seed=-1, out=tmp_path / "out")
+    assert str(info.value) == "seed=-1: a seed must be a whole number from 0 to 4294967295; pass e.g. seed=0"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "rsa", "categorize", "power", "betas", "naturalistic"])
+def test_n_jobs_0_names_the_option_and_the_fix(command, study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = {
+        "encode": ["encode", "--study", study, "--features", fc8, *QUICK],
+        "decode": ["decode", "--study", study, "--features", fc8, "--permutations", "2"],
+        "rsa": ["rsa", "--study", study, "--features", fc8, "--permutations", "2"],
+        "categorize": ["categorize", "--study", study, "--permutations", "2"],
+        "power": ["power", "--study", study, "--features", fc8],
+        "betas": ["betas", "--bids", tmp_path, "--subject", "01", "--task", "x"],
+        "naturalistic": ["naturalistic", "--bold", tmp_path / "b.nii.gz", "--frame-features", tmp_path / "f.npy",
+                         "--frame-rate", "2", "--tr", "1"],
+    }[command]
+    assert _line(capsys, [*argv, "--n-jobs", "0", "--out", out], out) == (
+        "--n-jobs 0: must be a positive number of workers, or -1 for every core; pass e.g. --n-jobs 1 "
+        "(results do not depend on it)")
+
+
+def test_permutation_engine_names_each_parameter_on_its_own():
+    from brainnet.permutation import permutation_test
+
+    def stat(perms):
+        return perms[:, :1].astype(float)
+
+    for kwargs, message in [
+        ({"n_jobs": 0}, "n_jobs=0: must be a positive number of workers, or -1 for every core; pass e.g. n_jobs=1 "
+                        "(results do not depend on it)"),
+        ({"batch_size": 0}, "batch_size=0: must be 1 or more; pass batch_size=1 or a larger number"),
+        ({"n_permutations": -5}, "n_permutations=-5: must be 0 or more; pass n_permutations=0 or a larger number"),
+    ]:
+        with pytest.raises(BrainnetError) as info:
+            permutation_test(stat, 5, **kwargs)
+        assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("command", "option"), [
+    ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"), ("rsa", "--permutations"),
+    ("rsa", "--bootstrap"), ("categorize", "--permutations"), ("power", "--permutations"),
+])
+def test_permutation_counts_that_cannot_fit_in_memory_are_refused_up_front(command, option, memory, study, fc8,
+                                                                           tmp_path, capsys, monkeypatch):
+    import brainnet.study
+
+    # "before any work": not even the study's betas are read
+    monkeypatch.setattr(brainnet.study.Study, "_read_subject", lambda *a: pytest.fail("data was read"))
+    out = tmp_path / "out"
+    features = [] if command == "categorize" else ["--features", fc8]
+    argv = [command, "--study", study, *features, option, str(10**12), "--out", out]
+    argv += ["--sizes", "3"] if command == "power" else []
+    assert _line(capsys, argv, out) == (
+        f"{option} 1000000000000: the 1000000000000 draws of the null distribution need at least 8.0 TB "
+        f"(1 value of 8 bytes each) but 8.0 GB of memory is available; pass {option} 500000000 or fewer")
+
+
+def test_permutation_null_larger_than_memory_is_refused_after_one_evaluation(memory):
+    from brainnet.permutation import permutation_test
+
+    calls = []
+
+    def stat(perms):  # 1000 statistics per draw
+        calls.append(len(perms))
+        return np.ones((len(perms), 1000))
+
+    with pytest.raises(BrainnetError) as info:
+        permutation_test(stat, 10, n_permutations=2_000_000)
+    assert str(info.value) == (
+        "n_permutations=2000000: the 2000000 draws of the null distribution need at least 16.0 GB "
+        "(1000 values of 8 bytes each) but 8.0 GB of memory is available; pass n_permutations=500000 or fewer")
+    assert calls == [1]  # only the observed statistic
+
+
+# ---------------------------------------------------------------- --out
+
+
+def test_out_that_is_a_file_is_refused(study, fc8, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.write_text("not a folder")
+    line = _line(capsys, ["encode", "--study", study, "--features", fc8, *QUICK, "--out", out])
+    assert line == f"--out {out}: is a file, not a folder; remove it or choose another --out folder"
+    assert out.read_text() == "not a folder"
+
+
+def test_out_at_the_filesystem_root_is_refused(study, fc8, capsys):
+    anchor = Path(os.path.abspath(os.sep))
+    line = _line(capsys, ["decode", "--study", study, "--features", fc8, "--permutations", "2", "--out", anchor])
+    assert line == f"--out {anchor}: is the filesystem root; give a folder of its own, e.g. --out results"
+    assert not (anchor / "group" / "decode-fc8").exists()
+
+
+def test_out_with_a_name_too_long_is_refused(study, fc8, tmp_path, capsys):
+    out = tmp_path / ("a" * 300)
+    line = _line(capsys, ["encode", "--study", study, "--features", fc8, *QUICK, "--out", out], tmp_path / "x")
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    assert line == (f"--out {str(out)[:40]}...: a folder name of 300 bytes, longer than the {name_max} this "
+                    "filesystem allows; choose a shorter --out")
+
+
+def test_out_in_a_read_only_folder_is_refused(study, fc8, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.access(locked, os.W_OK):  # root ignores permissions: let access() answer as for a user
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == locked else real(p, mode, **kw))
+    out = locked / "out"
+    line = _line(capsys, ["encode", "--study", study, "--features", fc8, *QUICK, "--out", out])
+    locked.chmod(0o755)
+    assert line == f"--out {out}: {locked} is not writable by this user; choose another --out folder"
+    assert not out.exists()
+
+
+def test_disk_full_while_writing_is_one_line_and_leaves_nothing(study, fc8, tmp_path, capsys, monkeypatch):
+    import brainnet.results
+
+    out = tmp_path / "out"
+    real = os.replace
+
+    def full(src, dst, *a, **kw):
+        if str(dst).startswith(str(out)) and str(dst).endswith("voxel_scores.tsv"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(brainnet.results.os, "replace", full)
+    line = _line(capsys, ["encode", "--study", study, "--features", fc8, *QUICK, "--out", out], out)
+    assert line == (f"{out}/sub-01/encode-fc8/voxel_scores.tsv: cannot write (No space left on device); free disk "
+                    "space (or raise the file size limit) or choose an output folder on another disk, then rerun")
+    assert not out.exists()  # not even run.json
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="ulimit is POSIX")
+def test_file_size_limit_in_a_real_process_is_one_line_and_leaves_nothing(study, fc8, tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), BRAINNET_HOME=str(tmp_path / "home"))
+    cmd = (f"ulimit -f 8; exec {sys.executable} -m brainnet encode --study {study} --features {fc8} "
+           f"--permutations 2 --cv 2 --out {out}")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env, timeout=600)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"brainnet encode: error: {out}/")
+    assert lines[0].endswith(": cannot write (File too large); free disk space (or raise the file size limit) or "
+                             "choose an output folder on another disk, then rerun")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- betas headers
+
+
+def _edit_nifti_header(path: Path, edit) -> None:
+    """Rewrite header bytes of a .nii.gz in place (nibabel refuses to write such headers itself)."""
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    edit(raw)
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+def _nan_affine(raw):
+    raw[252:256] = struct.pack("<hh", 0, 1)  # qform unknown, sform used
+    raw[280:284] = struct.pack("<f", float("nan"))  # srow_x[0]
+
+
+def _huge_header(raw):
+    dims = list(struct.unpack("<8h", raw[40:56]))
+    dims[1:4] = [30000, 30000, 30000]
+    raw[40:56] = struct.pack("<8h", *dims)
+
+
+def test_truncated_betas_file_is_refused(copy, fc8, tmp_path, capsys):
+    path = copy / BETAS
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", copy, "--features", fc8, *QUICK, "--out", out], out) == (
+        f"{path}: is truncated or corrupt (EOFError while reading the voxels); re-create the betas file "
+        "(brainnet betas) or copy it again")
+
+
+def test_betas_with_a_nan_affine_are_refused(copy, fc8, tmp_path, capsys):
+    _edit_nifti_header(copy / BETAS, _nan_affine)
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", copy, "--features", fc8, *QUICK, "--out", out], out) == (
+        f"{copy / BETAS}: its affine (voxel-to-world matrix) holds NaN or Inf; re-create the betas file "
+        "(brainnet betas) or copy it again")
+
+
+def test_betas_header_claiming_a_huge_image_is_refused_before_reading(memory, copy, fc8, tmp_path, capsys):
+    n = nib.load(copy / BETAS).shape[3]
+    _edit_nifti_header(copy / BETAS, _huge_header)
+    out = tmp_path / "out"
+    size = f"{30000**3 * n * 4 / 1e15:.1f} PB"
+    assert _line(capsys, ["encode", "--study", copy, "--features", fc8, *QUICK, "--out", out], out) == (
+        f"{copy / BETAS}: its header claims a 30000 x 30000 x 30000 x {n} image ({size} as float32), more than "
+        "the 8.0 GB of memory available; check the file (its header may be corrupt), or crop or resample the image")
+
+
+def test_uncompressed_betas_shorter_than_the_header_are_refused_before_reading(copy, fc8, tmp_path, capsys):
+    img = nib.load(copy / BETAS)
+    plain = copy / BETAS.replace(".nii.gz", ".nii")
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine), plain)
+    (copy / BETAS).unlink()
+    whole = plain.stat().st_size
+    plain.write_bytes(plain.read_bytes()[:-100])
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", copy, "--features", fc8, *QUICK, "--out", out], out) == (
+        f"{plain}: is truncated ({whole - 100} bytes, its header needs {whole}); re-create the betas file "
+        "(brainnet betas) or copy it again")
+
+
+# ---------------------------------------------------------------- features files
+
+
+def _features_with(path: Path, source: Path, sidecar: str | None = None, **layers) -> Path:
+    feats = load_features(source)
+    np.savez(path, stimulus_ids=np.asarray(feats.stimulus_ids), **layers)
+    if sidecar is not None:
+        path.with_name(path.name + ".json").write_text(sidecar)
+    return path
+
+
+def test_features_layer_with_zero_units_is_refused(study, fc8, tmp_path, capsys):
+    n = len(load_features(fc8).stimulus_ids)
+    path = _features_with(tmp_path / "zero.npz", fc8, fc8=np.zeros((n, 0)))
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", study, "--features", path, *QUICK, "--out", out], out) == (
+        f"{path}: features: layer 'fc8' has 0 units (shape ({n}, 0)); give at least one unit column per layer, "
+        "or leave the layer out")
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_features_that_are_constant_are_refused(command, study, fc8, tmp_path, capsys):
+    n = len(load_features(fc8).stimulus_ids)
+    path = _features_with(tmp_path / "const.npz", fc8, fc8=np.full((n, 20), 0.5))
+    out = tmp_path / "out"
+    extra = QUICK if command == "encode" else ["--permutations", "2", "--bootstrap", "0"]
+    assert _line(capsys, [command, "--study", study, "--features", path, *extra, "--out", out], out) == (
+        f"{path}: every unit of layer 'fc8' has the same value for all {n} stimuli; check how the features were "
+        "computed (e.g. a dead layer, or the wrong array saved)")
+
+
+def test_features_npz_bomb_is_refused_from_its_directory(monkeypatch, study, fc8, tmp_path, capsys):
+    import brainnet._checks
+
+    n = len(load_features(fc8).stimulus_ids)
+    path = tmp_path / "bomb.npz"
+    feats = load_features(fc8)
+    # 128 MB of zeros compress to about 125 kB; the limit is set to 100 MB
+    np.savez_compressed(path, stimulus_ids=np.asarray(feats.stimulus_ids), fc8=feats.layer("fc8"),
+                        fc7=np.zeros((n, 2_000_000), np.float32))
+    monkeypatch.setattr(brainnet._checks, "available_memory", lambda: 100 * 10**6)
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("the archive was opened with numpy"))
+    out = tmp_path / "out"
+    line = _line(capsys, ["encode", "--study", study, "--features", path, *QUICK, "--out", out], out)
+    assert line == (f"{path}: its arrays would take 128.0 MB once decompressed (fc7.npy alone 128.0 MB), more than "
+                    "the 100.0 MB of memory available; check the file (it may be damaged or not features at all), "
+                    "or save fewer units per layer")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('{"weights": ', "provenance sidecar is not readable JSON (JSONDecodeError)"),
+    ("[1, 2]", "provenance sidecar holds a JSON list, not an object"),
+], ids=["corrupt", "not-an-object"])
+def test_bad_features_sidecar_is_refused(text, problem, study, fc8, tmp_path, capsys):
+    path = _features_with(tmp_path / "f.npz", fc8, sidecar=text, fc8=load_features(fc8).layer("fc8"))
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", study, "--features", path, *QUICK, "--out", out], out) == (
+        f"{path}.json: {problem}; delete it or re-create the features with brainnet extract")
+
+
+# ---------------------------------------------------------------- stimuli with a NUL byte
+
+
+@pytest.mark.parametrize("command", ["extract", "encode"])
+def test_nul_byte_in_a_stimulus_path_is_refused(command, copy, tmp_path, capsys):
+    path = _edit_stimuli(copy, lambda f: f.assign(file=["stim\x00001.png"] + list(f.file[1:])))
+    if command == "extract":
+        out = tmp_path / "out" / "acts.npz"
+        line = _line(capsys, ["extract", "--stimuli", path, "--out", out], out.parent)
+    else:
+        out = tmp_path / "out"
+        line = _line(capsys, ["encode", "--study", copy, *QUICK, "--out", out], out)
+    assert line.startswith(f"{path}: file 'stim\\x00001.png' is empty or holds control characters (e.g. a NUL "
+                           "byte); give a plain relative file name")
+
+
+# ---------------------------------------------------------------- power arguments
+
+BAD_POWER = {
+    "pca-0": (["--pca", "0"], "--pca 0: must be 1 or more; pass --pca 1 or a larger number"),
+    "repeats-0": (["--repeats", "0"], "--repeats 0: must be 1 or more; pass --repeats 1 or a larger number"),
+    "components-0": (["--components", "0"], "--components 0: must be 1 or more; pass --components 1 or a larger number"),
+    "alpha": (["--alpha", "1.5"], "--alpha 1.5: the test level must be between 0 and 1; pass e.g. --alpha 0.05"),
+    "permutations": (["--permutations", "5"], "--permutations 5: a p-value below 0.05 needs at least 19; "
+                                              "pass --permutations 99 or more"),
+    "sizes": (["--sizes", "3,9"], "--sizes 9: the study has 3 subjects; choose sizes between 3 and 3"),
+    "stimuli": (["--stimuli", "999"], "--stimuli 999: the study has 16 stimuli; choose sizes between 7 and 16"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_POWER))
+def test_power_argument_errors_leave_no_run_json(kind, study, fc8, tmp_path, capsys):
+    extra, message = BAD_POWER[kind]
+    out = tmp_path / "out"
+    argv = ["power", "--study", study, "--features", fc8, "--sizes", "3", "--repeats", "1", *extra, "--out", out]
+    assert _line(capsys, argv, out) == message
+    assert not out.exists()
+
+
+def test_power_api_checks_every_argument_before_the_folder(study, fc8, tmp_path):
+    from brainnet import power_analysis
+
+    with pytest.raises(BrainnetError) as info:
+        power_analysis(study, features_file=fc8, subject_sizes=[3], n_repeats=1, n_pca=0, out=tmp_path / "out")
+    assert str(info.value) == "n_pca=0: must be 1 or more; pass n_pca=1 or a larger number"
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- refusals found once the data is loaded
+
+
+def test_encode_inner_too_large_leaves_no_run_json(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    line = _line(capsys, ["encode", "--study", study, "--features", fc8, "--inner", "20", *QUICK, "--out", out], out)
+    assert line == ("--inner 20: a training fold has only 8 stimuli; pass --inner loo (exact leave-one-out) or a "
+                    "smaller inner k")
+    assert not out.exists()
+
+
+def test_decode_components_too_many_leaves_no_run_json(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["decode", "--study", study, "--features", fc8, "--components", "500", "--permutations", "2",
+            "--bootstrap", "0", "--out", out]
+    assert _line(capsys, argv, out) == ("--components 500: must be between 1 and 32 (training rows and voxels of "
+                                        "the smallest fold); pass --components 32 or fewer")
+    assert not out.exists()
+
+
+def test_late_refusal_in_an_existing_out_keeps_only_what_was_there(study, fc8, tmp_path, capsys, monkeypatch):
+    import brainnet.results
+
+    out = tmp_path / "out"
+    assert main(["encode", "--study", str(study), "--features", str(fc8), *QUICK, "--out", str(out)]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    real = os.replace
+
+    def full(src, dst, *a, **kw):  # the decode folder is opened, then its last table hits a full disk
+        if str(dst).endswith("unit_scores.tsv"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(brainnet.results.os, "replace", full)
+    _line(capsys, ["decode", "--study", study, "--features", fc8, "--permutations", "2", "--bootstrap", "0",
+                   "--out", out])
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and not (out / "group").exists()
+
+
+# ---------------------------------------------------------------- one path policy, every command
+
+
+def _label_walking_out(copy):
+    (copy / "participants.tsv").write_text("participant_id\n../x\nsub-02\nsub-03\n")
+
+
+STUDY_COMMANDS = {
+    "encode": ["--subject", "all", *QUICK],
+    "decode": ["--permutations", "2", "--bootstrap", "0"],
+    "rsa": ["--permutations", "2", "--bootstrap", "0"],
+    "network-decoding": ["--folds", "2"],
+    "categorize": ["--permutations", "2", "--folds", "3"],
+    "power": ["--sizes", "3", "--repeats", "1"],
+}
+
+
+@pytest.mark.parametrize("command", [*STUDY_COMMANDS, "study info"])
+def test_participant_label_walking_out_of_the_study_is_refused(command, copy, fc8, tmp_path, capsys):
+    _label_walking_out(copy)
+    out = tmp_path / "out"
+    if command == "study info":
+        argv = ["study", "info", "--study", copy]
+    else:
+        features = [] if command == "categorize" else ["--features", fc8]
+        argv = [command, "--study", copy, *features, *STUDY_COMMANDS[command], "--out", out]
+    assert _line(capsys, argv, out) == (
+        f"{copy / 'participants.tsv'}: participant_id 'sub-../x' is not a BIDS label (letters and digits after "
+        "sub-); rename the subject, e.g. sub-01, here and in its folder name")
+    assert not (copy / "x").exists() and not (tmp_path / "x").exists()
+
+
+def _stimuli_linked_outside(copy, tmp_path) -> Path:
+    outside = tmp_path / "elsewhere"
+    (copy / "stimuli").rename(outside)
+    (copy / "stimuli").symlink_to(outside, target_is_directory=True)
+    return outside
+
+
+LINK_COMMANDS = {
+    "extract": None,
+    "encode": ["encode", "--subject", "01", *QUICK],
+    "encode-features": ["encode", "--features", "{fc8}", "--subject", "01", *QUICK],
+    "decode": ["decode", "--permutations", "2", "--bootstrap", "0"],
+    "rsa": ["rsa", "--permutations", "2", "--bootstrap", "0"],
+    "network-decoding": ["network-decoding", "--folds", "2"],
+    "categorize": ["categorize", "--permutations", "2", "--folds", "3"],
+    "power": ["power", "--features", "{fc8}", "--sizes", "3", "--repeats", "1"],
+    "study-info": ["study", "info"],
+}
+
+
+@pytest.mark.parametrize("command", list(LINK_COMMANDS))
+def test_study_stimuli_folder_linking_outside_is_refused_by_every_command(command, copy, fc8, tmp_path, capsys):
+    outside = _stimuli_linked_outside(copy, tmp_path)
+    if command == "extract":
+        out = tmp_path / "out" / "acts.npz"
+        argv, left = ["extract", "--stimuli", copy / "stimuli.tsv", "--out", out], out.parent
+    else:
+        out = tmp_path / "out"
+        argv = [fc8 if a == "{fc8}" else a for a in LINK_COMMANDS[command]] + ["--study", copy]
+        argv, left = (argv if command == "study-info" else [*argv, "--out", out]), out
+    assert _line(capsys, argv, left) == (
+        f"{copy / 'stimuli'}: folder 'stimuli' links outside {copy} (to {outside.resolve()}); "
+        "copy it into the folder instead of linking to it")
+
+
+def test_subject_folder_linking_outside_the_study_is_refused(copy, fc8, tmp_path, capsys):
+    outside = tmp_path / "elsewhere"
+    (copy / "sub-01").rename(outside)
+    (copy / "sub-01").symlink_to(outside, target_is_directory=True)
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", copy, "--features", fc8, *QUICK, "--out", out], out) == (
+        f"{copy / 'sub-01'}: folder 'sub-01' links outside {copy} (to {outside.resolve()}); copy it into the "
+        "folder instead of linking to it")
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "rsa", "network-decoding", "power"])
+def test_result_folder_names_cannot_leave_out(command, study, fc8, tmp_path, capsys):
+    feats = load_features(fc8)
+    path = tmp_path / "evil.npz"
+    np.savez(path, stimulus_ids=np.asarray(feats.stimulus_ids), **{"../../x": feats.layer("fc8")})
+    out = tmp_path / "out"
+    layer_option = "--layers" if command == "rsa" else "--layer"
+    extra = [a for a in STUDY_COMMANDS[command] if a != "all"]
+    if command == "encode":
+        extra = ["--subject", "01", *QUICK]
+    argv = [command, "--study", study, "--features", path, layer_option, "../../x", *extra, "--out", out]
+    line = _line(capsys, argv, out)
+    folder = {"encode": "sub-01/encode-../../x", "decode": "group/decode-../../x", "rsa": "group/rsa-../../x",
+              "network-decoding": "group/network-decoding-../../x", "power": "group/power-../../x"}[command]
+    assert line == (f"--out: results folder '{folder}' is not inside {out}; give results folder names relative "
+                    "to that folder (no absolute paths, '..' or backslashes)")
+    assert not (tmp_path / "x").exists() and not out.exists()
+
+
+def test_the_path_policy_refuses_the_same_way_everywhere(tmp_path):
+    from brainnet._paths import inside
+
+    root = tmp_path / "root"
+    (root / "in").mkdir(parents=True)
+    (tmp_path / "out.png").write_bytes(b"x")
+    (root / "link.png").symlink_to(tmp_path / "out.png")
+    assert inside(root, "in/a.png", "w") == root / "in" / "a.png"
+    for name, message in [
+        ("../out.png", f"w: file '../out.png' is not inside {root}; give file names relative to that folder "
+                       "(no absolute paths, '..' or backslashes)"),
+        (str(tmp_path / "out.png"), f"w: file '{tmp_path / 'out.png'}' is not inside {root}; give file names "
+                                    "relative to that folder (no absolute paths, '..' or backslashes)"),
+        ("a\\..\\b", f"w: file 'a\\\\..\\\\b' is not inside {root}; give file names relative to that folder "
+                     "(no absolute paths, '..' or backslashes)"),
+        ("a\x00.png", "w: file 'a\\x00.png' is empty or holds control characters (e.g. a NUL byte); give a plain "
+                      "relative file name"),
+        ("link.png", f"w: file 'link.png' links outside {root} (to {(tmp_path / 'out.png').resolve()}); copy it "
+                     "into the folder instead of linking to it"),
+    ]:
+        with pytest.raises(BrainnetError) as info:
+            inside(root, name, "w")
+        assert str(info.value) == message
+
+
+def test_dataset_download_target_linking_outside_is_refused(tmp_path):
+    from brainnet.datasets.openneuro import safe_target
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "sub-01").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(BrainnetError) as info:
+        safe_target(root, "sub-01/a.tsv")
+    assert str(info.value) == (f"{root / 'sub-01/a.tsv'}: file 'sub-01/a.tsv' links outside {root} "
+                               f"(to {(tmp_path / 'elsewhere' / 'a.tsv').resolve()}); copy it into the folder "
+                               "instead of linking to it")
+
+
+# ---------------------------------------------------------------- damaged result folders
+
+
+@pytest.fixture(scope="session")
+def finished(study, fc8, tmp_path_factory):
+    """A complete encode + decode result folder (copied before each damage)."""
+    out = tmp_path_factory.mktemp("finished") / "results"
+    assert main(["encode", "--study", str(study), "--features", str(fc8), *QUICK, "--out", str(out)]) == 0
+    assert main(["decode", "--study", str(study), "--features", str(fc8), "--permutations", "2", "--bootstrap", "0",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def _tamper_provenance(results):
+    path = results / "sub-01" / "encode-fc8" / "summary.json"
+    data = json.loads(path.read_text())
+    data["provenance"]["seed"] = 7
+    path.write_text(json.dumps(data))
+    return path, "its provenance does not match its fingerprint (edited after the run)"
+
+
+def _truncate_map(results):
+    path = results / "sub-01" / "encode-fc8" / "r_map.nii.gz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path, "is truncated or corrupt (EOFError while reading the voxels)"
+
+
+def _text_in_numbers(results):
+    path = results / "sub-01" / "encode-fc8" / "voxel_scores.tsv"
+    lines = path.read_text().splitlines()
+    cells = lines[3].split("\t")
+    cells[4] = "abc"  # the r of the third voxel
+    lines[3] = "\t".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    return path, "column 'r' holds text ('abc', row 3) among numbers"
+
+
+DAMAGE = {"tampered-provenance": _tamper_provenance, "truncated-map": _truncate_map,
+          "non-numeric-tsv": _text_in_numbers}
+
+
+@pytest.mark.parametrize("command", ["figures", "report"])
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damaged_result_folder_is_refused_naming_the_file(kind, command, finished, tmp_path, capsys):
+    results = Path(shutil.copytree(finished, tmp_path / "results"))
+    path, problem = DAMAGE[kind](results)
+    argv = [command, "--results", results] + (["--out", tmp_path / "report.html"] if command == "report" else [])
+    assert _line(capsys, argv) == f"{path}: {problem}; re-run the analysis that wrote this folder (or remove the folder)"
+    assert not (results / "figures").exists() and not (tmp_path / "report.html").exists()
+
+
+# ---------------------------------------------------------------- every command, generic bad input
+
+
+def _generic_cases(study, fc8, tmp):
+    """(command, argv without --out, kind of --out) for each command, each with a few bad inputs."""
+    bold, frames = tmp / "bold.nii.gz", tmp / "frames.npy"
+    cases = {
+        "encode": ["encode", "--study", study, "--features", fc8, *QUICK],
+        "decode": ["decode", "--study", study, "--features", fc8, "--permutations", "2", "--bootstrap", "0"],
+        "rsa": ["rsa", "--study", study, "--features", fc8, "--permutations", "2", "--bootstrap", "0"],
+        "network-decoding": ["network-decoding", "--study", study, "--features", fc8, "--folds", "2"],
+        "categorize": ["categorize", "--study", study, "--permutations", "2", "--folds", "3"],
+        "power": ["power", "--study", study, "--features", fc8, "--sizes", "3", "--repeats", "1"],
+        "naturalistic": ["naturalistic", "--bold", bold, "--frame-features", frames, "--frame-rate", "2", "--tr", "1"],
+        "betas": ["betas", "--bids", tmp / "bids", "--subject", "01", "--task", "x"],
+        "simulate": ["simulate", "--subjects", "3", "--stimuli", "8"],
+        "extract": ["extract", "--demo"],
+        "report": ["report", "--results", tmp / "no-results"],
+    }
+    bad = {
+        "seed": ["--seed", "-1"],
+        "n-jobs": ["--n-jobs", "0"],
+        "untrained-seed": ["--untrained-seed", "-1"],
+        "permutations": ["--permutations", "-1"],
+        "study": ["--study", tmp / "missing-study"],
+        "features": ["--features", tmp / "missing.npz"],
+        "mask": ["--mask", "nowhere"],
+    }
+    for command, argv in cases.items():
+        options = {a for a in argv if isinstance(a, str) and a.startswith("--")}
+        for kind, extra in bad.items():
+            parser_has = kind in ("seed", "n-jobs", "untrained-seed", "permutations", "study", "features", "mask")
+            if parser_has and _accepts(command, extra[0]) and (extra[0] not in options or kind == "study"):
+                yield command, kind, [*argv, *extra]
+
+
+def _accepts(command: str, option: str) -> bool:
+    from brainnet.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 - argparse has no public way
+    return any(option in action.option_strings for action in sub._actions)  # noqa: SLF001
+
+
+@pytest.fixture
+def generic_inputs(tmp_path):
+    np.save(tmp_path / "frames.npy", np.ones((10, 3)))
+    nib.save(nib.Nifti1Image(np.ones((2, 2, 2, 5), np.float32), np.eye(4)), tmp_path / "bold.nii.gz")
+    return tmp_path
+
+
+def test_every_command_refuses_bad_input_cleanly(study, fc8, generic_inputs, capsys):
+    """Exit 2, exactly one stderr line, no traceback and no new file in an existing --out, for every case."""
+    tmp = generic_inputs
+    cases = list(_generic_cases(study, fc8, tmp))
+    assert {c for c, _, _ in cases} >= {"encode", "decode", "rsa", "network-decoding", "categorize", "power",
+                                        "naturalistic", "simulate", "extract"}
+    for command, kind, argv in cases:
+        out = tmp / f"out-{command}-{kind}"
+        out.mkdir()
+        (out / "keep.txt").write_text("the user's file")
+        target = out / ("acts.npz" if command == "extract" else "r.html" if command == "report" else "results")
+        if command in ("encode", "decode", "rsa", "network-decoding", "categorize", "power", "naturalistic"):
+            target = out
+        try:
+            rc = main([str(a) for a in [*argv, "--out", target]])
+        except SystemExit as exc:
+            rc = exc.code
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc == 2 and "Traceback" not in err, (command, kind, err)
+        assert len(lines) == 1 and lines[0].startswith(f"brainnet {command}: error: "), (command, kind, err)
+        assert "; " in lines[0], (command, kind, lines[0])
+        assert sorted(p.name for p in out.rglob("*")) == ["keep.txt"], (command, kind)

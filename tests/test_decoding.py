@@ -124,7 +124,7 @@ def test_array_input_errors():
     bad_ids = [ids[0], ids[1], ids[2][:-1] + ["nope"]]
     with pytest.raises(BrainnetError, match=r"sub-03: no features for stimuli \['nope'\]"):
         unit_decoding(patterns, bad_ids, features, fids)
-    with pytest.raises(BrainnetError, match=r"--components 25: must be between 1 and 20"):
+    with pytest.raises(BrainnetError, match=r"n_components=25: must be between 1 and 20"):
         unit_decoding(patterns, ids, features, fids, n_components=25)
     with pytest.raises(BrainnetError, match="the layer's 1025 units are zero for every stimulus; nothing to decode"):
         unit_decoding(patterns, ids, np.zeros((10, 1025)), fids, n_components=1)

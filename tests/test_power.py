@@ -124,7 +124,7 @@ def test_bad_sizes_and_permutations():
     with pytest.raises(BrainnetError, match="--stimuli 100: the study has 40 stimuli"):
         power_curve(*data, subject_sizes=(4,), n_stimuli_sizes=(100,))
     with pytest.raises(
-        BrainnetError, match="--permutations 9: a p-value below 0.05 needs at least 19"
+        BrainnetError, match="n_permutations=9: a p-value below 0.05 needs at least 19; pass n_permutations=99 or more"
     ):
         power_curve(*data, subject_sizes=(4,), n_permutations=9)
 

@@ -107,16 +107,16 @@ def test_tsv_errors(tmp_path):
     )
     up = write_tsv(tmp_path / "sub" / "up.tsv", [("a", "../a.png", "x")])
     assert errmsg(load_stimuli, up) == (
-        f"{up}: file '../a.png' is not inside {up.parent.resolve()}; give file names relative to the "
-        "stimuli folder (no absolute paths or '..')"
+        f"{up}: file '../a.png' is not inside {up.parent.resolve()}; give file names relative to that "
+        "folder (no absolute paths, '..' or backslashes)"
     )
     absolute = write_tsv(tmp_path / "abs.tsv", [("a", str(tmp_path / "a.png"), "x")])
     assert "is not inside" in errmsg(load_stimuli, absolute)
     (tmp_path / "sub" / "link.png").symlink_to(tmp_path / "a.png")
     link = write_tsv(tmp_path / "sub" / "link.tsv", [("a", "link.png", "x")])
     assert errmsg(load_stimuli, link) == (
-        f"{link}: file 'link.png' links outside {link.parent.resolve()}; copy the image into the "
-        "stimuli folder instead of linking to it"
+        f"{link}: file 'link.png' links outside {link.parent.resolve()} (to {(tmp_path / 'a.png').resolve()}); "
+        "copy it into the folder instead of linking to it"
     )
     nothing = tmp_path / "nothing.tsv"
     assert errmsg(load_stimuli, nothing).startswith(f"{nothing}: stimuli not found;")

@@ -90,10 +90,12 @@ def _run(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from brainnet.cli._common import option_message
+
     try:
         return _call(args)
     except BrainnetError as err:
-        print(f"brainnet {args.command}: error: {err}", file=sys.stderr)
+        print(f"brainnet {args.command}: error: {option_message(err, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -116,8 +118,14 @@ _SHOW_WARNING = warnings.showwarning
 
 
 def _call(args: argparse.Namespace) -> int:
+    from brainnet.cli._common import check_common
+    from brainnet.results import removed_on_refusal
+
+    outputs = check_common(args)
     scheduler = getattr(args, "scheduler", None)
     with contextlib.ExitStack() as stack:
+        for path in outputs:  # a refusal, however late, leaves --out as it was
+            stack.enter_context(removed_on_refusal(path))
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("always", BrainnetNotice)
         warnings.showwarning = _show_notice

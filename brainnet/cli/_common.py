@@ -105,13 +105,78 @@ def notice_if_untrained(args: argparse.Namespace) -> None:
 
 def check_at_least(args: argparse.Namespace, minimum: int, *options: str) -> None:
     """Refuse count options (``--permutations`` …) below ``minimum`` with a one-line error."""
-    from brainnet.errors import BrainnetError
+    from brainnet._checks import check_count
 
     for option in options:
-        value = getattr(args, option)
-        if value < minimum:
-            flag = f"--{option.replace('_', '-')}"
-            raise BrainnetError(f"{flag} {value}: must be {minimum} or more; pass {flag} {minimum} or a larger number")
+        check_count(getattr(args, option), _PARAMETERS.get(option, option), minimum)
+
+
+# Python parameter -> argparse dest, where the option is not the parameter's own name.
+_OPTIONS = {
+    "n_permutations": "permutations",
+    "n_bootstrap": "bootstrap",
+    "n_cluster_draws": "cluster_draws",
+    "n_components": "components",
+    "n_pca": "pca",
+    "n_folds": "folds",
+    "n_repeats": "repeats",
+    "subject_sizes": "sizes",
+    "n_stimuli_sizes": "stimuli",
+    "features_file": "features",
+}
+_PARAMETERS = {dest: parameter for parameter, dest in _OPTIONS.items()}
+
+
+def option_message(err: Exception, args: argparse.Namespace) -> str:
+    """The message of ``err``, with a Python parameter re-spelled as this command's option.
+
+    A :class:`~brainnet._checks.ParameterError` about ``n_permutations``
+    reads ``--permutations 5: ...`` on the command line; other errors are
+    unchanged.
+    """
+    from brainnet._checks import ParameterError
+
+    if not isinstance(err, ParameterError):
+        return str(err)
+    dest = _OPTIONS.get(err.parameter, err.parameter)
+    if not hasattr(args, dest):
+        return str(err)
+    flag = "--" + dest.replace("_", "-")
+    return err.render(lambda _parameter, value: f"{flag} {value}")
+
+
+# Commands whose --out is a file rather than a results folder.
+_FILE_OUTPUTS = {"extract", "report"}
+
+
+def check_common(args: argparse.Namespace) -> list[Path]:
+    """Check the options most commands share, before anything is read or written.
+
+    ``--seed``, ``--untrained-seed`` and ``--n-jobs`` are checked once here
+    for every command; ``--out`` must be a folder (or, for ``extract`` and
+    ``report``, a file in a folder) that can be written. Returns the output
+    paths whose new files are removed if the command is refused later.
+    """
+    from brainnet._checks import check_n_jobs, check_out, check_seed
+
+    for dest in ("seed", "untrained_seed"):
+        if hasattr(args, dest):
+            check_seed(getattr(args, dest), dest)
+    if hasattr(args, "n_jobs"):
+        check_n_jobs(args.n_jobs)
+    out = getattr(args, "out", None)
+    if out is None:
+        return []
+    if args.command in _FILE_OUTPUTS:
+        out = Path(out)
+        if out.is_dir():
+            from brainnet.errors import BrainnetError
+
+            example = out / ("activations.npz" if args.command == "extract" else "report.html")
+            raise BrainnetError(f"--out {out}: is a folder; give a file name, e.g. --out {example}")
+        check_out(out.parent if str(out.parent) else Path("."))
+        return [out, out.with_name(out.name + ".json")]
+    return [check_out(out)]
 
 
 def split_list(value: str | None) -> list[str] | None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from brainnet.cli._common import add_command, add_weights_args, notice_if_untrained, split_list
-from brainnet.errors import BrainnetError, input_error
+from brainnet.errors import input_error
 
 EXAMPLES = """\
   brainnet extract --demo --out demo_acts.npz                 12 generated images, no data needed
@@ -59,14 +59,14 @@ def _check_out(out: Path, provenance: dict, overwrite: bool) -> None:
 
 
 def run(args) -> int:
+    from brainnet._checks import check_count
     from brainnet.extract import extract_activations, last_cache_stats
     from brainnet.features import save_features
     from brainnet.stimuli import demo_stimuli, load_stimuli
 
     if args.out.suffix != ".npz":
         raise input_error(args.out, "activations are written as .npz", "give an --out path ending in .npz")
-    if args.batch_size < 1:
-        raise BrainnetError(f"--batch-size {args.batch_size}: must be at least 1")
+    check_count(args.batch_size, "batch_size", 1)
     layers = split_list(args.layers) or []
     if args.demo:
         stimuli = demo_stimuli()

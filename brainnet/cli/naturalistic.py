@@ -101,7 +101,6 @@ def _check_options(args) -> None:
         ("--n-splits", args.n_splits, args.n_splits >= 2, "use at least 2 test blocks, e.g. --n-splits 5"),
         ("--gap-s", args.gap_s, args.gap_s >= 0, "give 0 or more seconds, e.g. --gap-s 30"),
         ("--chunk-size", args.chunk_size, args.chunk_size >= 1, "give a positive number of voxels, e.g. --chunk-size 5000"),
-        ("--n-jobs", args.n_jobs, args.n_jobs >= 1, "give a positive number of threads, e.g. --n-jobs 2"),
     ]
     for option, value, ok, fix in checks:
         if not ok:  # NaN fails every comparison, so it is refused too

@@ -10,7 +10,6 @@ from brainnet.cli._common import (
     add_output_args,
     add_study_args,
     add_weights_args,
-    check_at_least,
     notice_if_untrained,
     split_list,
 )
@@ -88,14 +87,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from brainnet.errors import BrainnetError
     from brainnet.power import power_analysis
 
-    if args.repeats < 1:
-        raise BrainnetError(f"--repeats {args.repeats}: give at least 1")
-    check_at_least(args, 1, "components")
-    if not 0 < args.alpha < 1:
-        raise BrainnetError(f"--alpha {args.alpha}: must be between 0 and 1")
     subjects = split_list(args.subjects)
     result = power_analysis(
         args.study,

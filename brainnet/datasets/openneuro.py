@@ -134,18 +134,12 @@ def safe_target(root: Path, relpath: str) -> Path:
     """``root / relpath``, refusing any path that resolves outside ``root``.
 
     ``relpath`` has already passed the manifest's path checks (no ``..``, not
-    absolute); this also catches symbolic links inside ``root`` that lead out.
+    absolute); the one path policy (:func:`brainnet._paths.inside`) also
+    catches symbolic links inside ``root`` that lead out.
     """
-    root_resolved = root.resolve()
-    target = root / relpath
-    resolved = target.resolve()
-    if resolved != root_resolved and root_resolved not in resolved.parents:
-        raise input_error(
-            target,
-            f"resolves to {resolved}, outside the data folder {root_resolved} (a symbolic link leads out)",
-            "remove the link or choose another data folder",
-        )
-    return target
+    from brainnet._paths import inside
+
+    return inside(root, relpath, root / relpath, what="file")
 
 
 def _hash(path: Path, algo: str) -> str:
