@@ -197,7 +197,7 @@ def decode_runs(patterns: np.ndarray, labels, runs) -> float:
     for r in np.unique(runs):
         m = runs == r
         x[m] = (x[m] - x[m].mean(0)) / np.maximum(x[m].std(0), 1e-12)
-    clf = make_pipeline(StandardScaler(), LinearSVC(C=1.0, max_iter=20000))
+    clf = make_pipeline(StandardScaler(), LinearSVC(C=1.0, max_iter=20000, random_state=0))
     return float(cross_val_score(clf, x, np.asarray(labels), groups=runs, cv=LeaveOneGroupOut()).mean())
 
 

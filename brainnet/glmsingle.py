@@ -14,15 +14,17 @@ fracridge (the ridge solver), run by run and chunk of voxels by chunk:
    normalised to a peak of 1. Each trial's regressor is the HRF convolved with
    the trial's boxcar, scaled so the predicted response peaks at 1, so a beta
    is the peak response in percent signal change. Each voxel takes the HRF
-   whose model has the highest leave-one-run-out cross-validated R²
-   (amplitudes fitted on the other runs, R² of the held-out run's time
-   series). The model is one regressor per stimulus shown in more than one
-   run (plus one for the other trials) when the design repeats stimuli
-   across runs, otherwise the on-off model (every trial one regressor); with
-   a single run, the on-off model's in-sample R². Voxels whose best
+   with the highest leave-one-run-out cross-validated R² (amplitudes fitted
+   on the other runs, R² of the held-out run's time series) of the on-off
+   model (every trial one regressor) or, when the design repeats stimuli
+   across runs, of the condition model (one regressor per repeated
+   stimulus, one for the other trials) if that predicts the voxel's
+   held-out runs better; with a single run, the on-off model's in-sample R². Voxels whose best
    cross-validated R² is at most ``pool_r2`` take the HRF with the highest
-   R² summed over the other voxels: their own argmax is noise and falls on
-   the library's ends (measured on the Haxby slice).
+   R² summed over the other voxels, and so does every voxel whose own HRF
+   does not beat that one by more than one standard error across held-out
+   runs (the one-SE rule): a noisy voxel's argmax is noise and falls on the
+   library's ends (measured on the Haxby slice).
 2. **GLMdenoise** (Kay et al. 2013). The noise pool is the voxels whose
    cross-validated on-off R² is at most ``pool_r2`` (default 0: no
    task-related variance that generalises across runs). Per run, the noise
@@ -203,22 +205,27 @@ class GLMsingleResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _cv_r2(xy: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    """Leave-one-run-out R² of a one-regressor model from per-run sufficient statistics.
+def _cv_sse(xy: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Held-out residual sums of squares of a one-regressor model, per run, from sufficient statistics.
 
     ``xy`` (n_runs, ..., n_voxels), ``xx`` broadcastable to it, ``yy`` (n_runs, n_voxels).
     The amplitude is fitted on the other runs and the held-out run's residual
-    sum of squares is ``yy - 2 b xy + b^2 xx``. With one run: in-sample R².
+    sum of squares is ``yy - 2 b xy + b^2 xx``. With one run: in-sample.
     """
     tiny = 1e-12
     if xy.shape[0] == 1:
         b = xy / np.maximum(xx, tiny)
-        sse = yy[:, None] - 2 * b * xy + b**2 * xx if xy.ndim == 3 else yy - 2 * b * xy + b**2 * xx
-        return 1 - sse.sum(0) / np.maximum(yy.sum(0), tiny)
-    b = (xy.sum(0) - xy) / np.maximum(xx.sum(0) - xx, tiny)
+    else:
+        b = (xy.sum(0) - xy) / np.maximum(xx.sum(0) - xx, tiny)
     yyb = yy[:, None, :] if xy.ndim == 3 else yy
-    sse = yyb - 2 * b * xy + b**2 * xx
-    return 1 - sse.sum(0) / np.maximum(yyb.sum(0), tiny)
+    return yyb - 2 * b * xy + b**2 * xx
+
+
+def _cv_r2(xy: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Leave-one-run-out R² (see :func:`_cv_sse`), shape ``xy.shape[1:]``."""
+    sse = _cv_sse(xy, xx, yy)
+    yyb = yy[:, None, :] if xy.ndim == 3 else yy
+    return 1 - sse.sum(0) / np.maximum(yyb.sum(0), 1e-12)
 
 
 def _chunks(n: int, size: int):
@@ -316,8 +323,10 @@ def glmsingle(
     cond_design = None
     if conditions is not None and n_runs > 1:
         cond_design = [np.einsum("ktn,nc->ktc", design[r], conditions[offsets[r]:offsets[r + 1]]) for r in range(n_runs)]
-    r2_k = np.empty((n_k, n_vox))
-    r2_choice = np.empty((n_k, n_vox)) if cond_design is not None else r2_k
+    # Held-out SSE per run, HRF and voxel, as a fraction of the voxel's total sum of squares.
+    sse_onoff = np.empty((n_runs, n_k, n_vox), dtype=np.float32)
+    sse_cond = np.empty((n_runs, n_k, n_vox), dtype=np.float32) if cond_design is not None else None
+    xx = np.stack([(o**2).sum(1) for o in onoff])[:, :, None]
     for sl in _chunks(n_vox, chunk_size):
         xy = np.empty((n_runs, n_k, sl.stop - sl.start))
         yy = np.empty((n_runs, sl.stop - sl.start))
@@ -328,18 +337,32 @@ def glmsingle(
             yy[r] = (yr**2).sum(0)
             if cond_design is not None:
                 yrs.append(yr)
-        xx = np.stack([(o**2).sum(1) for o in onoff])[:, :, None]
-        r2_k[:, sl] = _cv_r2(xy, xx, yy)
+        total = np.maximum(yy.sum(0), 1e-12)
+        sse_onoff[:, :, sl] = _cv_sse(xy, xx, yy) / total
         if cond_design is not None:
-            r2_choice[:, sl] = _condition_cv_r2(cond_design, yrs, yy)
+            sse_cond[:, :, sl] = _condition_cv_sse(cond_design, yrs, yy) / total
+    r2_k = 1 - sse_onoff.sum(0, dtype=np.float64)
+    sse = sse_onoff
+    if cond_design is not None:
+        # Per voxel, the model (condition or on-off) that predicts held-out runs better chooses the HRF.
+        use_cond = (1 - sse_cond.sum(0, dtype=np.float64)).max(0) > r2_k.max(0)
+        sse = np.where(use_cond[None, None, :], sse_cond, sse_onoff)
+        del sse_cond
+    r2_choice = 1 - sse.sum(0, dtype=np.float64)
     hrf_index = np.argmax(r2_choice, axis=0)
-    r2_0 = r2_k.max(axis=0)
-    # Voxels without task variance that generalises across runs have no HRF to
-    # choose: their argmax is noise and lands on the library's ends. They take
-    # the HRF best on average over the other voxels.
-    weak = r2_choice[hrf_index, np.arange(n_vox)] <= pool_r2
+    cols = np.arange(n_vox)
+    # A voxel keeps its own HRF only if it predicts held-out runs better than the HRF best over all
+    # voxels by more than one standard error of that gain across runs (the one-SE rule): the argmax
+    # of a noisy voxel is noise and lands on the library's ends (measured on the Haxby slice).
+    weak = r2_choice[hrf_index, cols] <= pool_r2
     global_hrf = int(np.argmax(r2_choice[:, ~weak].sum(axis=1))) if (~weak).any() else int(np.argmax(r2_choice.sum(axis=1)))
-    hrf_index[weak] = global_hrf
+    if n_runs > 1:
+        gain = sse[:, global_hrf, :].astype(np.float64) - sse[:, hrf_index, cols]  # (n_runs, n_vox)
+        own = gain.sum(0) > gain.std(0, ddof=1) * np.sqrt(n_runs)
+    else:
+        own = np.ones(n_vox, bool)
+    del sse
+    hrf_index[weak | ~own] = global_hrf
     r2_0 = r2_k[hrf_index, np.arange(n_vox)]
 
     pool = np.flatnonzero(r2_0 <= pool_r2)
@@ -456,8 +479,8 @@ def _conditions(ids: np.ndarray, run_of: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def _condition_cv_r2(design: list, ys: list, yy: np.ndarray) -> np.ndarray:
-    """Leave-one-run-out R² of the condition model for every HRF, shape (n_hrfs, n_voxels).
+def _condition_cv_sse(design: list, ys: list, yy: np.ndarray) -> np.ndarray:
+    """Held-out residual sums of squares of the condition model, shape (n_runs, n_hrfs, n_voxels).
 
     ``design[r]`` (n_hrfs, n_volumes, n_conditions) residualised condition
     regressors of run ``r``; ``ys[r]`` (n_volumes, n_voxels) residualised
@@ -465,19 +488,17 @@ def _condition_cv_r2(design: list, ys: list, yy: np.ndarray) -> np.ndarray:
     fitted on the other runs (a ridge of 1e-6 x mean diagonal keeps conditions
     absent from them at 0) and predict the held-out run.
     """
-    n_k = design[0].shape[0]
-    out = np.empty((n_k, ys[0].shape[1]))
+    n_runs, n_k = len(design), design[0].shape[0]
+    out = np.empty((n_runs, n_k, ys[0].shape[1]))
     for k in range(n_k):
         xtx = np.stack([d[k].T @ d[k] for d in design])  # (n_runs, C, C)
         xty = np.stack([d[k].T @ y for d, y in zip(design, ys, strict=True)])  # (n_runs, C, V)
         sxx, sxy = xtx.sum(0), xty.sum(0)
-        sse = 0.0
-        for r in range(len(design)):
+        for r in range(n_runs):
             a = sxx - xtx[r]
             a = a + np.eye(len(a)) * 1e-6 * max(np.trace(a) / len(a), 1e-12)
             b = np.linalg.solve(a, sxy - xty[r])
-            sse = sse + yy[r] - 2 * (b * xty[r]).sum(0) + (b * (xtx[r] @ b)).sum(0)
-        out[k] = 1 - sse / np.maximum(yy.sum(0), 1e-12)
+            out[r, k] = yy[r] - 2 * (b * xty[r]).sum(0) + (b * (xtx[r] @ b)).sum(0)
     return out
 
 
