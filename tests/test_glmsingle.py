@@ -208,3 +208,16 @@ def test_default_keeps_block_average_decoding_on_real_haxby_blocks():
     blocks = decode_runs(block_averages(hx["bold"], hx["events"], hx["tr"], hx["mask"]), events["category"], runs)
     # Both are accuracies over the same 96 blocks; the goal is 0.9 of block averages.
     assert blocks > 0.5 and ours >= 0.9 * blocks, (ours, blocks)
+
+
+@pytest.mark.skipif(not HAXBY.is_dir(), reason=f"real fMRI not found at {HAXBY} (../shared/realdata beside the repository)")
+def test_realdata_manifest_matches_the_files_read():
+    import hashlib
+    from pathlib import Path
+
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "data_manifests" / "realdata.json").read_text())
+    (entry,) = [d for d in manifest["datasets"] if d["name"] == "haxby2001-slice"]
+    for rec in entry["files"]:
+        path = HAXBY / rec["name"]
+        assert path.stat().st_size == rec["size"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
