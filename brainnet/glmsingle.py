@@ -367,8 +367,8 @@ def glmsingle(
 
     pool = np.flatnonzero(r2_0 <= pool_r2)
     if max_pcs > 0 and pool.size == 0:
-        raise BrainnetError(f"glmsingle: the noise pool has no voxels (every voxel's cross-validated R² > {pool_r2:g}); "
-                            "widen the mask beyond task-responsive voxels or set max_pcs=0")
+        raise BrainnetError(f"glmsingle: the noise pool has no voxels (every modelled voxel's cross-validated R² > {pool_r2:g}); "
+                            "widen --mask beyond the task-responsive voxels (in Python: or pass max_pcs=0)")
     pcs = []
     n_pcs_avail = 0
     if max_pcs > 0:

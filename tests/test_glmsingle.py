@@ -160,8 +160,8 @@ def test_noise_pool_without_voxels_is_refused():
     events = [pd.DataFrame({"onset": 10.0 + 30 * np.arange(4), "duration": 10.0, "stimulus_id": list("abcd")}) for _ in range(3)]
     x = [_regressors(ev, 70, 2.0, hrf_library(0.1)[5:6], 0.1)[0] for ev in events]
     data = [1000 + 10 * xr @ rng.uniform(0.5, 1.5, (4, 8)) for xr in x]
-    with pytest.raises(BrainnetError, match=r"^glmsingle: the noise pool has no voxels \(every voxel's cross-validated "
-                                            r"R² > 0\); widen the mask beyond task-responsive voxels or set max_pcs=0$"):
+    with pytest.raises(BrainnetError, match=r"^glmsingle: the noise pool has no voxels \(every modelled voxel's cross-validated "
+                                            r"R² > 0\); widen --mask beyond the task-responsive voxels \(in Python: or pass max_pcs=0\)$"):
         glmsingle(data, events, tr=2.0)
     assert glmsingle(data, events, tr=2.0, max_pcs=0).betas.shape == (12, 8)
     with pytest.raises(BrainnetError, match=r"^glmsingle: fractions must include 1 \(the OLS solution\); add it$"):
