@@ -58,7 +58,9 @@ Why written by hand: GLMsingle's Python port is not on PyPI as a maintained
 wheel, holds every voxel's design and fits in memory at once, and its users
 report multi-hour runs and memory errors on NSD/NOD-sized data. Here each
 pass streams chunks of ``chunk_size`` voxels, so memory is the masked data
-(float32) plus one chunk's fits; ``benchmarks/bench_betas.py`` measures time
+(float32), two float32 arrays of held-out errors (runs x 20 x voxels) and one
+chunk's fits (the ridge pass sizes its chunks so that the betas of every
+fraction stay under 256 MB); ``benchmarks/bench_betas.py --nod`` measures time
 and peak memory on a NOD-sized subject.
 """
 
@@ -415,10 +417,12 @@ def glmsingle(
     betas = np.empty((n_trials, n_vox), dtype=np.float32)
     fraction = np.ones(n_vox)
     r2 = np.empty(n_vox)
-    for sl in _chunks(n_vox, chunk_size):
+    # The betas of every fraction for a chunk take n_trials x fractions x voxels floats: cap them at 256 MB.
+    ridge_chunk = min(chunk_size, max(64, 2**28 // (4 * n_trials * len(use))))
+    for sl in _chunks(n_vox, ridge_chunk):
         nv = sl.stop - sl.start
         idx = hrf_index[sl]
-        est = np.zeros((n_trials, len(use), nv))
+        est = np.zeros((n_trials, len(use), nv), dtype=np.float32)
         xy_c, xx_c, yy_c = np.empty((n_runs, nv)), np.empty((n_runs, nv)), np.empty((n_runs, nv))
         for r, y in enumerate(data):
             basis = noise[r]
@@ -439,10 +443,10 @@ def glmsingle(
                 est[rows, :, cols] = coef
         r2[sl] = _cv_r2(xy_c, xx_c, yy_c)
         if cv_fraction:
-            ols = est[:, -1, :]
+            ols = est[:, -1, :].astype(np.float64)
             err = np.stack([((ols - avg @ est[:, f, :]) ** 2)[avg.getnnz(axis=1) > 0].sum(0) for f in range(len(use))])
             best = np.argmin(err, axis=0)
-            chosen = est[:, best, np.arange(nv)]
+            chosen = est[:, best, np.arange(nv)].astype(np.float64)
             fraction[sl] = use[best]
             chosen = _rescale(chosen, ols)
         else:
