@@ -45,6 +45,9 @@ _API: dict[str, str] = {
     "write_betas_study": "brainnet.betas",
     "read_events": "brainnet.betas",
     "fmriprep_confounds": "brainnet.betas",
+    "BETA_METHODS": "brainnet.betas",
+    "GLMsingleResult": "brainnet.glmsingle",
+    "hrf_library": "brainnet.glmsingle",
     # analyses
     "VoxelwiseRidgeCV": "brainnet.encoding",
     "encode_subject": "brainnet.encoding",

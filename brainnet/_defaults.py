@@ -22,6 +22,9 @@ DECODE_CLUSTER_DRAWS = 100  # bootstrap and permutations of the cluster count; p
 CATEGORIZE_PERMUTATIONS = 100
 CATEGORIZE_MODELS = ("plsda", "logistic")
 
+# single-trial beta estimators (brainnet.betas.BETA_METHODS), the default first
+BETA_METHODS = ("glmsingle", "lss", "lsa")
+
 # RSA
 RDM_METRICS = ("correlation", "euclidean", "cosine", "crossnobis")
 COMPARISONS = ("spearman", "pearson", "tau-a", "cosine", "whitened-cosine", "whitened-pearson")

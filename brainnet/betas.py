@@ -8,8 +8,15 @@
   trial, with that trial as one regressor and every other trial of the run
   as a second one. More robust when trials are close in time, and slower
   (one fit per trial).
+* ``"glmsingle"`` (GLMsingle-class; Prince et al. 2022): per-voxel HRF from
+  a library, GLMdenoise noise regressors and per-voxel fractional ridge, all
+  chosen by cross-validation across runs (:mod:`brainnet.glmsingle`). The
+  default: it keeps the category information of real block designs and
+  doubles the split-half reliability of canonical LSS on simulated rapid
+  event-related designs (``benchmarks/bench_betas.py``).
 
-Both models add a cosine drift basis and the chosen confounds. Confounds come
+:data:`BETA_METHODS` names every estimator; the CLI's ``--method`` choices
+come from it. LSS and LSA add a cosine drift basis and the chosen confounds. Confounds come
 from fMRIPrep's ``*_desc-confounds_timeseries.tsv`` through
 :func:`fmriprep_confounds`, which selects a documented subset (``motion6``,
 ``motion12`` = + derivatives, ``motion24`` = + squares of both, Friston 24)
@@ -29,7 +36,8 @@ import json
 import re
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -39,6 +47,7 @@ import pandas as pd
 from brainnet.errors import BrainnetError, input_error, notice
 
 __all__ = [
+    "BETA_METHODS",
     "CONFOUND_STRATEGIES",
     "STIMULUS_COLUMNS",
     "fmriprep_confounds",
@@ -167,7 +176,7 @@ def single_trial_betas(
     bold_imgs,
     events,
     *,
-    method: str = "lss",
+    method: str = "glmsingle",
     tr: float,
     confounds=None,
     mask=None,
@@ -179,8 +188,9 @@ def single_trial_betas(
     noise_model: str = "ar1",
     smoothing_fwhm: float | None = None,
     n_jobs: int = 1,
-) -> tuple[nib.Nifti1Image, pd.DataFrame]:
-    """One beta map per trial, estimated run by run with nilearn's FirstLevelModel.
+    return_maps: bool = False,
+) -> tuple[nib.Nifti1Image, pd.DataFrame] | tuple[nib.Nifti1Image, pd.DataFrame, dict]:
+    """One beta map per trial, by the estimator named in :data:`BETA_METHODS`.
 
     Parameters
     ----------
@@ -188,8 +198,9 @@ def single_trial_betas(
         One 4-D BOLD image per run.
     events : str, Path, DataFrame or list of them
         One BIDS events table per run (see :func:`read_events`).
-    method : {"lss", "lsa"}
-        Least squares separate (one model per trial) or all (one model per run).
+    method : {"glmsingle", "lss", "lsa"}
+        A key of :data:`BETA_METHODS`: GLMsingle-class (default), least
+        squares separate (one nilearn model per trial) or all (one per run).
     tr : float
         Repetition time in seconds.
     confounds : DataFrame, array or list of them, optional
@@ -198,9 +209,13 @@ def single_trial_betas(
         Voxels to model; None lets nilearn compute a brain mask from the
         data, False models every voxel.
     hrf_model, drift_model, high_pass, noise_model, smoothing_fwhm, n_jobs
-        Passed to ``FirstLevelModel``.
+        Passed to ``FirstLevelModel`` (LSS, LSA). ``glmsingle`` ignores them:
+        it chooses its own HRFs and uses a polynomial drift (see
+        :func:`brainnet.glmsingle.glmsingle`).
     stimulus_column, trial_types
         Passed to :func:`read_events`.
+    return_maps : bool
+        Also return the estimator's per-voxel maps.
 
     Returns
     -------
@@ -209,9 +224,13 @@ def single_trial_betas(
     trials : DataFrame
         One row per volume: ``stimulus_id``, ``run`` (1, 2, ... in the order
         given), ``onset``, ``duration``.
+    maps : dict, only with ``return_maps``
+        ``glmsingle``: ``{"hrf_index", "r2", "fraction", "ncsnr"}`` as 3-D
+        Nifti1Images on the BOLD grid (0 outside the modelled voxels) and
+        ``"info"``, a dict of what was chosen; empty for LSS and LSA.
     """
-    if method not in ("lss", "lsa"):
-        raise BrainnetError(f"--method {method}: unknown; use lss or lsa")
+    if method not in BETA_METHODS:
+        raise BrainnetError(f"--method {method}: unknown; use one of {', '.join(BETA_METHODS)}")
     if not tr or tr <= 0:
         raise BrainnetError(f"tr={tr}: the repetition time must be positive seconds; give --tr or a BOLD sidecar with RepetitionTime")
     runs = _as_list(bold_imgs)
@@ -219,7 +238,7 @@ def single_trial_betas(
     conf = _as_list(confounds) if confounds is not None else [None] * len(runs)
     if len(tables) != len(runs) or len(conf) != len(runs):
         raise BrainnetError(f"single_trial_betas: {len(runs)} BOLD runs but {len(tables)} events tables and {len(conf)} confounds; give one per run")
-    volumes, rows = [], []
+    volumes, rows, joint = [], [], []
     for r, (img, table, cf) in enumerate(zip(runs, tables, conf, strict=True), start=1):
         where = img if isinstance(img, str | Path) else (getattr(img, "get_filename", lambda: None)() or f"BOLD run {r}")
         img = _load_bold(img, where)
@@ -234,7 +253,12 @@ def single_trial_betas(
         _check_onsets(trials, img.shape[3], tr, table if isinstance(table, str | Path) else f"events of run {r}")
         if cf is not None and len(cf) != img.shape[3]:
             raise BrainnetError(f"run {r}: confounds have {len(cf)} rows but the BOLD run has {img.shape[3]} volumes; give one row per volume")
-        fit = _lsa if method == "lsa" else _lss
+        rows.append(trials.assign(run=r)[["stimulus_id", "run", "onset", "duration"]])
+        if BETA_METHODS[method].joint:  # fitted on all runs at once, below
+            mask = _joint_mask(mask, img)
+            joint.append((data[mask].astype(np.float32, copy=False), trials, cf))
+            continue
+        fit = BETA_METHODS[method].fit
         with warnings.catch_warnings():
             # nilearn warns that it uses the given mask rather than computing one: intended.
             warnings.filterwarnings("ignore", message=".*Generation of a mask has been requested.*")
@@ -246,10 +270,45 @@ def single_trial_betas(
                     raise
                 raise input_error(where, "the brain mask nilearn computed from this run is empty", "pass --mask with the voxels to model (a NIfTI on the BOLD grid)") from None
         volumes.extend(maps)
-        rows.append(trials.assign(run=r)[["stimulus_id", "run", "onset", "duration"]])
+    trial_table = pd.concat(rows, ignore_index=True)
+    if BETA_METHODS[method].joint:
+        betas, maps = BETA_METHODS[method].fit(joint, mask, img.affine, tr)
+        return (betas, trial_table, maps) if return_maps else (betas, trial_table)
     from nilearn.image import concat_imgs
 
-    return concat_imgs(volumes), pd.concat(rows, ignore_index=True)
+    betas = concat_imgs(volumes)
+    return (betas, trial_table, {}) if return_maps else (betas, trial_table)
+
+
+def _joint_mask(mask, img) -> np.ndarray:
+    """The voxels a joint estimator models: the mask, every voxel (False), or nilearn's EPI mask of run 1 (None)."""
+    if isinstance(mask, np.ndarray):
+        return mask
+    if mask is False:
+        return np.ones(img.shape[:3], dtype=bool)
+    if mask is None:
+        from nilearn.masking import compute_epi_mask
+
+        mask = compute_epi_mask(img)
+    return np.asarray(mask.dataobj) > 0
+
+
+def _glmsingle(runs: list, mask: np.ndarray, affine, tr: float):
+    from brainnet.glmsingle import glmsingle
+
+    if not mask.any():
+        raise BrainnetError("the brain mask nilearn computed from the first run is empty; pass --mask with the voxels to model (a NIfTI on the BOLD grid)")
+    confounds = [None if cf is None else np.asarray(cf, dtype=float) for _, _, cf in runs]
+    res = glmsingle([d.T for d, _, _ in runs], [t for _, t, _ in runs], tr=tr, confounds=confounds)
+    vol = np.zeros((*mask.shape, res.betas.shape[0]), dtype=np.float32)
+    vol[mask] = res.betas.T
+    maps = {}
+    for name in ("hrf_index", "r2", "fraction", "ncsnr"):
+        m = np.zeros(mask.shape, dtype=np.int16 if name == "hrf_index" else np.float32)
+        m[mask] = getattr(res, name)
+        maps[name] = nib.Nifti1Image(m, affine)
+    maps["info"] = res.info
+    return nib.Nifti1Image(vol, affine), maps
 
 
 def _load_bold(img, where):
@@ -335,6 +394,23 @@ def _lss(img, trials: pd.DataFrame, confounds, model) -> list:
     return maps
 
 
+@dataclass(frozen=True)
+class _Estimator:
+    """``fit``: per run ``(img, trials, confounds, model) -> [volume per trial]``; with ``joint``,
+    once ``(runs, mask, affine, tr) -> (betas, maps)`` on every run's masked data."""
+
+    fit: Callable
+    joint: bool = False
+
+
+#: Single-trial estimators by name; the CLI's ``--method`` choices (first = default).
+BETA_METHODS: dict[str, _Estimator] = {
+    "glmsingle": _Estimator(_glmsingle, joint=True),
+    "lss": _Estimator(_lss),
+    "lsa": _Estimator(_lsa),
+}
+
+
 # ---------------------------------------------------------------------------
 # BIDS -> study
 # ---------------------------------------------------------------------------
@@ -412,7 +488,7 @@ def write_betas_study(
     out: str | Path,
     derivatives: str | Path | None = "fmriprep",
     space: str | None = None,
-    method: str = "lss",
+    method: str = "glmsingle",
     confounds: str = "motion24",
     mask=None,
     tr: float | None = None,
@@ -441,8 +517,11 @@ def write_betas_study(
         None uses the raw BOLD runs (no confounds).
     space : str, optional
         ``space-`` entity of the preprocessed BOLD when several exist.
-    method : {"lss", "lsa"}
-        See :func:`single_trial_betas`.
+    method : {"glmsingle", "lss", "lsa"}
+        See :func:`single_trial_betas`. ``glmsingle`` also writes its
+        per-voxel maps beside the betas (``desc-hrfindex``, ``desc-r2``,
+        ``desc-fraction``, ``desc-ncsnr``; ``_map.nii.gz``), lists them in the
+        provenance and records what it chose there (``glmsingle``).
     confounds : {"none", "motion6", "motion12", "motion24"}
         See :func:`fmriprep_confounds`.
     mask : niimg-like, optional
@@ -495,10 +574,10 @@ def write_betas_study(
             raise input_error(path, f"{len(table)} rows but {bold.name} has {n_volumes} volumes", "use the confounds table fMRIPrep wrote for this run (one row per volume)")
     if deriv is not None and confounds != "none" and any(c is None for _, _, c, _ in runs):
         notice(f"sub-{label}: no fMRIPrep confounds table beside some runs; those runs are fitted without confounds")
-    betas, trials = single_trial_betas(
+    betas, trials, maps = single_trial_betas(
         [b for b, _, _, _ in runs], [e for _, e, _, _ in runs], method=method, tr=t_r, confounds=conf,
         mask=mask, hrf_model=hrf_model, stimulus_column=stimulus_column, trial_types=trial_types,
-        noise_model=noise_model, n_jobs=n_jobs,
+        noise_model=noise_model, n_jobs=n_jobs, return_maps=True,
     )
     sessions = [runs[r - 1][3][0] or "n/a" for r in trials["run"]]
     trials.insert(2, "session", sessions)
@@ -506,11 +585,18 @@ def write_betas_study(
     betas_path = func / f"sub-{label}_task-{task}_space-{space_label}_desc-singletrial_betas.nii.gz"
     atomic_write_nifti(betas_path, nib.Nifti1Image(np.asarray(betas.dataobj, dtype=np.float32), betas.affine))
     atomic_write_tsv(func / f"sub-{label}_task-{task}_desc-singletrial_events.tsv", trials)
+    info = maps.pop("info", None)
+    map_files = {}
+    for name, img in maps.items():
+        path = func / f"sub-{label}_task-{task}_space-{space_label}_desc-{name.replace('_', '')}_map.nii.gz"
+        atomic_write_nifti(path, img)
+        map_files[name] = path.name
     params = {"method": method, "confounds": confounds, "hrf_model": hrf_model, "noise_model": noise_model, "tr": t_r, "space": space_label,
               "stimulus_column": stimulus_column, "trial_types": list(trial_types) if trial_types else None}
     inputs = [file_record(p) for b, e, c, _ in runs for p in (b, e, c) if p is not None]
+    extra = {"glmsingle": info, "maps": map_files} if info is not None else {}
     atomic_write_json(betas_path.with_name(betas_path.name.replace(".nii.gz", ".json")),
-                      make_provenance(parameters=params, inputs=inputs))
+                      make_provenance(parameters=params, inputs=inputs, **extra))
     _update_tables(out, label, trials, bids, copy_stimuli)
     return out
 

@@ -55,3 +55,12 @@ def test_no_module_outside_the_cli_mentions_the_cli():
                  if "cli" not in p.relative_to(ROOT / "brainnet").parts and p.name != "__main__.py"
                  and "brainnet.cli" in p.read_text()]
     assert offenders == []
+
+
+def test_cli_choices_read_without_imports_match_the_registries():
+    # brainnet/_defaults.py repeats registry names so that `--help` imports nothing heavy;
+    # this keeps the copies honest.
+    from brainnet import _defaults, betas, rsa
+
+    assert tuple(betas.BETA_METHODS) == _defaults.BETA_METHODS
+    assert tuple(rsa.RDM_METRICS) == _defaults.RDM_METRICS and tuple(rsa.COMPARISONS) == _defaults.COMPARISONS

@@ -940,6 +940,19 @@ def test_write_betas_study_api_refuses_events_past_the_scan(bids):
     assert _nothing_in(out)
 
 
+
+def test_betas_glmsingle_with_an_empty_noise_pool_is_refused(bids, capsys):
+    from brainnet.glmsingle import _regressors, hrf_library
+
+    events = pd.read_csv(bids / _EVENTS, sep="\t")
+    response = _regressors(events, 60, 2.0, hrf_library(0.1)[5:6], 0.1)[0].sum(axis=1)  # every voxel responds, no noise
+    _edit_bold(bids, lambda d: (100 + 5 * np.broadcast_to(response, d.shape)).astype(np.float32))
+    argv = [a for a in _betas_argv(bids) if a not in ("lsa", "--noise-model", "ols")]
+    argv[argv.index("--method")] = "--method=glmsingle"
+    line = _refused_line(capsys, argv, bids.parent / "study")
+    assert line == ("glmsingle: the noise pool has no voxels (every modelled voxel's cross-validated R² > 0); "
+                    "widen --mask beyond the task-responsive voxels (in Python: or pass max_pcs=0)")
+
 # ---------------------------------------------------------------- categorize
 
 

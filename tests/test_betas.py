@@ -183,7 +183,7 @@ def test_bids_errors(tmp_path):
         write_betas_study(bids, "01", "imagenet", out=tmp_path / "o", derivatives="fmriprp")
     with pytest.raises(BrainnetError, match=r"no BOLD runs for task 'imagenet' in space MNI152; check --derivatives, --space and --task"):
         write_betas_study(bids, "01", "imagenet", out=tmp_path / "o", space="MNI152")
-    with pytest.raises(BrainnetError, match=r"^--method lsx: unknown; use lss or lsa$"):
+    with pytest.raises(BrainnetError, match=r"^--method lsx: unknown; use one of glmsingle, lss, lsa$"):
         write_betas_study(bids, "01", "imagenet", out=tmp_path / "o", method="lsx")
 
 

@@ -1,4 +1,4 @@
-"""``brainnet betas``: single-trial betas (LSS or LSA) from BIDS into the study format."""
+"""``brainnet betas``: single-trial betas (GLMsingle-class, LSS or LSA) from BIDS into the study format."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ EXAMPLES = """\
 # command -> one-line help: `brainnet --help` lists these without importing the command.
 COMMANDS = {
     "betas": (
-        "estimate one beta map per trial (nilearn first-level LSS or LSA) from a BIDS dataset"
-        " and add the subject to a study folder"
+        "estimate one beta map per trial (GLMsingle-class by default, or nilearn LSS/LSA) from a BIDS "
+        "dataset and add the subject to a study folder"
     ),
 }
 
 
 def register(subparsers) -> None:
+    from brainnet._defaults import BETA_METHODS
+
     parser = add_command(subparsers, "betas", COMMANDS["betas"], EXAMPLES)
     parser.add_argument("--bids", type=Path, required=True, help="BIDS dataset root (events are read from it)")
     parser.add_argument("--subject", required=True, help="subject label, e.g. 01")
@@ -31,7 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--derivatives", default="fmriprep",
                         help="fMRIPrep folder: a name under <bids>/derivatives or a path (default fmriprep); 'none' uses raw BOLD")
     parser.add_argument("--space", default=None, help="space- entity of the preprocessed BOLD when several exist")
-    parser.add_argument("--method", choices=("lss", "lsa"), default="lss", help="least squares separate (default) or all")
+    parser.add_argument("--method", choices=tuple(BETA_METHODS), default=next(iter(BETA_METHODS)),
+                        help="single-trial estimator: glmsingle (default: per-voxel HRF, GLMdenoise, fractional ridge), "
+                             "lss (nilearn least squares separate) or lsa (least squares all)")
     parser.add_argument("--confounds", choices=("none", "motion6", "motion12", "motion24"), default="motion24",
                         help="fMRIPrep motion confounds (default motion24: 6 + derivatives + squares)")
     parser.add_argument("--hrf", default="spm", help="nilearn HRF model (default spm)")

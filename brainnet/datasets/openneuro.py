@@ -322,7 +322,7 @@ def build_image_study(
     subjects: str | Iterable[str] | None = None,
     task: str | None = None,
     derivatives: str | Path | None = "fmriprep",
-    method: str = "lss",
+    method: str = "glmsingle",
     confounds: str = "motion24",
     mask: Any = None,
     noise_model: str = "ar1",
