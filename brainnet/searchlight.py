@@ -109,7 +109,7 @@ def sphere_neighbourhoods(
         raise BrainnetError(f"voxel_ijk has shape {ijk.shape}; give (n_voxels, 3) grid indices")
     size = np.asarray(voxel_size, dtype=np.float64)
     if not radius > 0:
-        raise BrainnetError(f"radius={radius}: give a positive sphere radius")
+        raise BrainnetError(f"radius={radius:g}: a sphere needs a positive radius; give e.g. radius=2")
     offsets = _stencil(float(radius), size)
     reach = np.abs(offsets).max(axis=0)
     lo = ijk.min(axis=0) - reach
@@ -710,7 +710,7 @@ def searchlight(
 
     method = _check_compare(compare)
     if not radius > 0:
-        raise BrainnetError(f"--radius {radius}: give a positive sphere radius in mm")
+        raise BrainnetError(f"--radius {radius:g}: a sphere needs a positive radius; give it in mm, e.g. --radius 6")
     study = study if isinstance(study, Study) else load_study(study)
     data = study.load_subjects(subjects, mask=mask)
     affine = np.asarray(data[0].masker.mask_img_.affine)

@@ -1104,7 +1104,7 @@ def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
 
 @pytest.mark.parametrize("command, option", [
     ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"),
-    ("rsa", "--permutations"), ("categorize", "--permutations"),
+    ("rsa", "--permutations"), ("categorize", "--permutations"), ("searchlight", "--permutations"),
 ])
 def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
@@ -1112,3 +1112,9 @@ def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, t
     argv += ["--features", fc8] if command != "categorize" else []
     line = refused(capsys, argv, f"{option} -1: must be 0 or more; pass {option} 0 or a larger number", out=out)
     assert line.startswith(f"brainnet {command}: error:")
+
+
+def test_searchlight_radius_must_be_positive(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["searchlight", "--study", study, "--features", fc8, "--radius", "0", "--out", out],
+            "--radius 0: a sphere needs a positive radius; give it in mm, e.g. --radius 6", out=out)

@@ -207,3 +207,24 @@ def test_bad_arguments_one_line(kwargs, message):
     with pytest.raises(BrainnetError) as err:
         searchlight_rsa([x], np.arange(15.0), nb, voxel_ijk=ijk, **kwargs)
     assert str(err.value) == message
+
+
+def test_command_writes_maps_table_figure_and_enters_figures(tmp_path, capsys):
+    from brainnet.cli import main
+    from brainnet.plotting import make_figures
+    from brainnet.simulate import simulate_study
+
+    study = simulate_study(tmp_path / "study", n_subjects=3, n_stimuli=16, seed=3)
+    out = tmp_path / "out"
+    argv = ["searchlight", "--study", study, "--mask", "occipital", "--radius", "8",
+            "--permutations", "19", "--out", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    assert "searchlight RSA (spearman, 8 mm" in capsys.readouterr().out
+    folder = out / "group" / "searchlight-fc8"
+    res = SearchlightResult.read(folder)
+    assert res.summary["n_subjects"] == 3 and res.summary["n_permutations"] == 19
+    assert res.provenance["parameters"]["radius_mm"] == 8.0 and res.provenance["weights"] == "untrained-seed0"
+    for name in ("r_map", "p_map", "p_fwe_map", "cluster_p_fwe_map", "cluster_map"):
+        assert (folder / f"{name}.nii.gz").is_file()
+    written = make_figures(out, formats=("png",))
+    assert any(p.name.endswith("searchlight_r.png") for p in written)
