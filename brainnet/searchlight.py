@@ -60,7 +60,7 @@ __all__ = [
     "searchlight_rdms",
     "searchlight_rsa",
     "SearchlightResult",
-    "searchlight",
+    "searchlight_group",
 ]
 
 #: Comparisons with a batched embedding (rows whose dot products are the similarity).
@@ -296,7 +296,7 @@ _MAPS = ("r", "p", "p_fwe", "cluster_p_fwe", "cluster")
 
 @dataclass
 class SearchlightResult:
-    """What :func:`searchlight_rsa` / :func:`searchlight` found.
+    """What :func:`searchlight_rsa` / :func:`searchlight_group` found.
 
     Attributes
     ----------
@@ -650,7 +650,7 @@ def _write_figures(result: SearchlightResult, folder: Path) -> None:
 # --------------------------------------------------------------------------- study level
 
 
-def searchlight(
+def searchlight_group(
     study: Any = None,
     *,
     layer: str = "fc8",

@@ -1118,3 +1118,13 @@ def test_searchlight_radius_must_be_positive(study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, ["searchlight", "--study", study, "--features", fc8, "--radius", "0", "--out", out],
             "--radius 0: a sphere needs a positive radius; give it in mm, e.g. --radius 6", out=out)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--layers", "fc8"], "--layers fc8: partitioning needs at least two spaces; give two layers "
+                          "(e.g. --layers conv1,fc8) or add --controls pixels"),
+    (["--controls", "edges"], "--controls edges: unknown control features; use one or more of pixels, gabor"),
+])
+def test_partition_refusals(extra, message, study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["partition", "--study", study, "--features", fc8, *extra, "--out", out], message, out=out)

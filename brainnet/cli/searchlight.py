@@ -50,11 +50,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from brainnet.searchlight import searchlight
+    from brainnet.searchlight import searchlight_group
 
     check_at_least(args, 0, "permutations")
     notice_if_untrained(args)
-    result = searchlight(
+    result = searchlight_group(
         args.study,
         layer=args.layer,
         mask=args.mask,
