@@ -228,3 +228,7 @@ def test_command_writes_maps_table_figure_and_enters_figures(tmp_path, capsys):
         assert (folder / f"{name}.nii.gz").is_file()
     written = make_figures(out, formats=("png",))
     assert any(p.name.endswith("searchlight_r.png") for p in written)
+    from brainnet.report import write_report
+
+    html = write_report(out).read_text()
+    assert "searchlight_r" in html and "clusters.tsv" in html
