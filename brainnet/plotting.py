@@ -1614,7 +1614,14 @@ _BUILDERS: dict[str, _Builder] = {
     "decode": _decode_figures,
     "power": lambda run, summary: [("power", lambda: _power_figure(run, summary))],
     "rsa": _rsa_figures,
+    **dict.fromkeys(("searchlight", "partition"), lambda run, summary: _mapfigures(run, summary)),
 }
+
+
+def _mapfigures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+    from brainnet.mapfigures import figure_jobs
+
+    return figure_jobs(run, summary)
 
 
 def _figure_jobs(

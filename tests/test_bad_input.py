@@ -1116,7 +1116,7 @@ def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
 
 @pytest.mark.parametrize("command, option", [
     ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"),
-    ("rsa", "--permutations"), ("categorize", "--permutations"),
+    ("rsa", "--permutations"), ("categorize", "--permutations"), ("searchlight", "--permutations"),
 ])
 def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
@@ -1811,3 +1811,17 @@ def test_every_command_refuses_bad_input_cleanly(study, fc8, generic_inputs, cap
         assert len(lines) == 1 and lines[0].startswith(f"brainnet {command}: error: "), (command, kind, err)
         assert "; " in lines[0], (command, kind, lines[0])
         assert sorted(p.name for p in out.rglob("*")) == ["keep.txt"], (command, kind)
+def test_searchlight_radius_must_be_positive(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["searchlight", "--study", study, "--features", fc8, "--radius", "0", "--out", out],
+            "--radius 0: a sphere needs a positive radius; give it in mm, e.g. --radius 6", out=out)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--layers", "fc8"], "--layers fc8: partitioning needs at least two spaces; give two layers "
+                          "(e.g. --layers conv1,fc8) or add --controls pixels"),
+    (["--controls", "edges"], "--controls edges: unknown control features; use one or more of pixels, gabor"),
+])
+def test_partition_refusals(extra, message, study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["partition", "--study", study, "--features", fc8, *extra, "--out", out], message, out=out)

@@ -1,0 +1,85 @@
+"""``brainnet searchlight``: whole-brain searchlight RSA of a network layer, with permutation maps."""
+
+from __future__ import annotations
+
+from brainnet.cli._common import (
+    add_command,
+    add_compute_args,
+    add_output_args,
+    add_scheduler_arg,
+    add_study_args,
+    add_weights_args,
+    check_at_least,
+    notice_if_untrained,
+    split_list,
+)
+
+EXAMPLES = """\
+  brainnet searchlight                             fc8, whole brain, 6 mm spheres, embedded study
+  brainnet searchlight --layer conv1 --radius 8 --mask occipital --permutations 5000
+  brainnet searchlight --study my_study --weights emonet.pt --n-jobs 2 --out results
+"""
+
+
+def register(subparsers) -> None:
+    from brainnet.searchlight import SEARCHLIGHT_COMPARISONS
+
+    parser = add_command(
+        subparsers,
+        "searchlight",
+        "searchlight RSA: each sphere's RDM vs a layer's RDM, group map with voxelwise, "
+        "max-statistic FWE and cluster-mass FWE permutation p-values",
+        EXAMPLES,
+    )
+    add_study_args(parser)
+    parser.set_defaults(mask="whole-brain")
+    add_weights_args(parser)
+    parser.add_argument("--layer", default="fc8", help="network layer (default fc8)")
+    parser.add_argument("--radius", type=float, default=6.0, help="sphere radius in mm (default 6)")
+    parser.add_argument("--subjects", default=None, help="comma-separated subject labels (default: all)")
+    parser.add_argument("--compare", default="spearman", choices=SEARCHLIGHT_COMPARISONS,
+                        help="RDM comparison (default spearman)")
+    parser.add_argument("--permutations", type=int, default=1000,
+                        help="condition-label permutations shared by all spheres (default 1000)")
+    parser.add_argument("--cluster-p", type=float, default=0.001,
+                        help="cluster-forming threshold as a normal tail probability (default 0.001)")
+    add_compute_args(parser)
+    add_scheduler_arg(parser)
+    add_output_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from brainnet.searchlight import searchlight_group
+
+    check_at_least(args, 0, "permutations")
+    notice_if_untrained(args)
+    result = searchlight_group(
+        args.study,
+        layer=args.layer,
+        mask=args.mask,
+        radius=args.radius,
+        subjects=split_list(args.subjects),
+        compare=args.compare,
+        n_permutations=args.permutations,
+        cluster_p=args.cluster_p,
+        weights=args.weights,
+        untrained_seed=args.untrained_seed,
+        features_file=args.features,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    s = result.summary
+    print(
+        f"searchlight RSA ({s['compare']}, {s['radius_mm']:g} mm, {s['mean_sphere_voxels']:.0f} voxels per "
+        f"sphere), {s['n_subjects']} subjects x {s['n_conditions']} stimuli, {s['n_centres']} centres"
+    )
+    print(
+        f"  {s['layer']}: peak r = {s['peak_r']:.3f} (FWE p = {s['peak_p_fwe']:.3g}); "
+        f"{s['n_centres_p_fwe_05']} centres FWE < 0.05; {s['n_clusters_p_fwe_05']} of {s['n_clusters']} "
+        "clusters cluster-mass FWE < 0.05"
+    )
+    print(f"results: {result.path}")
+    return 0

@@ -1,0 +1,777 @@
+"""Whole-brain searchlight RSA with exact condition-label permutation inference.
+
+For every centre voxel, the RDM of the patterns in the sphere around it is
+compared (Spearman by default) with a network layer's RDM, per subject; the
+group map is the mean over subjects. One set of condition-label permutations
+of the layer's RDM is shared by all spheres and subjects, so one null gives
+voxelwise p-values, max-statistic FWE p-values and cluster-mass FWE p-values.
+
+How it is fast (measured in ``benchmarks/bench_searchlight.py``):
+
+- Neighbourhoods come from one stencil of grid offsets (the voxels whose
+  centre lies within ``radius`` mm), applied to every centre at once: a
+  ``(n_centres, n_offsets)`` index array, no per-centre Python.
+- A sphere's correlation-distance RDM is a batched Gram matrix over spheres
+  (the spheres are padded with a column of zeros, so sums and Gram entries
+  need no masks).
+- What permutations do not change is computed once per subject and sphere:
+  the ranked, centred, unit-norm RDM vector. Permuting the conditions of the
+  layer's RDM permutes the entries of its (equally embedded) vector, so the
+  Spearman correlation of sphere ``v`` under permutation ``k`` is one dot
+  product, and the group mean over subjects is the dot product with the
+  subjects' *mean* embedded vector: the permutation cost does not grow with
+  the number of subjects. A batch of permutations times a chunk of spheres is
+  one matrix product.
+- Spheres are processed in chunks (bounded memory); each chunk's
+  permutations run through :func:`brainnet.permutation.permutation_test`
+  (permutation ``k`` depends only on ``(seed, k)``, so chunks share the same
+  permutations, threads and Dask give identical results, and each chunk
+  resumes from its checkpoint).
+
+Why not rsatoolbox's searchlight: it builds one ``Dataset`` and one ``RDMs``
+object per centre and evaluates models in a Python loop (its issues #213,
+#214), and has no permutation maps; its values are the reference in the
+tests (equal to within float64 rounding on the same neighbourhoods).
+
+Cluster-mass inference: each map (observed and every permutation) is
+standardised per centre by the mean and standard deviation of that centre's
+values over the observed and all permuted maps (a function symmetric in the
+``n_permutations + 1`` maps, so exchangeability and exactness are kept);
+centres with ``z > isf(cluster_p)`` form clusters (26-connectivity); a
+cluster's mass is the sum of its ``z``; the FWE p of an observed cluster is
+the share of maps whose largest mass reaches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainnet.errors import BrainnetError
+
+__all__ = [
+    "SEARCHLIGHT_COMPARISONS",
+    "sphere_neighbourhoods",
+    "searchlight_rdms",
+    "searchlight_rsa",
+    "SearchlightResult",
+    "searchlight_group",
+]
+
+#: Comparisons with a batched embedding (rows whose dot products are the similarity).
+SEARCHLIGHT_COMPARISONS = ("spearman", "pearson", "cosine")
+
+_DEFAULT_CHUNK = 2048
+
+
+# --------------------------------------------------------------------------- neighbourhoods
+
+
+def _stencil(radius: float, voxel_size: np.ndarray) -> np.ndarray:
+    """Integer offsets ``(n_offsets, 3)`` whose distance in mm is <= radius, centre first."""
+    reach = np.floor(radius / voxel_size + 1e-9).astype(int)
+    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
+    offsets = np.stack([g.ravel() for g in grids], axis=1)
+    dist = np.sqrt(((offsets * voxel_size) ** 2).sum(axis=1))
+    offsets = offsets[dist <= radius + 1e-9]
+    return offsets[np.argsort(np.abs(offsets).sum(axis=1), kind="stable")]
+
+
+def sphere_neighbourhoods(
+    voxel_ijk: np.ndarray, radius: float, voxel_size: Sequence[float] = (1.0, 1.0, 1.0)
+) -> np.ndarray:
+    """The voxels within ``radius`` of every voxel of a mask.
+
+    Parameters
+    ----------
+    voxel_ijk : ndarray of shape (n_voxels, 3), int
+        Grid indices of the mask's voxels (the columns of the patterns).
+    radius : float
+        Sphere radius in the unit of ``voxel_size`` (mm with the image's voxel
+        sizes; voxels with the default ``(1, 1, 1)``). A voxel belongs to a
+        sphere when its centre is at distance ``<= radius``; spheres are
+        truncated at the mask boundary.
+    voxel_size : sequence of 3 float
+
+    Returns
+    -------
+    ndarray of shape (n_voxels, n_offsets), int32
+        Row ``v``: the columns of the voxels in the sphere centred on voxel
+        ``v`` (itself first), padded with ``n_voxels`` (no voxel).
+    """
+    ijk = np.asarray(voxel_ijk, dtype=np.int64)
+    if ijk.ndim != 2 or ijk.shape[1] != 3 or ijk.shape[0] == 0:
+        raise BrainnetError(f"voxel_ijk has shape {ijk.shape}; give (n_voxels, 3) grid indices")
+    size = np.asarray(voxel_size, dtype=np.float64)
+    if not radius > 0:
+        raise BrainnetError(f"radius={radius:g}: a sphere needs a positive radius; give e.g. radius=2")
+    offsets = _stencil(float(radius), size)
+    reach = np.abs(offsets).max(axis=0)
+    lo = ijk.min(axis=0) - reach
+    shape = ijk.max(axis=0) + reach - lo + 1
+    # -1 outside the mask; the padding of ``reach`` keeps every offset inside the volume
+    lookup = np.full(tuple(shape), -1, dtype=np.int32)
+    shifted = ijk - lo
+    n = ijk.shape[0]
+    lookup[tuple(shifted.T)] = np.arange(n, dtype=np.int32)
+    out = np.empty((n, offsets.shape[0]), dtype=np.int32)
+    for start in range(0, n, 65536):
+        block = shifted[start : start + 65536]
+        pos = block[:, None, :] + offsets[None, :, :]
+        out[start : start + len(block)] = lookup[pos[..., 0], pos[..., 1], pos[..., 2]]
+    out[out < 0] = n
+    return out
+
+
+# --------------------------------------------------------------------------- sphere RDMs
+
+
+def _padded(patterns: np.ndarray, dtype) -> np.ndarray:
+    """Patterns ``(n_conditions, n_voxels + 1)`` with a zero column for the padding index."""
+    out = np.zeros((patterns.shape[0], patterns.shape[1] + 1), dtype=dtype)
+    out[:, :-1] = patterns
+    return out
+
+
+def _chunk_rdms(padded: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """Correlation-distance RDM vectors of a chunk of spheres, ``(n_chunk, n_pairs)``."""
+    n_cond = padded.shape[0]
+    counts = (neighbours < padded.shape[1] - 1).sum(axis=1).astype(padded.dtype)  # (C,)
+    g = np.ascontiguousarray(padded[:, neighbours].transpose(1, 0, 2))  # (C, n_cond, K)
+    sums = g.sum(axis=2)  # (C, n_cond)
+    gram = np.matmul(g, g.transpose(0, 2, 1))  # (C, n_cond, n_cond)
+    gram -= sums[:, :, None] * sums[:, None, :] / counts[:, None, None]
+    var = np.einsum("cii->ci", gram).copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = 1.0 / np.sqrt(var)
+    iu, ju = np.triu_indices(n_cond, 1)
+    corr = gram[:, iu, ju] * scale[:, iu] * scale[:, ju]
+    return 1.0 - corr
+
+
+def searchlight_rdms(
+    patterns: np.ndarray, neighbours: np.ndarray, *, chunk_size: int = _DEFAULT_CHUNK
+) -> np.ndarray:
+    """Correlation-distance RDM of every sphere.
+
+    Parameters
+    ----------
+    patterns : ndarray of shape (n_conditions, n_voxels)
+        One (repeat-averaged) pattern per condition.
+    neighbours : ndarray of shape (n_centres, n_offsets), int
+        From :func:`sphere_neighbourhoods` (padding value ``n_voxels``).
+    chunk_size : int
+
+    Returns
+    -------
+    ndarray of shape (n_centres, n_conditions * (n_conditions - 1) / 2)
+        Upper triangles, row-major (rsatoolbox's order); equal to
+        ``rsatoolbox.util.searchlight.get_searchlight_RDMs`` with
+        ``method="correlation"`` on the same neighbourhoods.
+    """
+    padded = _padded(np.asarray(patterns, dtype=np.float64), np.float64)
+    nb = _checked_neighbours(neighbours, padded.shape[1] - 1)
+    return np.vstack(
+        [_chunk_rdms(padded, nb[s : s + chunk_size]) for s in range(0, nb.shape[0], chunk_size)]
+    )
+
+
+def _checked_neighbours(neighbours: np.ndarray, n_voxels: int) -> np.ndarray:
+    nb = np.asarray(neighbours)
+    if nb.ndim != 2 or not np.issubdtype(nb.dtype, np.integer):
+        raise BrainnetError(
+            f"neighbours has shape {nb.shape} ({nb.dtype}); give (n_centres, n_offsets) voxel indices"
+        )
+    if nb.size and (nb.min() < 0 or nb.max() > n_voxels):
+        raise BrainnetError(
+            f"neighbours index voxels outside 0..{n_voxels}; build them with sphere_neighbourhoods"
+        )
+    return nb
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def _ranks(vectors: np.ndarray) -> np.ndarray:
+    """Average ranks along rows (``scipy.stats.rankdata(axis=1)``), faster when rows have no ties."""
+    from scipy.stats import rankdata
+
+    order = np.argsort(vectors, axis=1)
+    ranks = np.empty(vectors.shape, dtype=np.float64)
+    positions = np.broadcast_to(np.arange(1, vectors.shape[1] + 1, dtype=np.float64), vectors.shape)
+    np.put_along_axis(ranks, order, positions, axis=1)
+    ordered = np.take_along_axis(vectors, order, axis=1)
+    tied = np.any(ordered[:, 1:] == ordered[:, :-1], axis=1)
+    if tied.any():  # rare with real data: scipy's exact average ranks for those rows only
+        ranks[tied] = rankdata(vectors[tied], axis=1)
+    return ranks
+
+
+def _embed(vectors: np.ndarray, method: str) -> np.ndarray:
+    """Rows whose dot products are ``method`` similarities (as ``brainnet.rsa.compare_rdms``).
+
+    Rows with a non-finite entry (a sphere with a constant pattern) become NaN.
+    """
+    bad = ~np.all(np.isfinite(vectors), axis=1)
+    vectors = np.where(bad[:, None], 0.0, vectors)
+    if method == "spearman":
+        vectors = _ranks(vectors)
+    if method in ("spearman", "pearson"):
+        vectors = vectors - vectors.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = vectors / norms
+    out[bad | (norms[:, 0] == 0)] = np.nan
+    return out
+
+
+def _check_compare(compare: str) -> str:
+    from brainnet.rsa import _check_comparison
+
+    method = _check_comparison(compare)
+    if method not in SEARCHLIGHT_COMPARISONS:
+        raise BrainnetError(
+            f"compare={compare!r}: searchlight RSA supports {', '.join(SEARCHLIGHT_COMPARISONS)}"
+        )
+    return method
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def _z_maps(observed: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-centre standardisation over the observed and all permuted maps."""
+    total = null.sum(axis=0, dtype=np.float64) + observed
+    count = null.shape[0] + 1
+    mean = total / count
+    sq = np.einsum("pv,pv->v", null, null, dtype=np.float64) + observed**2
+    sd = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
+    sd[sd == 0] = np.inf
+    return (observed - mean) / sd, ((null - mean) / sd).astype(np.float32)
+
+
+def _cluster_labels(values: np.ndarray, ijk: np.ndarray, shape: tuple[int, ...], threshold: float):
+    """Clusters (26-connected) of centres with ``values > threshold``: labels per centre, masses."""
+    from scipy import ndimage
+
+    above = np.nan_to_num(values, nan=-np.inf) > threshold
+    vol = np.zeros(shape, dtype=bool)
+    vol[tuple(ijk[above].T)] = True
+    labels, n = ndimage.label(vol, structure=np.ones((3, 3, 3), dtype=bool))
+    per_centre = labels[tuple(ijk.T)]
+    if n == 0:
+        return per_centre, np.zeros(0)
+    masses = np.bincount(per_centre, weights=np.where(above, values, 0.0), minlength=n + 1)[1:]
+    return per_centre, masses
+
+
+def _cluster_inference(observed, null, ijk, shape, cluster_p: float):
+    from scipy.stats import norm
+
+    threshold = float(norm.isf(cluster_p))
+    # label on the bounding box of the centres only (same clusters, far less volume to scan)
+    ijk = ijk - ijk.min(axis=0)
+    shape = tuple(int(s) for s in ijk.max(axis=0) + 1)
+    z_obs, z_null = _z_maps(observed, null)
+    labels, masses = _cluster_labels(z_obs, ijk, shape, threshold)
+    null_max = np.zeros(null.shape[0])
+    for k in range(null.shape[0]):
+        _, m = _cluster_labels(z_null[k], ijk, shape, threshold)
+        null_max[k] = m.max() if m.size else 0.0
+    ordered = np.sort(null_max)
+    cluster_p_fwe = (1.0 + ordered.size - np.searchsorted(ordered, masses, side="left")) / (1.0 + ordered.size)
+    per_centre = np.ones(observed.shape)
+    inside = labels > 0
+    per_centre[inside] = cluster_p_fwe[labels[inside] - 1]
+    return labels, masses, cluster_p_fwe, per_centre, null_max, threshold
+
+
+# --------------------------------------------------------------------------- result record
+
+
+_MAPS = ("r", "p", "p_fwe", "cluster_p_fwe", "cluster")
+
+
+@dataclass
+class SearchlightResult:
+    """What :func:`searchlight_rsa` / :func:`searchlight_group` found.
+
+    Attributes
+    ----------
+    summary : dict
+        Headline numbers (the content of ``summary.json`` without provenance).
+    table : pandas.DataFrame
+        One row per cluster: cluster, n_centres, mass, p_fwe (cluster-mass),
+        peak_r, peak_p_fwe (voxelwise), peak i/j/k, peak x/y/z (mm), region.
+    maps : dict of str -> ndarray of shape (n_centres,)
+        ``r`` (group mean), ``p``, ``p_fwe`` (max statistic), ``cluster_p_fwe``
+        (each centre's cluster; 1 outside clusters), ``cluster`` (label, 0 =
+        none).
+    subject_r : ndarray of shape (n_subjects, n_centres)
+    voxel_ijk : ndarray of shape (n_centres, 3)
+    null_max : ndarray of shape (n_permutations,)
+        Largest group r of each permuted map (the max-statistic null).
+    null_mass : ndarray of shape (n_permutations,)
+        Largest cluster mass of each permuted map.
+    affine : ndarray of shape (4, 4), optional
+    shape : tuple of 3 int, optional
+    subjects : list of str
+    provenance : dict
+    path : Path or None
+    """
+
+    summary: dict[str, Any]
+    table: Any
+    maps: dict[str, np.ndarray]
+    subject_r: np.ndarray
+    voxel_ijk: np.ndarray
+    null_max: np.ndarray
+    null_mass: np.ndarray
+    affine: np.ndarray | None = None
+    shape: tuple[int, ...] | None = None
+    subjects: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (
+            f"SearchlightResult({s.get('layer', '?')}: {s.get('n_centres')} centres, "
+            f"{s.get('n_subjects')} subjects, peak r={s.get('peak_r', float('nan')):.3f}, "
+            f"{s.get('n_centres_p_fwe_05')} centres p_FWE<.05, {s.get('n_clusters_p_fwe_05')} clusters)"
+        )
+
+    def image(self, name: str = "r"):
+        """The map ``name`` (one of ``r, p, p_fwe, cluster_p_fwe, cluster``) as a NIfTI image."""
+        import nibabel as nib
+
+        if self.affine is None or self.shape is None:
+            raise BrainnetError("this result has no image grid; pass affine= and shape= to searchlight_rsa")
+        if name not in self.maps:
+            raise BrainnetError(f"map {name!r} is unknown; use one of {', '.join(_MAPS)}")
+        fill = 1.0 if name in ("p", "p_fwe", "cluster_p_fwe") else 0.0
+        dtype = np.int16 if name == "cluster" else np.float32
+        vol = np.full(tuple(self.shape), fill, dtype=dtype)
+        vol[tuple(self.voxel_ijk.T)] = np.nan_to_num(self.maps[name], nan=fill).astype(dtype)
+        return nib.Nifti1Image(vol, self.affine)
+
+    def write(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write the maps (NIfTI and ``maps.npz``), ``clusters.tsv``, the nulls and ``summary.json``."""
+        import pandas as pd
+
+        from brainnet.results import ResultDir
+
+        rd = ResultDir(folder, self.provenance, overwrite=overwrite)
+        arrays = {f"map_{k}": v for k, v in self.maps.items()}
+        rd.write_npz(
+            "maps.npz", voxel_ijk=self.voxel_ijk, subject_r=self.subject_r.astype(np.float32),
+            subjects=np.asarray(self.subjects, dtype=str), null_max=self.null_max,
+            null_mass=self.null_mass, affine=np.asarray(self.affine if self.affine is not None else np.eye(4)),
+            shape=np.asarray(self.shape if self.shape is not None else (0, 0, 0)), **arrays,
+        )
+        if self.affine is not None and self.shape is not None:
+            for name in _MAPS:
+                rd.write_nifti(f"{name}_map.nii.gz", self.image(name))
+        rd.write_tsv("clusters.tsv", self.table)
+        rd.write_tsv("null.tsv", pd.DataFrame({"max_r": self.null_max, "max_cluster_mass": self.null_mass}))
+        rd.write_tsv(
+            "subjects.tsv",
+            pd.DataFrame({"subject": self.subjects, "peak_r": np.nanmax(self.subject_r, axis=1),
+                          "mean_r": np.nanmean(self.subject_r, axis=1)}),
+        )
+        _write_figures(self, rd.path)
+        rd.finish(self.summary)
+        self.path = rd.path
+        return rd.path
+
+    @classmethod
+    def read(cls, folder: str | Path) -> SearchlightResult:
+        """Load a result written by :meth:`write`."""
+        import pandas as pd
+
+        from brainnet.results import read_json
+
+        folder = Path(folder)
+        summary = read_json(folder / "summary.json")
+        if not summary.get("complete"):
+            raise BrainnetError(f"{folder}: no complete searchlight result; rerun the analysis")
+        with np.load(folder / "maps.npz", allow_pickle=False) as data:
+            maps = {k[4:]: data[k] for k in data.files if k.startswith("map_")}
+            shape = tuple(int(v) for v in data["shape"])
+            res = cls(
+                summary={k: v for k, v in summary.items() if k not in ("provenance", "fingerprint", "complete")},
+                table=pd.read_csv(folder / "clusters.tsv", sep="\t", na_values=["n/a"]),
+                maps=maps, subject_r=data["subject_r"].astype(np.float64), voxel_ijk=data["voxel_ijk"],
+                null_max=data["null_max"], null_mass=data["null_mass"], affine=data["affine"],
+                shape=shape if any(shape) else None, subjects=[str(s) for s in data["subjects"]],
+                provenance=summary.get("provenance", {}), path=folder,
+            )
+        return res
+
+
+# --------------------------------------------------------------------------- array core
+
+
+def searchlight_rsa(
+    patterns: Sequence[np.ndarray] | np.ndarray,
+    model_rdm: np.ndarray,
+    neighbours: np.ndarray,
+    *,
+    voxel_ijk: np.ndarray,
+    compare: str = "spearman",
+    n_permutations: int = 1000,
+    cluster_p: float = 0.001,
+    alpha: float = 0.05,
+    seed: int = 0,
+    subjects: Sequence[str] | None = None,
+    affine: np.ndarray | None = None,
+    shape: tuple[int, ...] | None = None,
+    chunk_size: int = _DEFAULT_CHUNK,
+    batch_size: int = 64,
+    n_jobs: int = 1,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = False,
+) -> SearchlightResult:
+    """Searchlight RSA of several subjects on one voxel grid, with permutation maps.
+
+    Parameters
+    ----------
+    patterns : sequence of ndarray of shape (n_conditions, n_voxels)
+        One array per subject (or one 3-D array ``(n_subjects, n_conditions,
+        n_voxels)``): condition patterns in the same condition order, on the
+        same voxels (columns).
+    model_rdm : ndarray of shape (n_conditions * (n_conditions - 1) / 2,)
+        The layer's RDM (upper triangle, row-major).
+    neighbours : ndarray of shape (n_centres, n_offsets), int
+        From :func:`sphere_neighbourhoods`; one centre per voxel, in column order.
+    voxel_ijk : ndarray of shape (n_voxels, 3)
+        Grid indices of the voxels (cluster connectivity and images).
+    compare : {"spearman", "pearson", "cosine"}
+        RDM comparison (rsatoolbox's ``spearman``, ``corr``, ``cosine``).
+    n_permutations : int
+        Condition-label permutations of the model RDM, shared by all spheres
+        and subjects (0: maps of r only).
+    cluster_p : float
+        Cluster-forming threshold, as the upper-tail normal probability of
+        the per-centre standardised statistic (see the module docstring).
+    alpha : float
+        Level used in the summary counts and the cluster table.
+    seed : int
+    subjects : sequence of str, optional
+    affine, shape : optional
+        The voxel grid, for images and mm coordinates.
+    chunk_size : int
+        Spheres per chunk (memory: about ``chunk_size * n_pairs * 8 * 2`` bytes
+        plus the ``(n_permutations, n_centres)`` float32 null).
+    batch_size, n_jobs, progress
+        Passed to the permutation engine (results do not depend on ``n_jobs``).
+    checkpoint_dir : path, optional
+        One resumable checkpoint per chunk.
+
+    Returns
+    -------
+    SearchlightResult
+    """
+    import pandas as pd
+
+    from brainnet.permutation import max_stat_p_values, p_values, permutation_test
+    from brainnet.rsa import _n_from_pairs, _pair_permuter
+
+    method = _check_compare(compare)
+    stack = [np.asarray(p, dtype=np.float64) for p in patterns]
+    if not stack or any(p.ndim != 2 or p.shape != stack[0].shape for p in stack):
+        raise BrainnetError(
+            "patterns: give one (n_conditions, n_voxels) array per subject, all of the same shape"
+        )
+    n_cond, n_vox = stack[0].shape
+    model = np.asarray(model_rdm, dtype=np.float64).ravel()
+    if _n_from_pairs(model.size) != n_cond:
+        raise BrainnetError(
+            f"model_rdm has {model.size} entries but the patterns have {n_cond} conditions; "
+            "compute the RDM over the same conditions"
+        )
+    if n_cond < 4:
+        raise BrainnetError(f"searchlight RSA needs at least 4 conditions, got {n_cond}")
+    nb = _checked_neighbours(neighbours, n_vox)
+    ijk = np.asarray(voxel_ijk, dtype=np.int64)
+    if ijk.shape != (n_vox, 3) or nb.shape[0] != n_vox:
+        raise BrainnetError(
+            f"voxel_ijk has shape {ijk.shape} and neighbours {nb.shape[0]} rows; give one of each per voxel ({n_vox})"
+        )
+    if not 0 < cluster_p < 1 or not 0 < alpha < 1:
+        raise BrainnetError(f"cluster_p={cluster_p}, alpha={alpha}: give probabilities between 0 and 1")
+    if n_permutations < 0:
+        raise BrainnetError(f"n_permutations={n_permutations}: give 0 or more")
+    labels = [str(s) for s in (subjects if subjects is not None else range(1, len(stack) + 1))]
+    grid_shape = tuple(int(s) for s in shape) if shape is not None else tuple(int(v) + 1 for v in ijk.max(axis=0))
+    m_emb = _embed(model[None], method)[0]
+    if not np.all(np.isfinite(m_emb)):
+        raise BrainnetError("model_rdm is constant; a constant RDM has no rank order to compare")
+    padded = [_padded(p, np.float64) for p in stack]
+    gather = _pair_permuter(n_cond)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    subject_r = np.empty((len(stack), n_vox))
+    observed = np.empty(n_vox)
+    null = np.zeros((n_permutations, n_vox), dtype=np.float32)
+    for start in range(0, n_vox, chunk_size):
+        stop = min(start + chunk_size, n_vox)
+        mean_emb = np.zeros((stop - start, m_emb.size))
+        for s, pad in enumerate(padded):
+            emb = _embed(_chunk_rdms(pad, nb[start:stop]), method)
+            subject_r[s, start:stop] = emb @ m_emb
+            mean_emb += emb
+        mean_emb /= len(stack)
+        valid = np.all(np.isfinite(mean_emb), axis=1)
+        mean_emb[~valid] = 0.0
+        observed[start:stop] = np.where(valid, mean_emb @ m_emb, np.nan)
+        if n_permutations == 0:
+            continue
+
+        def statistic(perms: np.ndarray, mean_emb=mean_emb, valid=valid) -> np.ndarray:
+            out = m_emb[gather(perms)] @ mean_emb.T  # (n_batch, n_chunk)
+            out[:, ~valid] = np.nan
+            return out
+
+        res = permutation_test(
+            statistic, n_cond, n_permutations=n_permutations, seed=seed, batch_size=batch_size,
+            n_jobs=n_jobs, progress=progress,
+            checkpoint=ckpt / f"searchlight-chunk{start:08d}.npz" if ckpt is not None else None,
+        )
+        null[:, start:stop] = res.null
+    maps: dict[str, np.ndarray] = {"r": observed}
+    if n_permutations > 0:
+        maps["p"] = p_values(observed, null)
+        maps["p_fwe"] = max_stat_p_values(observed, null)
+        clusters, masses, cl_p, per_centre, null_mass, z_thr = _cluster_inference(
+            observed, null, ijk, grid_shape, cluster_p
+        )
+        null_max = np.nanmax(null, axis=1) if n_vox else np.zeros(n_permutations)
+    else:
+        nan = np.full(n_vox, np.nan)
+        maps["p"], maps["p_fwe"] = nan, nan.copy()
+        clusters, masses, cl_p, per_centre = np.zeros(n_vox, int), np.zeros(0), np.zeros(0), nan.copy()
+        null_mass = null_max = np.zeros(0)
+        z_thr = float("nan")
+    maps["cluster_p_fwe"] = per_centre
+    maps["cluster"] = clusters.astype(np.int32)
+    table = _cluster_table(maps, masses, cl_p, ijk, affine)
+    peak = int(np.nanargmax(observed)) if np.any(np.isfinite(observed)) else 0
+    summary = {
+        "analysis": "searchlight",
+        "compare": method,
+        "n_subjects": len(stack),
+        "n_conditions": n_cond,
+        "n_centres": n_vox,
+        "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1))),
+        "n_permutations": int(n_permutations),
+        "seed": seed,
+        "cluster_p": cluster_p,
+        "cluster_z_threshold": z_thr,
+        "alpha": alpha,
+        "peak_r": float(observed[peak]),
+        "peak_ijk": ijk[peak].tolist(),
+        "peak_p_fwe": float(maps["p_fwe"][peak]),
+        "n_centres_p_fwe_05": int(np.sum(maps["p_fwe"] < alpha)),
+        "n_clusters": int(masses.size),
+        "n_clusters_p_fwe_05": int(np.sum(cl_p < alpha)),
+        "n_centres_cluster_p_fwe_05": int(np.sum(per_centre < alpha)),
+    }
+    if not isinstance(table, pd.DataFrame):  # pragma: no cover - defensive
+        table = pd.DataFrame(table)
+    return SearchlightResult(
+        summary=summary, table=table, maps=maps, subject_r=subject_r, voxel_ijk=ijk,
+        null_max=null_max, null_mass=null_mass, affine=None if affine is None else np.asarray(affine),
+        shape=grid_shape, subjects=labels,
+    )
+
+
+def _region_of(xyz: np.ndarray) -> list[str]:
+    """Names of the shipped atlas regions (2 mm MNI152) containing each mm coordinate."""
+    import nibabel as nib
+
+    from brainnet.masks import MASKS, mask_path
+
+    names = [""] * len(xyz)
+    for key in MASKS:
+        path = mask_path(key)
+        if path is None:
+            continue
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj) > 0
+        vox = np.rint(nib.affines.apply_affine(np.linalg.inv(img.affine), xyz)).astype(int)
+        inside = np.all((vox >= 0) & (vox < np.array(data.shape)), axis=1)
+        for row in np.flatnonzero(inside):
+            if data[tuple(vox[row])]:
+                names[row] = f"{names[row]},{key}" if names[row] else key
+    return names
+
+
+def _cluster_table(maps, masses, cluster_p_fwe, ijk, affine):
+    """One row per cluster, sorted by mass, with its peak and the atlas regions at the peak."""
+    import pandas as pd
+
+    rows = []
+    labels = maps["cluster"]
+    for c in range(masses.size):
+        members = np.flatnonzero(labels == c + 1)
+        peak = members[np.nanargmax(maps["r"][members])]
+        rows.append({"cluster": c + 1, "n_centres": members.size, "mass": masses[c],
+                     "p_fwe": cluster_p_fwe[c], "peak_r": maps["r"][peak],
+                     "peak_p_fwe": maps["p_fwe"][peak], "i": ijk[peak, 0], "j": ijk[peak, 1],
+                     "k": ijk[peak, 2]})
+    columns = ["cluster", "n_centres", "mass", "p_fwe", "peak_r", "peak_p_fwe", "i", "j", "k",
+               "x", "y", "z", "region"]
+    table = pd.DataFrame(rows, columns=columns[:9]).sort_values("mass", ascending=False, kind="stable")
+    if affine is not None and len(table):
+        import nibabel as nib
+
+        xyz = nib.affines.apply_affine(np.asarray(affine), table[["i", "j", "k"]].to_numpy(float))
+        table["x"], table["y"], table["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+        table["region"] = _region_of(xyz)
+    else:
+        for col in ("x", "y", "z", "region"):
+            table[col] = np.nan if col != "region" else ""
+    return table.reset_index(drop=True)[columns]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _write_figures(result: SearchlightResult, folder: Path) -> None:
+    """``searchlight_r.png``: the group r map thresholded at FWE alpha, on the MNI template."""
+    from brainnet.mapfigures import write_figures
+
+    write_figures(result, folder)
+
+
+# --------------------------------------------------------------------------- study level
+
+
+def searchlight_group(
+    study: Any = None,
+    *,
+    layer: str = "fc8",
+    mask: str | Path = "whole-brain",
+    radius: float = 6.0,
+    subjects: Sequence[str] | None = None,
+    compare: str = "spearman",
+    n_permutations: int = 1000,
+    cluster_p: float = 0.001,
+    alpha: float = 0.05,
+    weights: str | Path | None = None,
+    untrained_seed: int = 0,
+    features_file: str | Path | None = None,
+    seed: int = 0,
+    chunk_size: int = _DEFAULT_CHUNK,
+    n_jobs: int = 1,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> SearchlightResult:
+    """Whole-brain searchlight RSA of a study against one network layer.
+
+    Each subject's repeat-averaged patterns (stimuli every subject saw) in
+    ``mask``, restricted to the voxels all subjects have, give one
+    correlation-distance RDM per sphere of ``radius`` mm; the layer's RDM
+    (correlation distance) is compared with each (see
+    :func:`searchlight_rsa`). With ``out``, writes
+    ``<out>/group/searchlight-<layer>/`` (NIfTI maps ``r_map``, ``p_map``,
+    ``p_fwe_map``, ``cluster_p_fwe_map``, ``cluster_map``; ``clusters.tsv``;
+    ``null.tsv``; ``subjects.tsv``; ``maps.npz``; a figure; ``summary.json``).
+
+    Parameters
+    ----------
+    study : Study, str or Path, optional
+        Default: the embedded demo study. Subjects must share one voxel grid.
+    layer : str
+    mask : str or Path
+        Region (default ``whole-brain``).
+    radius : float
+        Sphere radius in mm.
+    subjects : sequence of str, optional
+    compare, n_permutations, cluster_p, alpha, seed, chunk_size
+        See :func:`searchlight_rsa`.
+    weights, untrained_seed, features_file
+        Where the network's activations come from (see ``Study.features``).
+    n_jobs, progress
+    out : str or Path, optional
+    overwrite : bool
+
+    Returns
+    -------
+    SearchlightResult
+    """
+    from brainnet.results import ResultDir, make_provenance, removed_on_refusal
+    from brainnet.rsa import compute_rdm
+    from brainnet.study import Study, load_study
+
+    method = _check_compare(compare)
+    if not radius > 0:
+        raise BrainnetError(f"--radius {radius:g}: a sphere needs a positive radius; give it in mm, e.g. --radius 6")
+    study = study if isinstance(study, Study) else load_study(study)
+    data = study.load_subjects(subjects, mask=mask)
+    affine = np.asarray(data[0].masker.mask_img_.affine)
+    grid = tuple(int(s) for s in data[0].masker.mask_img_.shape[:3])
+    for sd in data[1:]:
+        if tuple(sd.masker.mask_img_.shape[:3]) != grid or not np.allclose(sd.masker.mask_img_.affine, affine):
+            raise BrainnetError(
+                f"subject {sd.subject} is on another voxel grid than subject {data[0].subject}; "
+                "searchlight group maps need all subjects on one grid (resample the betas)"
+            )
+    # voxels every subject has, in the first subject's column order
+    keys = [np.ravel_multi_index(sd.voxel_ijk.T, grid) for sd in data]
+    common_keys = keys[0][np.isin(keys[0], _intersect(keys))]
+    ijk = np.stack(np.unravel_index(common_keys, grid), axis=1)
+    present = set.intersection(*(set(sd.stimulus_ids.tolist()) for sd in data))
+    common = [s for s in study.stimulus_ids if s in present]
+    if len(common) < 4:
+        raise BrainnetError(f"only {len(common)} stimuli were seen by every subject; searchlight RSA needs at least 4")
+    patterns = []
+    for sd, key in zip(data, keys, strict=True):
+        means, ids = sd.averaged()
+        rows = [ids.index(s) for s in common]
+        order = np.argsort(key)
+        cols = order[np.searchsorted(key, common_keys, sorter=order)]
+        patterns.append(means[np.ix_(rows, cols)])
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file)
+    model = compute_rdm(feats.layer(layer)[feats.rows_for(common)], common, metric="correlation").vector
+    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    neighbours = sphere_neighbourhoods(ijk, radius, voxel_size)
+    parameters = {
+        "layer": layer, "mask": str(mask), "radius_mm": float(radius), "compare": method,
+        "rdm": "correlation", "n_permutations": int(n_permutations), "cluster_p": cluster_p,
+        "alpha": alpha, "subjects": [sd.subject for sd in data], "n_stimuli": len(common),
+    }
+    fprov = dict(feats.provenance)
+    provenance = make_provenance(
+        weights=fprov.get("weights"), features=fprov, study=study.provenance(),
+        mask={"name": str(mask), "n_voxels": int(ijk.shape[0])}, seed=seed, parameters=parameters,
+    )
+    folder = Path(out) / "group" / f"searchlight-{layer}" if out is not None else None
+    with removed_on_refusal(folder) if folder is not None else contextlib.nullcontext():
+        ckpt = ResultDir(folder, provenance, overwrite=overwrite).checkpoint_dir if folder is not None else None
+        result = searchlight_rsa(
+            patterns, model, neighbours, voxel_ijk=ijk, compare=method, n_permutations=n_permutations,
+            cluster_p=cluster_p, alpha=alpha, seed=seed, subjects=[sd.subject for sd in data],
+            affine=affine, shape=grid, chunk_size=chunk_size, n_jobs=n_jobs, checkpoint_dir=ckpt,
+            progress=progress,
+        )
+        result.summary = {"analysis": "searchlight", "layer": layer, "mask": str(mask), "radius_mm": float(radius),
+                          "weights": fprov.get("weights"), **{k: v for k, v in result.summary.items() if k != "analysis"}}
+        result.provenance = provenance
+        if folder is not None:
+            result.write(folder)
+    return result
+
+
+def _intersect(keys: list[np.ndarray]) -> np.ndarray:
+    out = keys[0]
+    for k in keys[1:]:
+        out = np.intersect1d(out, k)
+    return out
