@@ -57,6 +57,13 @@ DEFAULT_COMPONENTS = 10  # the paper's choice
 DEFAULT_PERMUTATIONS = 200  # paper: 10,000 (--permutations 10000); keeps the demo under a minute
 DEFAULT_BOOTSTRAP = 30  # paper: 1,000 (--bootstrap 1000)
 DEFAULT_CLUSTER_DRAWS = 100  # bootstrap and permutations of the cluster count; paper: 5,000
+#: How ``se_r`` and ``cohens_d`` are defined, and why they are not the test.
+PAPER_STYLE_CAVEAT = (
+    "paper-style, not a test: SE and d = mean / SD (ddof=1) of the held-out subjects' mean r, measured "
+    "against 0 and treating held-out subjects as independent; they are not (every fold shares most training "
+    "subjects and all subjects saw the same stimuli, so chance is the permutation null mean, not 0). "
+    "Use effect_vs_null and p_value"
+)
 MAX_UNITS = 1024  # the permutation fast path eigendecomposes (n_units, n_units) matrices
 _MEMORY_BUDGET = 1 << 30  # bytes of working arrays per permutation batch
 
@@ -68,11 +75,16 @@ class DecodingResult:
     Attributes
     ----------
     summary : dict
-        ``mean_r``, ``se_r``, ``cohens_d``, ``p_value``, ``noise_ceiling``, ... (summary.json).
+        ``mean_r``, ``p_value``, ``null_mean_r``, ``null_sd_r``,
+        ``effect_vs_null`` (= (mean_r - null_mean_r) / null_sd_r), the
+        paper-style ``se_r`` and ``cohens_d`` (see :data:`PAPER_STYLE_CAVEAT`),
+        ``noise_ceiling``, ... (summary.json).
     unit_scores : DataFrame
         One row per held-out subject and unit: ``subject``, ``unit``, ``r``, ``mse``.
     units : DataFrame
-        One row per unit: ``unit``, ``mean_r``, ``se_r``, ``p``, ``p_fwe``, ``resubstitution_r``.
+        One row per unit: ``unit``, ``mean_r``, ``se_r``, ``p``, ``p_fwe``,
+        ``resubstitution_r`` and, with permutations, ``null_mean_r``,
+        ``null_sd_r``, ``effect_vs_null``.
     predictions : list of ndarray of shape (n_stimuli_s, n_units)
         Cross-validated predictions of each held-out subject's stimuli.
     observed : list of ndarray of shape (n_stimuli_s, n_units)
@@ -407,7 +419,7 @@ def unit_decoding(
     """
     from brainnet.permutation import bootstrap_distribution, max_stat_p_values, permutation_test
     from brainnet.pls import CrossValidatedPLS, KernelPLS
-    from brainnet.stats import cohens_d, standard_error
+    from brainnet.stats import cohens_d, null_effect, standard_error
 
     subjects, feats, rows = _check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_components)
     if n_permutations < 0 or n_bootstrap < 0:
@@ -503,6 +515,13 @@ def unit_decoding(
                 "resubstitution_r": resub_unit,
             }
         )
+    if n_permutations > 1:
+        unit_null = test.null[:, 1:]
+        with _quiet_nan(), np.errstate(invalid="ignore", divide="ignore"):
+            unit_table["null_mean_r"] = np.nanmean(unit_null, axis=0)
+            unit_table["null_sd_r"] = np.nanstd(unit_null, axis=0, ddof=1)
+            unit_table["effect_vs_null"] = (unit_table["mean_r"] - unit_table["null_mean_r"]) / unit_table["null_sd_r"]
+    effect = null_effect(mean_r, test.null[:, 0] if n_permutations else [])
     predictions = [pred[b] for b in blocks]
     observed = [obs[b] for b in blocks]
     summary = {
@@ -517,10 +536,15 @@ def unit_decoding(
         "n_voxels": int(x.shape[1]),
         "n_units": n_units,
         "mean_r": mean_r,
+        "p_value": float(test.p_value[0]) if n_permutations else None,
+        "test": "permutation: mean r over subjects and units; stimulus -> unit rows shuffled, model refitted",
+        "n_permutations": n_permutations,
+        "null_mean_r": effect["null_mean"],
+        "null_sd_r": effect["null_sd"],
+        "effect_vs_null": effect["effect"],
         "se_r": float(standard_error(subject_mean)),
         "cohens_d": float(cohens_d(subject_mean)),
-        "p_value": float(test.p_value[0]) if n_permutations else None,
-        "n_permutations": n_permutations,
+        "se_r_and_cohens_d": PAPER_STYLE_CAVEAT,
         "n_units_p_fwe_05": int(np.sum(p_fwe < 0.05)),
         "noise_ceiling": ceiling,
         "resubstitution_r": mean_resub,
@@ -564,7 +588,8 @@ def _add_confusion(result: DecodingResult, units, n_draws: int, seed: int, n_job
     )
     result.confusion = conf
     keys = ("sensitivity", "sensitivity_sd", "specificity", "specificity_sd", "ppv", "ppv_sd",
-            "n_clusters", "cluster_ci", "cluster_p", "chance")
+            "n_clusters", "cluster_ci", "cluster_p", "cluster_test", "cluster_null_mean", "cluster_null_sd",
+            "cluster_effect_vs_null", "cluster_method", "n_clusters_heldout", "clusters_heldout_k", "chance")
     result.summary.update({k: conf.summary.get(k) for k in keys})
 
 
