@@ -372,6 +372,7 @@ def unit_decoding(
     units: Sequence[str] | None = None,
     n_components: int = DEFAULT_COMPONENTS,
     scale: bool = False,
+    algorithm: str = "nipals",
     n_permutations: int = DEFAULT_PERMUTATIONS,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     confusion: bool = True,
@@ -399,6 +400,14 @@ def unit_decoding(
     scale : bool
         Scale voxels and units to unit variance (default: centre only, like
         MATLAB's ``plsregress`` used in the paper).
+    algorithm : {"nipals", "simpls"}
+        ``"simpls"``: MATLAB's ``plsregress`` (the paper's; tested against
+        GNU Octave's) for the cross-validated predictions, the permutations
+        and the resubstitution ceiling. ``"nipals"`` (default): scikit-learn's
+        ``PLSRegression``, kept as the default because every output of
+        ``decode`` (bootstrap maps included, which always use NIPALS) is
+        tested equal to scikit-learn refits; the two differ after the first
+        component when there are several units.
     n_permutations : int
         Permutations of the stimulus -> unit rows (same in every subject).
     n_bootstrap : int
@@ -418,7 +427,7 @@ def unit_decoding(
     DecodingResult
     """
     from brainnet.permutation import bootstrap_distribution, max_stat_p_values, permutation_test
-    from brainnet.pls import CrossValidatedPLS, KernelPLS
+    from brainnet.pls import CrossValidatedPLS, KernelPLS, simpls
     from brainnet.stats import cohens_d, null_effect, standard_error
 
     subjects, feats, rows = _check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_components)
@@ -446,7 +455,7 @@ def unit_decoding(
     blocks = [np.arange(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     groups = np.repeat(np.arange(len(rows)), np.diff(sizes))
 
-    cv = CrossValidatedPLS(x, groups, n_components, scale=scale)
+    cv = CrossValidatedPLS(x, groups, n_components, scale=scale, algorithm=algorithm)
     identity = np.arange(feats.shape[0])[None]
     fitted = feats if basis is None else feats @ basis  # the targets PLS fits
     pred = cv.predict_permuted(fitted, rows_all, identity)[0]
@@ -468,8 +477,14 @@ def unit_decoding(
     mse = np.stack([((pred[b] - obs[b]) ** 2).mean(axis=0) for b in blocks])
     with _quiet_nan():
         subject_mean = np.nanmean(r, axis=1)
-        resub = KernelPLS(n_components, scale=scale).fit(x, fitted[rows_all])
-        resub_pred = resub.predict(x) if basis is None else resub.predict(x) @ basis.T
+        if algorithm == "simpls":
+            resub_coef, resub_icpt = simpls(x, fitted[rows_all], n_components)
+            resub_fit = x @ resub_coef + resub_icpt
+            resub_coef = resub_coef.T
+        else:
+            resub = KernelPLS(n_components, scale=scale).fit(x, fitted[rows_all])
+            resub_fit, resub_coef = resub.predict(x), resub.coef_
+        resub_pred = resub_fit if basis is None else resub_fit @ basis.T
         r_resub = _subject_r(resub_pred[None], obs[None], blocks)[0]
         resub_unit = np.nanmean(r_resub, axis=0)
         mean_resub = float(np.nanmean(r_resub))
@@ -479,7 +494,7 @@ def unit_decoding(
     p_fwe = max_stat_p_values(test.observed[1:], test.null[:, 1:]) if n_permutations else np.full(n_units, np.nan)
 
     boot_z = boot_q = pca = None
-    coef = resub.coef_ if basis is None else basis @ resub.coef_
+    coef = resub_coef if basis is None else basis @ resub_coef
     if n_bootstrap:
         x0 = x - x.mean(axis=0)
         gram = None if scale else x0 @ x0.T
@@ -527,6 +542,8 @@ def unit_decoding(
     summary = {
         "analysis": "decoding",
         "model": "pls",
+        "algorithm": algorithm,
+        "bootstrap_algorithm": "nipals",
         "n_components": n_components,
         "scale": scale,
         "cv": "leave-one-subject-out",
@@ -603,6 +620,7 @@ def decode_units(
     subjects: Sequence[str] | None = None,
     n_components: int = DEFAULT_COMPONENTS,
     scale: bool = False,
+    algorithm: str = "nipals",
     mask: str | Path = "occipital",
     features: str | Path | None = None,
     weights: str | Path | None = None,
@@ -627,7 +645,7 @@ def decode_units(
         Network layer whose units are decoded (paper: fc8; also conv1..fc7).
     subjects : sequence of str, optional
         Subject labels (default: all subjects of the study).
-    n_components, scale, n_permutations, n_bootstrap, n_cluster_draws, seed, n_jobs
+    n_components, scale, algorithm, n_permutations, n_bootstrap, n_cluster_draws, seed, n_jobs
         See :func:`unit_decoding`.
     mask : str or Path
         Region (default occipital) or a NIfTI mask.
@@ -659,6 +677,7 @@ def decode_units(
         "subjects": labels,
         "n_components": n_components,
         "scale": scale,
+        "algorithm": algorithm,
         "cv": "leave-one-subject-out",
         "n_permutations": n_permutations,
         "n_bootstrap": n_bootstrap,
@@ -686,6 +705,7 @@ def decode_units(
         units=_unit_names(layer, matrix.shape[1], fprov),
         n_components=n_components,
         scale=scale,
+        algorithm=algorithm,
         n_permutations=n_permutations,
         n_bootstrap=n_bootstrap,
         n_cluster_draws=n_cluster_draws,

@@ -49,6 +49,12 @@ def register(subparsers) -> None:
         help="scale voxels and units to unit variance (default: centre only, like MATLAB plsregress)",
     )
     parser.add_argument(
+        "--algorithm",
+        choices=("nipals", "simpls"),
+        default="nipals",
+        help="PLS algorithm: nipals (scikit-learn's, default) or simpls (MATLAB plsregress, the paper's)",
+    )
+    parser.add_argument(
         "--permutations",
         type=int,
         default=DEFAULT_PERMUTATIONS,
@@ -86,6 +92,7 @@ def run(args) -> int:
         subjects=args.subjects,
         n_components=args.components,
         scale=args.scale,
+        algorithm=args.algorithm,
         mask=args.mask,
         features=args.features,
         weights=args.weights,
