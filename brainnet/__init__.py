@@ -55,6 +55,8 @@ _API: dict[str, str] = {
     "SubjectsEncodingResult": "brainnet.encoding",
     "EncodingResult": "brainnet.encoding",
     "encode": "brainnet.encoding",
+    "repeat_noise_ceiling": "brainnet.encoding",
+    "NoiseCeiling": "brainnet.encoding",
     "KernelPLS": "brainnet.pls",
     "CrossValidatedPLS": "brainnet.pls",
     "decode_units": "brainnet.decoding",
@@ -97,6 +99,8 @@ _API: dict[str, str] = {
     "permutation_test": "brainnet.permutation",
     "bootstrap_distribution": "brainnet.permutation",
     "PermutationResult": "brainnet.permutation",
+    "null_effect": "brainnet.stats",
+    "paper_d_candidates": "brainnet.stats",
     # results, figures, data
     "make_figures": "brainnet.plotting",
     "write_report": "brainnet.report",

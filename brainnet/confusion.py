@@ -46,6 +46,7 @@ import pandas as pd
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.stats import null_effect
 
 __all__ = [
     "unit_confusion",
@@ -55,6 +56,7 @@ __all__ = [
     "confusion_analysis",
     "ConfusionResult",
     "ClusterSolution",
+    "heldout_clusters",
 ]
 
 
@@ -345,6 +347,104 @@ class ConfusionResult(Record):
         ]
 
 
+def _split_subjects(n_subjects: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random half of the subjects for finding clusters, the rest for testing them."""
+    order = np.random.default_rng([seed, 17]).permutation(n_subjects)
+    n_train = (n_subjects + 1) // 2
+    return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+def _heldout_accuracy_statistic(decoded: np.ndarray, labels: np.ndarray):
+    """Batched statistic: each cluster's accuracy on ``decoded`` after relabelling every subject's units."""
+    n_subjects, n_units = decoded.shape
+    k = int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=k)
+    offsets = np.arange(n_subjects)[:, None] * n_units
+
+    def statistic(perms: np.ndarray) -> np.ndarray:
+        out = np.empty((perms.shape[0], k))
+        for b, perm in enumerate(perms):
+            relabel = perm.reshape(n_subjects, n_units) - offsets
+            relabelled = np.take_along_axis(relabel, decoded, axis=1)
+            inside = (labels[relabelled] == labels[None, :]).sum(axis=0)
+            out[b] = np.bincount(labels, weights=inside, minlength=k) / (sizes * n_subjects)
+        return out
+
+    return statistic
+
+
+def heldout_clusters(
+    decoded: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+) -> dict[str, Any] | None:
+    """Discriminable clusters found on half of the subjects and tested on the other half.
+
+    The paper's procedure (:func:`discriminable_clusters`) chooses the cut
+    and tests its clusters on the same decodings, so pure noise yields
+    several "discriminable" clusters. Here a seeded random half of the
+    subjects (the larger half) chooses the clusters with that procedure, and
+    each cluster's accuracy on the held-out subjects (fraction of its
+    members' decodings landing inside it) is tested by the permutation engine:
+    each held-out subject's unit labels are relabelled by an independent
+    permutation. p-values are Holm-corrected across the clusters.
+
+    Parameters
+    ----------
+    decoded : int ndarray of shape (n_subjects, n_units)
+    alpha : float
+        Level of the training half's cut choice and of the held-out tests.
+    n_permutations : int
+    seed : int
+        Seed of the subject split and of the permutations.
+
+    Returns
+    -------
+    dict or None
+        ``train_subjects``, ``test_subjects`` (indices), ``labels`` (cluster
+        of each unit, 0 .. k-1), ``accuracy``, ``chance`` (size / n_units),
+        ``p``, ``p_holm`` (each of shape (k,)), ``null`` of shape
+        (n_permutations, k) and ``n_clusters`` (held-out p_holm < alpha).
+        None with fewer than 4 subjects (each half needs 2).
+    """
+    from brainnet.permutation import permutation_test
+    from brainnet.stats import holm
+
+    decoded = np.asarray(decoded)
+    n_subjects, n_units = decoded.shape
+    if n_subjects < 4 or n_permutations < 1:
+        return None
+    train, test = _split_subjects(n_subjects, seed)
+    labels = discriminable_clusters(decoded[train], alpha=alpha).labels
+    held = decoded[test]
+    result = permutation_test(
+        _heldout_accuracy_statistic(held, labels),
+        held.size,
+        n_permutations=n_permutations,
+        seed=seed,
+        groups=np.repeat(np.arange(len(test)), n_units),
+        n_jobs=n_jobs,
+        checkpoint=checkpoint,
+    )
+    p_holm = holm(result.p_value)
+    sizes = np.bincount(labels)
+    return {
+        "train_subjects": train,
+        "test_subjects": test,
+        "labels": labels,
+        "accuracy": result.observed,
+        "chance": sizes / n_units,
+        "p": result.p_value,
+        "p_holm": p_holm,
+        "null": result.null,
+        "n_clusters": int(np.sum(p_holm < alpha)),
+    }
+
+
 def _cluster_count_statistic(decoded: np.ndarray, alpha: float, mode: str):
     """Batched statistic for the engine: number of discriminable clusters per draw."""
     n_subjects, n_units = decoded.shape
@@ -445,7 +545,9 @@ def confusion_analysis(
         n_jobs=n_jobs,
         checkpoint=None if ckpt is None else ckpt / "clusters_permutation.npz",
     )
-    return _assemble(per_subject, decoded, labels, metrics, solution, boot, perm, alpha)
+    heldout = heldout_clusters(decoded, alpha=alpha, n_permutations=n_permutations, seed=seed, n_jobs=n_jobs,
+                               checkpoint=None if ckpt is None else ckpt / "clusters_heldout.npz")
+    return _assemble(per_subject, decoded, labels, metrics, solution, boot, perm, alpha, heldout)
 
 
 def _per_subject(observed: Any, predicted: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -464,7 +566,7 @@ def _sd(x: np.ndarray) -> float:
 
 
 def _assemble(
-    per_subject, decoded, labels, metrics, solution, boot, perm, alpha
+    per_subject, decoded, labels, metrics, solution, boot, perm, alpha, heldout=None
 ) -> ConfusionResult:
     n_subjects, n_units = decoded.shape
     macro = {name: np.nanmean(values, axis=1) for name, values in metrics.items()}
@@ -474,6 +576,8 @@ def _assemble(
         if boot.size
         else (float("nan"), float("nan"))
     )
+    effect = null_effect(solution.n_clusters, np.asarray(perm.null, dtype=float)) if perm.n_permutations \
+        else {"null_mean": None, "null_sd": None, "effect": None}
     summary = {
         "sensitivity": float(macro["sensitivity"].mean()),
         "sensitivity_sd": _sd(macro["sensitivity"]),
@@ -485,6 +589,15 @@ def _assemble(
         "cluster_k": solution.k,
         "cluster_ci": ci,
         "cluster_p": float(perm.p_value) if perm.n_permutations else None,
+        "cluster_test": "permutation of the cluster count (each subject's unit labels relabelled); the "
+        "per-cluster binomial p-values choose the cut on the same decodings and are not tests by themselves",
+        "cluster_null_mean": effect["null_mean"],
+        "cluster_null_sd": effect["null_sd"],
+        "cluster_effect_vs_null": effect["effect"],
+        "cluster_method": "paper: cut chosen and clusters tested on the same decodings (binomial); only "
+        "cluster_p is a test. n_clusters_heldout: clusters found on half of the subjects, tested on the others",
+        "n_clusters_heldout": None if heldout is None else heldout["n_clusters"],
+        "clusters_heldout_k": None if heldout is None else int(heldout["labels"].max() + 1),
         "chance": 1.0 / n_units,
         "alpha": alpha,
         "n_bootstrap": int(boot.size),
@@ -518,6 +631,13 @@ def _assemble(
             "cluster_p": solution.p_values[solution.labels],
         }
     )
+    if heldout is not None:
+        h = heldout["labels"]
+        clusters["heldout_cluster"] = h + 1
+        clusters["heldout_accuracy"] = heldout["accuracy"][h]
+        clusters["heldout_chance"] = heldout["chance"][h]
+        clusters["heldout_p"] = heldout["p"][h]
+        clusters["heldout_p_holm"] = heldout["p_holm"][h]
     return ConfusionResult(
         summary=summary,
         confusion=confusion,

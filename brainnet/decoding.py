@@ -63,6 +63,13 @@ DEFAULT_COMPONENTS = _defaults.DECODE_COMPONENTS
 DEFAULT_PERMUTATIONS = _defaults.DECODE_PERMUTATIONS
 DEFAULT_BOOTSTRAP = _defaults.DECODE_BOOTSTRAP
 DEFAULT_CLUSTER_DRAWS = _defaults.DECODE_CLUSTER_DRAWS
+#: How ``se_r`` and ``cohens_d`` are defined, and why they are not the test.
+PAPER_STYLE_CAVEAT = (
+    "paper-style, not a test: SE and d = mean / SD (ddof=1) of the held-out subjects' mean r, measured "
+    "against 0 and treating held-out subjects as independent; they are not (every fold shares most training "
+    "subjects and all subjects saw the same stimuli, so chance is the permutation null mean, not 0). "
+    "Use effect_vs_null and p_value"
+)
 MAX_UNITS = 1024  # the permutation fast path eigendecomposes (n_units, n_units) matrices
 _MEMORY_BUDGET = 1 << 30  # bytes of working arrays per permutation batch
 
@@ -74,11 +81,16 @@ class DecodingResult(Record):
     Attributes
     ----------
     summary : dict
-        ``mean_r``, ``se_r``, ``cohens_d``, ``p_value``, ``noise_ceiling``, ... (summary.json).
+        ``mean_r``, ``p_value``, ``null_mean_r``, ``null_sd_r``,
+        ``effect_vs_null`` (= (mean_r - null_mean_r) / null_sd_r), the
+        paper-style ``se_r`` and ``cohens_d`` (see :data:`PAPER_STYLE_CAVEAT`),
+        ``noise_ceiling``, ... (summary.json).
     unit_scores : DataFrame
         One row per held-out subject and unit: ``subject``, ``unit``, ``r``, ``mse``.
     units : DataFrame
-        One row per unit: ``unit``, ``mean_r``, ``se_r``, ``p``, ``p_fwe``, ``resubstitution_r``.
+        One row per unit: ``unit``, ``mean_r``, ``se_r``, ``p``, ``p_fwe``,
+        ``resubstitution_r`` and, with permutations, ``null_mean_r``,
+        ``null_sd_r``, ``effect_vs_null``.
     predictions : list of ndarray of shape (n_stimuli_s, n_units)
         Cross-validated predictions of each held-out subject's stimuli.
     observed : list of ndarray of shape (n_stimuli_s, n_units)
@@ -370,6 +382,7 @@ def unit_decoding(
     units: Sequence[str] | None = None,
     n_components: int = DEFAULT_COMPONENTS,
     scale: bool = False,
+    algorithm: str = "nipals",
     n_permutations: int = DEFAULT_PERMUTATIONS,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     confusion: bool = True,
@@ -397,6 +410,14 @@ def unit_decoding(
     scale : bool
         Scale voxels and units to unit variance (default: centre only, like
         MATLAB's ``plsregress`` used in the paper).
+    algorithm : {"nipals", "simpls"}
+        ``"simpls"``: MATLAB's ``plsregress`` (the paper's; tested against
+        GNU Octave's) for the cross-validated predictions, the permutations
+        and the resubstitution ceiling. ``"nipals"`` (default): scikit-learn's
+        ``PLSRegression``, kept as the default because every output of
+        ``decode`` (bootstrap maps included, which always use NIPALS) is
+        tested equal to scikit-learn refits; the two differ after the first
+        component when there are several units.
     n_permutations : int
         Permutations of the stimulus -> unit rows (same in every subject).
     n_bootstrap : int
@@ -416,8 +437,8 @@ def unit_decoding(
     DecodingResult
     """
     from brainnet.permutation import bootstrap_distribution, max_stat_p_values, permutation_test
-    from brainnet.pls import CrossValidatedPLS, KernelPLS
-    from brainnet.stats import cohens_d, standard_error
+    from brainnet.pls import CrossValidatedPLS, KernelPLS, simpls
+    from brainnet.stats import cohens_d, null_effect, standard_error
 
     subjects, feats, rows = _check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_components)
     from brainnet._checks import check_options
@@ -445,7 +466,7 @@ def unit_decoding(
     blocks = [np.arange(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     groups = np.repeat(np.arange(len(rows)), np.diff(sizes))
 
-    cv = CrossValidatedPLS(x, groups, n_components, scale=scale)
+    cv = CrossValidatedPLS(x, groups, n_components, scale=scale, algorithm=algorithm)
     identity = np.arange(feats.shape[0])[None]
     fitted = feats if basis is None else feats @ basis  # the targets PLS fits
     pred = cv.predict_permuted(fitted, rows_all, identity)[0]
@@ -467,8 +488,14 @@ def unit_decoding(
     mse = np.stack([((pred[b] - obs[b]) ** 2).mean(axis=0) for b in blocks])
     with _quiet_nan():
         subject_mean = np.nanmean(r, axis=1)
-        resub = KernelPLS(n_components, scale=scale).fit(x, fitted[rows_all])
-        resub_pred = resub.predict(x) if basis is None else resub.predict(x) @ basis.T
+        if algorithm == "simpls":
+            resub_coef, resub_icpt = simpls(x, fitted[rows_all], n_components)
+            resub_fit = x @ resub_coef + resub_icpt
+            resub_coef = resub_coef.T
+        else:
+            resub = KernelPLS(n_components, scale=scale).fit(x, fitted[rows_all])
+            resub_fit, resub_coef = resub.predict(x), resub.coef_
+        resub_pred = resub_fit if basis is None else resub_fit @ basis.T
         r_resub = _subject_r(resub_pred[None], obs[None], blocks)[0]
         resub_unit = np.nanmean(r_resub, axis=0)
         mean_resub = float(np.nanmean(r_resub))
@@ -478,7 +505,7 @@ def unit_decoding(
     p_fwe = max_stat_p_values(test.observed[1:], test.null[:, 1:]) if n_permutations else np.full(n_units, np.nan)
 
     boot_z = boot_q = pca = None
-    coef = resub.coef_ if basis is None else basis @ resub.coef_
+    coef = resub_coef if basis is None else basis @ resub_coef
     if n_bootstrap:
         x0 = x - x.mean(axis=0)
         gram = None if scale else x0 @ x0.T
@@ -514,11 +541,20 @@ def unit_decoding(
                 "resubstitution_r": resub_unit,
             }
         )
+    if n_permutations > 1:
+        unit_null = test.null[:, 1:]
+        with _quiet_nan(), np.errstate(invalid="ignore", divide="ignore"):
+            unit_table["null_mean_r"] = np.nanmean(unit_null, axis=0)
+            unit_table["null_sd_r"] = np.nanstd(unit_null, axis=0, ddof=1)
+            unit_table["effect_vs_null"] = (unit_table["mean_r"] - unit_table["null_mean_r"]) / unit_table["null_sd_r"]
+    effect = null_effect(mean_r, test.null[:, 0] if n_permutations else [])
     predictions = [pred[b] for b in blocks]
     observed = [obs[b] for b in blocks]
     summary = {
         "analysis": "decoding",
         "model": "pls",
+        "algorithm": algorithm,
+        "bootstrap_algorithm": "nipals",
         "n_components": n_components,
         "scale": scale,
         "cv": "leave-one-subject-out",
@@ -528,10 +564,15 @@ def unit_decoding(
         "n_voxels": int(x.shape[1]),
         "n_units": n_units,
         "mean_r": mean_r,
+        "p_value": float(test.p_value[0]) if n_permutations else None,
+        "test": "permutation: mean r over subjects and units; stimulus -> unit rows shuffled, model refitted",
+        "n_permutations": n_permutations,
+        "null_mean_r": effect["null_mean"],
+        "null_sd_r": effect["null_sd"],
+        "effect_vs_null": effect["effect"],
         "se_r": float(standard_error(subject_mean)),
         "cohens_d": float(cohens_d(subject_mean)),
-        "p_value": float(test.p_value[0]) if n_permutations else None,
-        "n_permutations": n_permutations,
+        "se_r_and_cohens_d": PAPER_STYLE_CAVEAT,
         "n_units_p_fwe_05": int(np.sum(p_fwe < 0.05)),
         "noise_ceiling": ceiling,
         "resubstitution_r": mean_resub,
@@ -575,7 +616,8 @@ def _add_confusion(result: DecodingResult, units, n_draws: int, seed: int, n_job
     )
     result.confusion = conf
     keys = ("sensitivity", "sensitivity_sd", "specificity", "specificity_sd", "ppv", "ppv_sd",
-            "n_clusters", "cluster_ci", "cluster_p", "chance")
+            "n_clusters", "cluster_ci", "cluster_p", "cluster_test", "cluster_null_mean", "cluster_null_sd",
+            "cluster_effect_vs_null", "cluster_method", "n_clusters_heldout", "clusters_heldout_k", "chance")
     result.summary.update({k: conf.summary.get(k) for k in keys})
 
 
@@ -589,6 +631,7 @@ def decode_units(
     subjects: Sequence[str] | None = None,
     n_components: int = DEFAULT_COMPONENTS,
     scale: bool = False,
+    algorithm: str = "nipals",
     mask: str | Path = "occipital",
     features: str | Path | Features | None = None,
     weights: str | Path | None = None,
@@ -613,7 +656,7 @@ def decode_units(
         Network layer whose units are decoded (paper: fc8; also conv1..fc7).
     subjects : sequence of str, optional
         Subject labels (default: all subjects of the study).
-    n_components, scale, n_permutations, n_bootstrap, n_cluster_draws, seed, n_jobs
+    n_components, scale, algorithm, n_permutations, n_bootstrap, n_cluster_draws, seed, n_jobs
         See :func:`unit_decoding`.
     mask : str or Path
         Region (default occipital) or a NIfTI mask.
@@ -649,6 +692,7 @@ def decode_units(
         "subjects": labels,
         "n_components": n_components,
         "scale": scale,
+        "algorithm": algorithm,
         "cv": "leave-one-subject-out",
         "n_permutations": n_permutations,
         "n_bootstrap": n_bootstrap,
@@ -679,6 +723,7 @@ def decode_units(
         units=_unit_names(layer, matrix.shape[1], fprov),
         n_components=n_components,
         scale=scale,
+        algorithm=algorithm,
         n_permutations=n_permutations,
         n_bootstrap=n_bootstrap,
         n_cluster_draws=n_cluster_draws,

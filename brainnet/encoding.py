@@ -16,9 +16,17 @@ Design choices (kept consistent across fit, noise ceiling and permutations):
 - **PLS** uses scikit-learn's ``PLSRegression(scale=False)`` on the
   standardised features, one PLS2 model for all voxels; it has no fast
   permutation path (each permutation refits), so use fewer permutations.
-- **Scores** per voxel are Pearson r and R² of the pooled out-of-fold
-  predictions.
-- **Permutations** re-pair brain responses with network features. The folds
+- **Scores** per voxel: ``r`` (the headline: maps, mean, median, p and
+  FWE) is Pearson r computed within each test fold and averaged over
+  folds; ``r_pooled`` is r of all out-of-fold predictions pooled, kept as
+  a secondary column. Pooled predictions carry each training fold's mean,
+  anti-correlated with its test fold's mean, so pooled r of pure-noise
+  voxels sits well below 0 (about -0.2 with 40 stimuli, 5 folds) and
+  cannot be read against 0; per-fold r centres on 0 (null studies in the
+  tests: |mean| < 0.02) and ranks voxels as well. ``r2`` is R² of the
+  pooled out-of-fold predictions (scikit-learn's ``cross_val_predict``
+  convention).
+- **Permutations** test the headline statistic (per-fold r) and re-pair brain responses with network features. The folds
   are attached to the *feature rows* (which stimuli's features are in the
   training set), so a permutation is literally: responses re-ordered by the
   inverse permutation, features and folds unchanged, model refitted
@@ -46,7 +54,7 @@ from brainnet._display import Record
 from brainnet._ridge import RidgeBasis, cross_val_predict_blocks
 from brainnet.errors import BrainnetError
 from brainnet.permutation import max_stat_p_values, p_values, permutation_test
-from brainnet.stats import pearson_columns, spearman_brown
+from brainnet.stats import fold_mean_pearson, null_effect, pearson_columns, spearman_brown
 
 if TYPE_CHECKING:
     from brainnet.features import Features
@@ -60,6 +68,8 @@ __all__ = [
     "cross_validated_encoding",
     "encoding_permutation_test",
     "split_half_noise_ceiling",
+    "repeat_noise_ceiling",
+    "NoiseCeiling",
     "encode",
     "encode_subject",
     "encode_subjects",
@@ -218,7 +228,7 @@ class _Encoder:
         return _pls_predict(self.x, y, self.folds, self.n_components), None
 
     def permuted_r(self, y: np.ndarray, perms: np.ndarray) -> np.ndarray:
-        """Per-voxel r for each permutation, shape (n_perms, n_voxels).
+        """Per-voxel per-fold r (averaged over folds) for each permutation, shape (n_perms, n_voxels).
 
         Row ``perm`` pairs response row ``i`` with feature row ``perm[i]``: the
         responses are re-ordered by the inverse permutation (features and folds
@@ -227,7 +237,7 @@ class _Encoder:
         n, v = y.shape
         ys = np.concatenate([y[np.argsort(p)] for p in perms], axis=1)
         pred, _ = self.predict(ys)
-        return pearson_columns(ys, pred).reshape(len(perms), v)
+        return fold_mean_pearson(ys, pred, self.folds).reshape(len(perms), v)
 
 
 def cross_validated_encoding(
@@ -252,7 +262,8 @@ def cross_validated_encoding(
 
     Returns
     -------
-    dict with ``r`` and ``r2`` (n_voxels,), ``predictions`` (n_stimuli, n_voxels),
+    dict with ``r`` (per-fold r averaged over folds), ``r_pooled`` (r of
+    the pooled out-of-fold predictions) and ``r2`` (n_voxels,), ``predictions`` (n_stimuli, n_voxels),
     ``alphas`` (n_folds, n_voxels) for ridge (else None) and ``folds``.
     ``n_jobs`` threads share the voxels (results do not depend on it).
     """
@@ -261,7 +272,8 @@ def cross_validated_encoding(
     enc = _Encoder(x, folds, model=model, alphas=alphas, inner=inner, n_components=n_components)
     pred, chosen = enc.predict(y, n_jobs=n_jobs)
     return {
-        "r": pearson_columns(y, pred),
+        "r": fold_mean_pearson(y, pred, folds),
+        "r_pooled": pearson_columns(y, pred),
         "r2": _r2_columns(y, pred),
         "predictions": pred,
         "alphas": chosen,
@@ -277,6 +289,16 @@ def _check_arrays(features, responses) -> tuple[np.ndarray, np.ndarray]:
         )
     dtype = np.float32 if (x.dtype == np.float32 and y.dtype == np.float32) else np.float64
     return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
+@contextlib.contextmanager
+def _quiet_nan():
+    """Silence numpy's warnings for all-NaN rows (constant permuted voxels)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _blas_limit():
@@ -340,17 +362,28 @@ def encoding_permutation_test(
         return _permutation_null(enc, y, model, n_permutations, seed, n_jobs, checkpoint, progress)
 
 
+def _repeat_groups(stimulus_ids: Sequence[str]) -> list[np.ndarray]:
+    ids = np.asarray([str(s) for s in stimulus_ids])
+    return [np.flatnonzero(ids == sid) for sid in dict.fromkeys(ids.tolist())]
+
+
 def split_half_noise_ceiling(
     patterns: np.ndarray, stimulus_ids: Sequence[str]
 ) -> np.ndarray | None:
-    """Per-voxel noise ceiling of r for the repeat-averaged responses, or None.
+    """Per-voxel noise ceiling of r by split halves, or None (a cross-check of :func:`repeat_noise_ceiling`).
 
     Repeats of each stimulus (in trial order) are split alternately into two
-    halves and averaged; the split-half correlation across stimuli, stepped
-    up with Spearman-Brown to the full number of repeats, is the reliability
-    of the average, and its square root is the highest r a model can reach.
-    Only stimuli shown at least twice are used; None when there are fewer
-    than 3 such stimuli.
+    halves and averaged; the correlation ``rho`` of the halves across stimuli
+    is stepped up to the reliability of the average of all repeats with the
+    **actual** split sizes: with ``a`` and ``b`` repeats in the halves and
+    noise-to-signal variance ratio ``lam``, ``rho = 1 / sqrt((1 + lam/a)
+    (1 + lam/b))``, solved for ``lam``, and the reliability of ``R``
+    repeats is ``1 / (1 + lam/R)``. With equal halves this is Spearman-Brown
+    with factor 2; with 3 repeats (halves of 2 and 1) factor 2 would
+    understate the ceiling (0.606 instead of 0.638 in the issue's example).
+    ``a``, ``b`` and ``R`` are harmonic means over stimuli (``R`` over every
+    stimulus, as the encoding target averages them all). Only stimuli shown
+    at least twice enter ``rho``; None when there are fewer than 3.
 
     Parameters
     ----------
@@ -360,19 +393,137 @@ def split_half_noise_ceiling(
     Returns
     -------
     ceiling : ndarray of shape (n_voxels,) or None
+        ``sqrt`` of the reliability, clipped to [0, 1].
     """
-    ids = np.asarray([str(s) for s in stimulus_ids])
-    half_a, half_b = [], []
-    for sid in dict.fromkeys(ids):
-        rows = np.flatnonzero(ids == sid)
-        if rows.size >= 2:
-            half_a.append(patterns[rows[0::2]].mean(axis=0))
-            half_b.append(patterns[rows[1::2]].mean(axis=0))
-    if len(half_a) < 3:
+    groups = _repeat_groups(stimulus_ids)
+    repeated = [rows for rows in groups if rows.size >= 2]
+    if len(repeated) < 3:
         return None
-    r_half = pearson_columns(np.array(half_a), np.array(half_b))
-    reliability = spearman_brown(r_half, 2.0)
+    half_a = np.array([patterns[rows[0::2]].mean(axis=0) for rows in repeated])
+    half_b = np.array([patterns[rows[1::2]].mean(axis=0) for rows in repeated])
+    rho = pearson_columns(half_a, half_b)
+    a = _harmonic([len(rows[0::2]) for rows in repeated])
+    b = _harmonic([len(rows[1::2]) for rows in repeated])
+    r_all = _harmonic([rows.size for rows in groups])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # lam^2/(ab) + lam (1/a + 1/b) + 1 - 1/rho^2 = 0, positive root (rho > 0)
+        c = 1.0 - 1.0 / rho**2
+        lam = (-(1 / a + 1 / b) + np.sqrt((1 / a + 1 / b) ** 2 - 4 * c / (a * b))) / (2 / (a * b))
+        reliability = np.where(rho > 0, 1.0 / (1.0 + lam / r_all), spearman_brown(rho, r_all / np.sqrt(a * b)))
     return np.sqrt(np.clip(reliability, 0.0, 1.0))
+
+
+def _harmonic(counts) -> float:
+    return float(len(counts) / np.sum(1.0 / np.asarray(counts, dtype=np.float64)))
+
+
+@dataclass
+class NoiseCeiling:
+    """Noise ceiling of the repeat-averaged responses (:func:`repeat_noise_ceiling`).
+
+    Attributes
+    ----------
+    ceiling : ndarray of shape (n_voxels,)
+        Highest expected r of a perfect model: ``sqrt(clip(reliability, 0, 1))``.
+    reliability : ndarray of shape (n_voxels,)
+        Unclipped estimate of ``var(signal) / var(average)`` (may be < 0 for
+        voxels without signal; its mean over voxels is unbiased, which the
+        mean of clipped square roots is not).
+    ncsnr : ndarray of shape (n_voxels,)
+        Noise-ceiling SNR, ``sd(signal) / sd(noise of one trial)`` (NSD).
+    p_signal : ndarray of shape (n_voxels,)
+        One-way ANOVA F-test (stimuli as groups) that the voxel has
+        stimulus-related signal; parametric, used only to select voxels.
+    reliable : ndarray of bool, shape (n_voxels,)
+        ``p_signal`` FDR (Benjamini-Hochberg) q < .05.
+    n_repeats : float
+        Harmonic mean of the repeats per stimulus of the averaged responses.
+    """
+
+    ceiling: np.ndarray
+    reliability: np.ndarray
+    ncsnr: np.ndarray
+    p_signal: np.ndarray
+    reliable: np.ndarray
+    n_repeats: float
+
+    #: One-line description for summaries.
+    method = ("NSD-style noise-ceiling SNR: signal and noise variances from the repeats "
+              "(any number per stimulus), ceiling = sqrt(signal / (signal + noise / repeats))")
+
+    def summary(self) -> dict[str, Any]:
+        """Region summaries over all voxels and over voxels with reliable signal."""
+        rel = self.reliability[np.isfinite(self.reliability)]
+        chosen = self.ceiling[self.reliable]
+        return {
+            # sqrt of the mean reliability: near 0 for a region without signal (the mean
+            # of per-voxel clipped square roots is not: about +0.2 there).
+            "noise_ceiling": float(np.sqrt(max(rel.mean(), 0.0))) if rel.size else None,
+            "mean_reliability": float(rel.mean()) if rel.size else None,
+            "noise_ceiling_reliable": float(chosen.mean()) if chosen.size else None,
+            "n_voxels_reliable": int(self.reliable.sum()),
+            "median_ncsnr": float(np.nanmedian(self.ncsnr)) if np.isfinite(self.ncsnr).any() else None,
+            "n_repeats_harmonic": self.n_repeats,
+        }
+
+
+def repeat_noise_ceiling(patterns: np.ndarray, stimulus_ids: Sequence[str]) -> NoiseCeiling | None:
+    """Per-voxel noise ceiling for any number of repeats per stimulus, or None.
+
+    Variance components (the NSD noise-ceiling SNR of Allen et al. 2022,
+    generalised to unequal repeats): the noise variance of one trial,
+    ``s2_noise``, is the pooled within-stimulus variance over stimuli shown
+    at least twice (unbiased); the variance across stimuli of the averaged
+    responses has expectation ``s2_signal + s2_noise * mean(1/r_i)`` (``r_i``
+    repeats of stimulus ``i``, every stimulus of the average); so
+    ``reliability = 1 - s2_noise * mean(1/r_i) / var(averages)`` and the
+    ceiling of r is its square root. Tests compare it with the truth at 2, 3
+    and 4 repeats and with :func:`split_half_noise_ceiling`.
+
+    Parameters
+    ----------
+    patterns : ndarray of shape (n_trials, n_voxels)
+    stimulus_ids : sequence of str, length n_trials
+
+    Returns
+    -------
+    NoiseCeiling or None
+        None when fewer than 3 stimuli are repeated.
+    """
+    from scipy.stats import f as f_dist
+
+    from brainnet.stats import fdr_bh
+
+    x = np.asarray(patterns, dtype=np.float64)
+    groups = _repeat_groups(stimulus_ids)
+    repeated = [rows for rows in groups if rows.size >= 2]
+    if len(repeated) < 3:
+        return None
+    counts = np.array([rows.size for rows in groups], dtype=np.float64)
+    means = np.array([x[rows].mean(axis=0) for rows in groups])
+    ss_within = sum(((x[rows] - x[rows].mean(axis=0)) ** 2).sum(axis=0) for rows in repeated)
+    df_within = sum(rows.size - 1 for rows in repeated)
+    s2_noise = ss_within / df_within
+    var_means = means.var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reliability = np.where(var_means > 0, 1.0 - s2_noise * np.mean(1.0 / counts) / var_means, np.nan)
+        s2_signal = var_means - s2_noise * np.mean(1.0 / counts)
+        ncsnr = np.sqrt(np.clip(s2_signal, 0.0, None) / s2_noise)
+        # One-way ANOVA over the repeated stimuli.
+        rep_means = means[[i for i, rows in enumerate(groups) if rows.size >= 2]]
+        n_rep = counts[counts >= 2][:, None]
+        grand = (rep_means * n_rep).sum(axis=0) / n_rep.sum()
+        ms_between = (n_rep * (rep_means - grand) ** 2).sum(axis=0) / (len(repeated) - 1)
+        f_stat = ms_between / s2_noise
+    p_signal = np.where(np.isfinite(f_stat), f_dist.sf(f_stat, len(repeated) - 1, df_within), np.nan)
+    return NoiseCeiling(
+        ceiling=np.sqrt(np.clip(reliability, 0.0, 1.0)),
+        reliability=reliability,
+        ncsnr=ncsnr,
+        p_signal=p_signal,
+        reliable=fdr_bh(p_signal) < 0.05,
+        n_repeats=_harmonic(counts),
+    )
 
 
 @dataclass(repr=False)
@@ -384,9 +535,10 @@ class EncodingResult(Record):
     summary : dict
         The content of ``summary.json`` (without provenance).
     voxel_scores : pandas.DataFrame
-        One row per voxel: voxel, i, j, k, r, r2, p, p_fwe [, noise_ceiling].
+        One row per voxel: voxel, i, j, k, r (per-fold, the headline),
+        r_pooled, r2, p, p_fwe [, noise_ceiling, reliable].
     null : ndarray of shape (n_permutations, n_voxels)
-        Permutation null of the per-voxel r.
+        Permutation null of the per-voxel (per-fold) r.
     r_map : nibabel image or None
         Map of r (through the subject's masker).
     provenance : dict
@@ -425,7 +577,7 @@ def encode(
     inner="loo",
     n_components: int = 5,
     n_permutations: int = DEFAULT_PERMUTATIONS,
-    noise_ceiling: np.ndarray | None = None,
+    noise_ceiling: NoiseCeiling | np.ndarray | None = None,
     voxel_ijk: np.ndarray | None = None,
     seed: int = 0,
     n_jobs: int = 1,
@@ -438,8 +590,9 @@ def encode(
     ----------
     features : ndarray of shape (n_stimuli, n_units)
     responses : ndarray of shape (n_stimuli, n_voxels)
-    noise_ceiling : ndarray of shape (n_voxels,), optional
-        From :func:`split_half_noise_ceiling`.
+    noise_ceiling : NoiseCeiling or ndarray of shape (n_voxels,), optional
+        From :func:`repeat_noise_ceiling` (then the summary also covers the
+        voxels with reliable signal) or per-voxel ceilings of r.
     voxel_ijk : ndarray of shape (n_voxels, 3), optional
         Voxel coordinates for the table.
 
@@ -458,7 +611,8 @@ def encode(
     with _blas_limit():
         pred, chosen = enc.predict(y, n_jobs=n_jobs)
         res = _permutation_null(enc, y, model, n_permutations, seed, n_jobs, checkpoint, progress)
-    r = pearson_columns(y, pred)
+    r = fold_mean_pearson(y, pred, folds)
+    r_pooled = pearson_columns(y, pred)
     valid = np.isfinite(r)
     if n_permutations:
         p = np.where(valid, res.p_value, np.nan)
@@ -466,7 +620,8 @@ def encode(
     else:
         p = p_fwe = np.full(r.shape, np.nan)
     mean_r = float(np.nanmean(r)) if valid.any() else float("nan")
-    null_mean = np.nanmean(res.null, axis=1) if res.null.size else np.empty(0)
+    with _quiet_nan():
+        null_mean = np.nanmean(res.null, axis=1) if res.null.size else np.empty(0)
     p_mean = float(p_values(np.array(mean_r), null_mean)) if n_permutations else float("nan")
     ijk = np.full((y.shape[1], 3), -1) if voxel_ijk is None else np.asarray(voxel_ijk)
     table = pd.DataFrame(
@@ -476,13 +631,19 @@ def encode(
             "j": ijk[:, 1],
             "k": ijk[:, 2],
             "r": r,
+            "r_pooled": r_pooled,
             "r2": _r2_columns(y, pred),
             "p": p,
             "p_fwe": p_fwe,
         }
     )
+    ceiling = _ceiling_summary(noise_ceiling, r)
     if noise_ceiling is not None:
-        table["noise_ceiling"] = noise_ceiling
+        table["noise_ceiling"] = ceiling.pop("_per_voxel")
+        if isinstance(noise_ceiling, NoiseCeiling):
+            table["reliable"] = noise_ceiling.reliable
+    passing = r[p_fwe < 0.05]
+    effect = null_effect(mean_r, null_mean) if n_permutations else null_effect(None, [])
     summary = {
         "analysis": "encoding",
         "model": model,
@@ -490,23 +651,53 @@ def encode(
         "n_units": int(x.shape[1]),
         "n_voxels": int(y.shape[1]),
         "cv": int(cv),
+        "r_definition": "Pearson r within each test fold, averaged over folds",
         "mean_r": mean_r,
         "median_r": float(np.nanmedian(r)) if valid.any() else float("nan"),
+        "mean_r_pooled": float(np.nanmean(r_pooled)) if np.isfinite(r_pooled).any() else float("nan"),
+        "median_r_pooled": float(np.nanmedian(r_pooled)) if np.isfinite(r_pooled).any() else float("nan"),
         "mean_r2": float(np.nanmean(table["r2"])) if valid.any() else float("nan"),
         "p_value": p_mean,
+        "test": "permutation: mean over voxels of per-fold r; stimuli re-paired with features, model refitted",
         "n_permutations": int(n_permutations),
-        "n_voxels_p_fwe_05": int(np.sum(p_fwe < 0.05)),
-        "noise_ceiling": None if noise_ceiling is None else float(np.nanmean(noise_ceiling)),
-        "noise_ceiling_method": "unavailable (no repeated stimuli)"
-        if noise_ceiling is None
-        else "split-half reliability of repeats, Spearman-Brown corrected, sqrt",
-        "mean_r_over_noise_ceiling": None
-        if noise_ceiling is None or not np.nanmean(noise_ceiling) > 0
-        else mean_r / float(np.nanmean(noise_ceiling)),
+        "null_mean_r": effect["null_mean"],
+        "null_sd_r": effect["null_sd"],
+        "effect_vs_null": effect["effect"],
+        "n_voxels_p_fwe_05": int(passing.size),
+        "mean_r_p_fwe_05": float(passing.mean()) if passing.size else None,
+        "median_r_p_fwe_05": float(np.median(passing)) if passing.size else None,
+        **ceiling,
     }
     if chosen is not None:
         summary["median_alpha"] = float(np.median(chosen))
     return EncodingResult(summary=summary, voxel_scores=table, null=res.null)
+
+
+def _ceiling_summary(noise_ceiling, r: np.ndarray) -> dict[str, Any]:
+    """Noise-ceiling entries of the encoding summary, over all voxels and over reliable voxels."""
+    if noise_ceiling is None:
+        return {"noise_ceiling": None, "noise_ceiling_method": "unavailable (no repeated stimuli)",
+                "mean_r_over_noise_ceiling": None}
+    if isinstance(noise_ceiling, NoiseCeiling):
+        out = {**noise_ceiling.summary(), "noise_ceiling_method": NoiseCeiling.method}
+        per_voxel, reliable = noise_ceiling.ceiling, noise_ceiling.reliable
+    else:
+        per_voxel = np.asarray(noise_ceiling, dtype=np.float64)
+        finite = per_voxel[np.isfinite(per_voxel)]
+        out = {"noise_ceiling": float(np.sqrt(np.mean(finite**2))) if finite.size else None,
+               "noise_ceiling_method": "given per voxel"}
+        reliable = None
+    nc = out["noise_ceiling"]
+    mean_r = float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
+    out["mean_r_over_noise_ceiling"] = mean_r / nc if nc else None
+    if reliable is not None:
+        chosen = r[reliable]
+        out["mean_r_reliable"] = float(np.nanmean(chosen)) if np.isfinite(chosen).any() else None
+        nc_rel = out["noise_ceiling_reliable"]
+        out["mean_r_over_noise_ceiling_reliable"] = (
+            out["mean_r_reliable"] / nc_rel if nc_rel and out["mean_r_reliable"] is not None else None)
+    out["_per_voxel"] = per_voxel
+    return out
 
 
 def _subject_label(study, subject: str) -> str:
@@ -638,7 +829,7 @@ class _Job:
     label: str
     x: np.ndarray
     y: np.ndarray
-    ceiling: np.ndarray | None
+    ceiling: NoiseCeiling | None
     ijk: np.ndarray
     masker: Any
     weights: str | None
@@ -678,7 +869,7 @@ def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
         seed=settings.seed,
         parameters=settings.parameters(label),
     )
-    ceiling = split_half_noise_ceiling(data.patterns, data.stimulus_ids)
+    ceiling = repeat_noise_ceiling(data.patterns, data.stimulus_ids)
     return _Job(label, x, y, ceiling, data.voxel_ijk, data.masker, fprov.get("weights"), provenance)
 
 
@@ -722,7 +913,8 @@ def _finish_subject(job: _Job, result: EncodingResult) -> EncodingResult:
 # -- several subjects -----------------------------------------------------------
 
 #: Per-subject columns of the group table ``subjects.tsv``.
-GROUP_COLUMNS = ("subject", "mean_r", "median_r", "p_value", "n_voxels_p_fwe_05", "n_voxels", "noise_ceiling")
+GROUP_COLUMNS = ("subject", "mean_r", "median_r", "p_value", "n_voxels_p_fwe_05", "n_voxels", "noise_ceiling",
+                 "mean_r_pooled", "effect_vs_null", "mean_r_p_fwe_05")
 
 
 @dataclass(repr=False)
@@ -735,7 +927,8 @@ class SubjectsEncodingResult(Record):
         The content of the group ``summary.json`` (without provenance).
     table : pandas.DataFrame
         One row per subject: subject, mean_r, median_r, p_value,
-        n_voxels_p_fwe_05, n_voxels, noise_ceiling, folder.
+        n_voxels_p_fwe_05, n_voxels, noise_ceiling, mean_r_pooled,
+        effect_vs_null, mean_r_p_fwe_05, folder.
     folders : dict of str to Path
         Each subject's result folder (``<out>/sub-<label>/encode-<layer>``).
     computed : list of str

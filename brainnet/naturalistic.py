@@ -49,6 +49,7 @@ import numpy as np
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError, input_error
+from brainnet.stats import pearson_columns
 
 __all__ = [
     "BlockedKFold",
@@ -501,14 +502,6 @@ def _make_ridge(alphas: np.ndarray):
     return VoxelwiseRidgeCV(alphas=alphas, inner=5)
 
 
-def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denom = np.sqrt(np.einsum("ij,ij->j", a, a) * np.einsum("ij,ij->j", b, b))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, np.einsum("ij,ij->j", a, b) / np.where(denom > 0, denom, 1.0), np.nan)
-
-
 def _encode_chunk(source: _Source, start: int, stop: int, design: np.ndarray, folds: list, alphas: np.ndarray, model=None) -> dict[str, np.ndarray]:
     """Out-of-fold predictions and scores for voxels ``start:stop`` (runs on a worker)."""
     from sklearn.base import clone
@@ -529,7 +522,7 @@ def _encode_chunk_pinned(source, start, stop, design, folds, alphas, model, clon
         est = clone(model) if model is not None else _make_ridge(alphas)
         est.fit(design[train], y[train])
         pred = np.asarray(est.predict(design[test])).reshape(test.size, -1)
-        r_folds[k] = _pearson_columns(pred, y[test])
+        r_folds[k] = pearson_columns(pred, y[test])
         r2_folds[k] = _r2_columns(y[test], pred)
     # Scores are averaged over test blocks, not pooled: pooled predictions carry each training
     # set's mean, which is anti-correlated with the test block's mean and biases pooled r below 0.

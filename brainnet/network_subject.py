@@ -191,6 +191,7 @@ def decode_network_subject(
     model: str = "plsda",
     n_folds: int = 5,
     n_components: int | None = None,
+    n_permutations: int = 100,
     seed: int = 0,
 ) -> NetworkDecodingResult:
     """Decode categories from each human's and the network's stimulus patterns.
@@ -206,8 +207,13 @@ def decode_network_subject(
     model : {"plsda", "logistic"}
     n_folds : int
     n_components : int, optional
+    n_permutations : int
+        Permutations of the stimulus categories for the network's accuracy
+        (the engine; the classifier is refitted on the same folds each time).
+        ``p_value`` is this test; the binomial ``network_accuracy_p`` is a
+        parametric extra (it treats cross-validated decodings as independent).
     seed : int
-        Seed of the stimulus folds.
+        Seed of the stimulus folds and of the permutations.
 
     Returns
     -------
@@ -216,6 +222,8 @@ def decode_network_subject(
     from scipy.stats import binomtest
 
     from brainnet.categories import category_confusion, decode_categories_within
+    from brainnet.permutation import permutation_test
+    from brainnet.stats import null_effect
 
     y = np.asarray([str(c) for c in categories])
     network = np.asarray(network, dtype=np.float64)
@@ -279,10 +287,25 @@ def decode_network_subject(
         # undefined when the network's confusions have no off-diagonal variation
         "confusion_rank": int(1 + np.sum(loo > to_mean)) if np.isfinite(to_mean) else None,
         "noise_ceiling": {"lower": _nanmean(loo)},
+        "network_accuracy_p_test": "parametric extra: binomial test against chance",
         "p_value": None,
-        "n_permutations": 0,
+        "n_permutations": int(n_permutations),
     }
-    summary["p_value"] = summary["network_accuracy_p"]
+    if n_permutations > 0:
+        def statistic(perms: np.ndarray) -> np.ndarray:
+            return np.array([np.mean(decode_categories_within(network, y[perm], folds, model=model,
+                                                              n_components=n_components) == y[perm])
+                             for perm in perms])
+
+        perm = permutation_test(statistic, y.size, n_permutations=n_permutations, seed=seed, batch_size=8)
+        effect = null_effect(accuracy[-1], perm.null)
+        summary.update({
+            "p_value": float(perm.p_value),
+            "test": "permutation: stimulus categories shuffled, the network's classifier refitted on the same folds",
+            "null_mean_accuracy": effect["null_mean"],
+            "null_sd_accuracy": effect["null_sd"],
+            "effect_vs_null": effect["effect"],
+        })
     return NetworkDecodingResult(
         labels=[f"sub-{s}" for s in subjects] + ["network"],
         classes=classes,
@@ -309,6 +332,7 @@ def network_category_decoding(
     weights: str | Path | None = None,
     untrained_seed: int = 0,
     features_file: str | Path | None = None,
+    n_permutations: int = 100,
     seed: int = 0,
     out: str | Path | None = None,
     overwrite: bool = False,
@@ -358,6 +382,7 @@ def network_category_decoding(
         model=model,
         n_folds=n_folds,
         n_components=n_components,
+        n_permutations=n_permutations,
         seed=seed,
     )
     result.summary.update(
@@ -375,6 +400,7 @@ def network_category_decoding(
                 "model": model,
                 "n_folds": n_folds,
                 "n_components": n_components,
+                "n_permutations": n_permutations,
                 "subjects": [sd.subject for sd in data],
                 "averaged_repeats": True,
             },

@@ -44,7 +44,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from brainnet.errors import BrainnetError
 
-__all__ = ["KernelPLS", "CrossValidatedPLS"]
+__all__ = ["KernelPLS", "CrossValidatedPLS", "simpls", "ALGORITHMS"]
+
+#: PLS algorithms of ``decode --algorithm``: NIPALS (scikit-learn's, the default) or SIMPLS (MATLAB's
+#: ``plsregress``, the paper's; de Jong 1993).
+ALGORITHMS = ("nipals", "simpls")
 
 _EPS = np.finfo(np.float64).eps
 
@@ -525,6 +529,98 @@ def _fit_dense(gram: _Gram, y0: np.ndarray, ky0: np.ndarray, n_components: int, 
     return np.stack(duals), np.stack(iters)
 
 
+def simpls(x: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """SIMPLS partial least squares regression (de Jong 1993), X and Y centred, as MATLAB's ``plsregress``.
+
+    Same steps as ``plsregress`` (and GNU Octave's, tested against it): the
+    x-weight of each component is the dominant left singular vector of the
+    deflated cross-covariance ``S = X0' Y0``; scores ``t = X0 r`` are
+    normalised; the loading ``p = X0' t`` is orthogonalised against the
+    previous ones and ``S`` is deflated by it; ``B = R Q'`` with ``Q = Y0' T``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples, n_targets)
+    n_components : int
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features, n_targets)
+    intercept : ndarray of shape (n_targets,)
+        ``predict = x_new @ coef + intercept``.
+    """
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    x0, y0 = x - x_mean, y - y_mean
+    cross = x0.T @ y0
+    rotations = np.zeros((x.shape[1], n_components))
+    basis = np.zeros((x.shape[1], n_components))
+    for a in range(n_components):
+        u, s, _ = np.linalg.svd(cross, full_matrices=False)
+        if s[0] <= 1e-12 * max(1.0, s.max(initial=0.0)):
+            rotations, basis = rotations[:, :a], basis[:, :a]
+            break
+        r = u[:, 0]
+        t = x0 @ r
+        norm = np.linalg.norm(t)
+        r, t = r / norm, t / norm
+        loading = x0.T @ t
+        v = loading - basis[:, :a] @ (basis[:, :a].T @ loading)
+        v /= np.linalg.norm(v)
+        cross -= np.outer(v, v @ cross)
+        rotations[:, a], basis[:, a] = r, v
+    # scores T = x0 R are orthonormal, so the coefficients are R T' Y
+    coef = rotations @ ((x0 @ rotations).T @ y0)
+    return coef, y_mean - x_mean @ coef
+
+
+def _simpls_rotations(gram: np.ndarray, cross: np.ndarray, n_components: int) -> np.ndarray:
+    """SIMPLS x-rotations for a batch of cross-covariances, all sharing one X.
+
+    Parameters
+    ----------
+    gram : ndarray of shape (n_features, n_features)
+        ``x0.T @ x0`` of the centred X: scores ``t = x0 r`` are never formed,
+        since SIMPLS only needs ``x0.T t = gram r`` and ``|t|^2 = r' gram r``.
+    cross : ndarray of shape (n_batch, n_features, n_targets)
+        ``x0.T @ y0`` of each response matrix.
+
+    Returns
+    -------
+    rotations : ndarray of shape (n_batch, n_features, n_components)
+        ``x0 @ rotations[b]`` has orthonormal columns; the coefficients are
+        ``rotations[b] @ rotations[b].T @ cross[b]``.
+    """
+    cross = cross.copy()
+    n_batch, n_features, _ = cross.shape
+    rotations = np.zeros((n_batch, n_features, n_components))
+    basis = np.zeros((n_batch, n_features, n_components))
+    for a in range(n_components):
+        # first left singular vector of each cross, via the small (n_targets x n_targets) eigenproblem
+        _, vecs = np.linalg.eigh(cross.transpose(0, 2, 1) @ cross)
+        r = (cross @ vecs[:, :, -1:])[:, :, 0]
+        gr = r @ gram
+        norm = np.sqrt(np.maximum(np.sum(r * gr, axis=1, keepdims=True), 1e-300))
+        r, loading = r / norm, gr / norm
+        prev = basis[:, :, :a]
+        v = loading - (prev @ (loading[:, None, :] @ prev).transpose(0, 2, 1))[:, :, 0]
+        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
+        cross -= v[:, :, None] * (v[:, None, :] @ cross)
+        rotations[:, :, a], basis[:, :, a] = r, v
+    return rotations
+
+
+def _add_row_space(fold) -> None:
+    """Coordinates of a fold's rows in the row space of its centred training X, from the kernel."""
+    vals, vecs = np.linalg.eigh(fold.gram.kernel)
+    keep = vals > vals.max(initial=0.0) * vals.size * _EPS
+    vals, vecs = vals[keep], vecs[:, keep]
+    root = np.sqrt(vals)
+    fold.z_train = vecs * root
+    fold.z_test = (fold.k_test @ vecs) / root
+    fold.z_gram = np.diag(vals)
+
+
 @dataclass
 class _Fold:
     train: np.ndarray
@@ -534,6 +630,11 @@ class _Fold:
     k_stim: np.ndarray | None = None  # K_train @ S_train, (n_train, n_stimuli)
     onehot: np.ndarray | None = None  # S_train, (n_train, n_stimuli)
     sks: np.ndarray | None = None  # S^T K S, (n_stimuli, n_stimuli)
+    # SIMPLS: training rows' coordinates in the row space of centred X_train (Z Z^T = K), test rows' too
+    z_train: np.ndarray | None = None  # (n_train, rank)
+    z_test: np.ndarray | None = None  # (n_test, rank)
+    z_gram: np.ndarray | None = None  # Z^T Z = diag(eigenvalues), (rank, rank)
+    z_stim: np.ndarray | None = None  # Z^T S_train, (rank, n_stimuli)
 
 
 class CrossValidatedPLS:
@@ -552,10 +653,22 @@ class CrossValidatedPLS:
         leave-one-subject-out).
     n_components : int, default=10
     scale : bool, default=False
+    algorithm : {"nipals", "simpls"}, default="nipals"
+        ``"simpls"``: :func:`simpls` (MATLAB's ``plsregress``) on each fold's
+        coordinates in the row space of its centred X (SIMPLS depends on X
+        only through ``X X^T``: its weights lie in that row space), so a
+        fold costs products with ``(n_train, rank)`` matrices whatever the
+        number of voxels. Centring only (``scale=False``), like ``plsregress``.
     """
 
     def __init__(self, X: np.ndarray, groups: Sequence, n_components: int = 10, *, scale: bool = False,
-                 max_iter: int = 500, tol: float = 1e-6):
+                 max_iter: int = 500, tol: float = 1e-6, algorithm: str = "nipals"):
+        if algorithm not in ALGORITHMS:
+            raise BrainnetError(f"--algorithm {algorithm}: unknown PLS algorithm; use nipals or simpls")
+        if algorithm == "simpls" and scale:
+            raise BrainnetError("--algorithm simpls centres only (as MATLAB's plsregress); leave out --scale "
+                                "or use --algorithm nipals")
+        self.algorithm = algorithm
         x = np.asarray(X, dtype=np.float64)
         groups = np.asarray(groups)
         if groups.shape != (x.shape[0],):
@@ -579,6 +692,9 @@ class CrossValidatedPLS:
                     "use fewer components"
                 )
             self.folds.append(self._fold(x0, full, train, test))
+        if algorithm == "simpls":
+            for fold in self.folds:
+                _add_row_space(fold)
 
     def _fold(self, x0, full, train, test) -> _Fold:
         if full is None:
@@ -599,6 +715,12 @@ class CrossValidatedPLS:
         batch = y[None] if y.ndim == 2 else y
         out = np.empty_like(batch)
         for fold in self.folds:
+            if self.algorithm == "simpls":
+                ytr = batch[:, fold.train]
+                mean = ytr.mean(axis=1)
+                cross = fold.z_train.T @ (ytr - mean[:, None])
+                out[:, fold.test] = self._simpls_fold(fold, cross) + mean[:, None]
+                continue
             ytr = batch[:, fold.train]
             mean, std = _center_scale(ytr, self.scale)
             y0 = (ytr - mean[:, None]) / std[:, None]
@@ -633,6 +755,16 @@ class CrossValidatedPLS:
         out = np.empty((fp.shape[0], self.n_samples, f.shape[1]))
         for fold in self.folds:
             train_rows = rows[fold.train]
+            if self.algorithm == "simpls":
+                if fold.z_stim is None or fold.z_stim.shape[1] != f.shape[0]:
+                    onehot = np.zeros((fold.train.size, f.shape[0]))
+                    onehot[np.arange(fold.train.size), train_rows] = 1.0
+                    fold.z_stim = fold.z_train.T @ onehot
+                counts = np.bincount(train_rows, minlength=f.shape[0])
+                mean = np.einsum("s,bsq->bq", counts, fp) / train_rows.size
+                # Z's columns sum to zero, so Z^T Y0 = Z^T S F[perm]
+                out[:, fold.test] = self._simpls_fold(fold, fold.z_stim @ fp) + mean[:, None]
+                continue
             if fold.k_stim is None or fold.k_stim.shape[1] != f.shape[0]:
                 fold.onehot = np.zeros((fold.train.size, f.shape[0]))
                 fold.onehot[np.arange(fold.train.size), train_rows] = 1.0
@@ -649,6 +781,12 @@ class CrossValidatedPLS:
             resp = _TiledY.from_permuted(fp, mean, std, train_rows, fold.onehot, fold.k_stim, fold.sks)
             out[:, fold.test] = self._predict_fold(fold, resp) * std[:, None] + mean[:, None]
         return out
+
+    def _simpls_fold(self, fold: _Fold, cross: np.ndarray) -> np.ndarray:
+        """Centred SIMPLS predictions of the fold's test rows from cross-covariances (B, rank, q)."""
+        k = min(self.n_components, fold.z_gram.shape[0])
+        rot = _simpls_rotations(fold.z_gram, cross, k)
+        return fold.z_test @ (rot @ (rot.transpose(0, 2, 1) @ cross))
 
     def _predict_fold(self, fold: _Fold, resp) -> np.ndarray:
         """Scaled predictions of the fold's test rows, (B, n_test, q)."""

@@ -44,83 +44,12 @@ import pandas as pd
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
 from brainnet.masks import describe_mask
+from brainnet.pls import (  # the one SIMPLS, shared with decode --algorithm simpls
+    _simpls_rotations,
+    simpls,
+)
 
 __all__ = ["simpls", "power_curve", "power_analysis", "PowerResult"]
-
-
-def simpls(x: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    """SIMPLS partial least squares regression (de Jong 1993), X and Y centred.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples, n_targets)
-    n_components : int
-
-    Returns
-    -------
-    coef : ndarray of shape (n_features, n_targets)
-    intercept : ndarray of shape (n_targets,)
-        ``predict = x_new @ coef + intercept``.
-    """
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    x0, y0 = x - x_mean, y - y_mean
-    cross = x0.T @ y0
-    rotations = np.zeros((x.shape[1], n_components))
-    basis = np.zeros((x.shape[1], n_components))
-    for a in range(n_components):
-        u, s, _ = np.linalg.svd(cross, full_matrices=False)
-        if s[0] <= 1e-12 * max(1.0, s.max(initial=0.0)):
-            rotations, basis = rotations[:, :a], basis[:, :a]
-            break
-        r = u[:, 0]
-        t = x0 @ r
-        norm = np.linalg.norm(t)
-        r, t = r / norm, t / norm
-        loading = x0.T @ t
-        v = loading - basis[:, :a] @ (basis[:, :a].T @ loading)
-        v /= np.linalg.norm(v)
-        cross -= np.outer(v, v @ cross)
-        rotations[:, a], basis[:, a] = r, v
-    # scores T = x0 R are orthonormal, so the coefficients are R T' Y
-    coef = rotations @ ((x0 @ rotations).T @ y0)
-    return coef, y_mean - x_mean @ coef
-
-
-def _simpls_rotations(gram: np.ndarray, cross: np.ndarray, n_components: int) -> np.ndarray:
-    """SIMPLS x-rotations for a batch of cross-covariances, all sharing one X.
-
-    Parameters
-    ----------
-    gram : ndarray of shape (n_features, n_features)
-        ``x0.T @ x0`` of the centred X: scores ``t = x0 r`` are never formed,
-        since SIMPLS only needs ``x0.T t = gram r`` and ``|t|^2 = r' gram r``.
-    cross : ndarray of shape (n_batch, n_features, n_targets)
-        ``x0.T @ y0`` of each response matrix.
-
-    Returns
-    -------
-    rotations : ndarray of shape (n_batch, n_features, n_components)
-        ``x0 @ rotations[b]`` has orthonormal columns; the coefficients are
-        ``rotations[b] @ rotations[b].T @ cross[b]``.
-    """
-    cross = cross.copy()
-    n_batch, n_features, _ = cross.shape
-    rotations = np.zeros((n_batch, n_features, n_components))
-    basis = np.zeros((n_batch, n_features, n_components))
-    for a in range(n_components):
-        # first left singular vector of each cross, via the small (n_targets x n_targets) eigenproblem
-        _, vecs = np.linalg.eigh(cross.transpose(0, 2, 1) @ cross)
-        r = (cross @ vecs[:, :, -1:])[:, :, 0]
-        gr = r @ gram
-        norm = np.sqrt(np.maximum(np.sum(r * gr, axis=1, keepdims=True), 1e-300))
-        r, loading = r / norm, gr / norm
-        prev = basis[:, :, :a]
-        v = loading - (prev @ (loading[:, None, :] @ prev).transpose(0, 2, 1))[:, :, 0]
-        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
-        cross -= v[:, :, None] * (v[:, None, :] @ cross)
-        rotations[:, :, a], basis[:, :, a] = r, v
-    return rotations
 
 
 class _LosoDecoder:

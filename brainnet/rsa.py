@@ -504,8 +504,21 @@ class LayerRSA:
     ceiling_gap_ci : tuple of float
         Subject-bootstrap CI of ``ceiling_gap``.
     below_ceiling_p : float
-        One-sided paired t-test over subjects that the network is below the
-        lower noise ceiling.
+        Parametric extra, not a permutation test: one-sided paired t-test
+        over subjects that the network is below the lower noise ceiling
+        (the subjects' lower-ceiling values share data, so its assumptions
+        do not hold; read it as descriptive).
+    null_mean, null_sd, effect_vs_null : float
+        Mean and SD of the permutation null of ``network_human_r`` and
+        ``(network_human_r - null_mean) / null_sd``.
+    below_ceiling_p_permutation : float
+        Permutation test (the engine) that the network is below the human
+        ceiling: every member of the group (the subjects and the network) is
+        compared with the pooled RDM of all the others; under the null the
+        network is exchangeable with a subject, so relabelling which member
+        is "the network" gives the null of its leave-one-out value, and p is
+        the chance that a member is as low as the network. Its smallest value
+        is about ``1 / (n_subjects + 1)``.
     """
 
     layer: str
@@ -525,6 +538,10 @@ class LayerRSA:
     ceiling_gap_ci: tuple[float, float] = (float("nan"), float("nan"))
     below_ceiling_p: float = float("nan")
     null: np.ndarray = field(default_factory=lambda: np.empty(0))
+    null_mean: float = float("nan")
+    null_sd: float = float("nan")
+    effect_vs_null: float = float("nan")
+    below_ceiling_p_permutation: float = float("nan")
 
 
 @dataclass(repr=False)
@@ -574,9 +591,13 @@ class RSAResult(Record):
                     "network_rank": res.network_rank,
                     "p_value": res.p_value,
                     "p_fwe": res.p_fwe,
+                    "null_mean": res.null_mean,
+                    "null_sd": res.null_sd,
+                    "effect_vs_null": res.effect_vs_null,
                     "noise_ceiling_lower": self.noise_ceiling_lower,
                     "noise_ceiling_upper": self.noise_ceiling_upper,
                     "below_ceiling_p": res.below_ceiling_p,
+                    "below_ceiling_p_permutation": res.below_ceiling_p_permutation,
                 }
             )
         return pd.DataFrame(rows)
@@ -610,7 +631,11 @@ class RSAResult(Record):
             "network_percentile": res.network_percentile,
             "p_value": res.p_value,
             "p_fwe": res.p_fwe,
+            "test": "permutation: stimulus labels of the network RDM shuffled; p_fwe by max over layers",
             "n_permutations": p.get("n_permutations"),
+            "null_mean": res.null_mean,
+            "null_sd": res.null_sd,
+            "effect_vs_null": res.effect_vs_null,
             "n_bootstrap": p.get("n_bootstrap"),
             "ci": {
                 "level": p.get("ci_level"),
@@ -620,6 +645,10 @@ class RSAResult(Record):
             "ceiling_gap": res.ceiling_gap,
             "ceiling_gap_ci": list(res.ceiling_gap_ci),
             "below_ceiling_p": res.below_ceiling_p,
+            "below_ceiling_test": "parametric extra: one-sided paired t-test over subjects (values not independent)",
+            "below_ceiling_p_permutation": res.below_ceiling_p_permutation,
+            "below_ceiling_permutation_test": "permutation: which member of subjects + network is the network, "
+            "statistic = its similarity to the pooled RDM of the others (smallest p about 1/(n_subjects+1))",
         }
 
     def second_order_frame(self, layer: str):
@@ -831,6 +860,18 @@ def _stimulus_bootstrap_statistic(network: np.ndarray, humans: np.ndarray, metho
     return statistic
 
 
+def _below_ceiling_permutation(network: np.ndarray, humans: np.ndarray, method: str, n_permutations: int,
+                               seed: int, n_jobs: int) -> float:
+    """p that the network's leave-one-out similarity is as low as a random member's (see LayerRSA)."""
+    from brainnet.permutation import permutation_test
+
+    members = np.vstack([humans, network[None]])
+    loo = noise_ceiling(members, method)[0]  # each member vs the pooled RDM of all the others
+    test = permutation_test(lambda perms: loo[perms[:, -1]], members.shape[0], n_permutations=n_permutations,
+                            seed=seed, alternative="less", n_jobs=n_jobs)
+    return float(test.p_value)
+
+
 def _percentile_ci(draws: np.ndarray, level: float) -> np.ndarray:
     """Percentile interval over axis 0: shape ``(2, *stat_shape)``."""
     tail = 100 * (1 - level) / 2
@@ -914,6 +955,7 @@ def rsa_network_subject(
     from scipy.stats import ttest_rel
 
     from brainnet.permutation import bootstrap_distribution, permutation_test
+    from brainnet.stats import null_effect
 
     method = _check_comparison(compare)
     humans = _as_vectors(human_rdms)
@@ -999,6 +1041,11 @@ def rsa_network_subject(
             res.p_value = float(perm.p_value[k])
             res.p_fwe = float(perm.p_fwe[k])
             res.null = perm.null[:, k]
+            res.below_ceiling_p_permutation = _below_ceiling_permutation(
+                network[k], humans, method, n_permutations, seed, n_jobs)
+            effect = null_effect(res.network_human_r, res.null)
+            res.null_mean, res.null_sd, res.effect_vs_null = (
+                np.nan if effect[key] is None else effect[key] for key in ("null_mean", "null_sd", "effect"))
         if boot_subj is not None:
             ci = _percentile_ci(boot_subj[:, k, :], ci_level)
             res.ci_subjects = (float(ci[0, 0]), float(ci[1, 0]))

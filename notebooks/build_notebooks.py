@@ -129,13 +129,51 @@ the image labels identically for all subjects (the paper ran 10,000 permutations
 use `n_permutations=10_000` - brainnet's batched engine makes that minutes, not days).
 """),
     code("""
-dec = brainnet.decode_units(study, layer="fc8", weights=WEIGHTS, n_components=10,
+# algorithm="simpls": MATLAB's plsregress, the paper's PLS (brainnet's default is scikit-learn's NIPALS)
+dec = brainnet.decode_units(study, layer="fc8", weights=WEIGHTS, n_components=10, algorithm="simpls",
                             n_permutations=200, n_bootstrap=20, n_cluster_draws=50,
                             out=out, overwrite=True)
 s = dec.summary
-paper = {"mean_r": 0.2819, "se_r": 0.0163, "cohens_d": 3.00, "noise_ceiling": 0.7693,
-         "sensitivity": 0.6667, "specificity": 0.9737, "ppv": 0.6545, "n_clusters": 15}
-table = pd.DataFrame({"paper": paper, "brainnet (this study)": {k: s.get(k) for k in paper}})
+"""),
+    md("""
+### The replication table: like with like
+
+Each row gives the paper's number, brainnet's number **under the same definition**, and
+whether the two can be compared. Two of the paper's statistics cannot be reproduced from
+its text:
+
+- **Cohen's d = 3.00.** With the paper's own mean (.2819), SE (.0163) and 18 subjects,
+  every standard definition gives something else (mean/SD 4.08, Hedges' g 3.89, ...;
+  `brainnet.stats.paper_d_candidates`), so its definition is unknown. brainnet's
+  `cohens_d` (mean/SD over held-out subjects) is shown with the value the paper's own
+  numbers give under that definition, and `effect_vs_null`, the effect against the
+  permutation null (chance is not 0), is the effect size to read.
+- **Occipital vs whole brain (dr = .0155, p = .0404, paired t-test)**: a paired t-test over
+  held-out subjects treats them as independent, which they are not; this notebook does
+  not reproduce it.
+"""),
+    code("""
+from brainnet.stats import paper_d_candidates
+
+own = paper_d_candidates(0.2819, 0.0163, 18)["mean/sd_ddof1"]
+conf_s = dec.confusion.summary
+rows = [
+    ("mean r", 0.2819, s["mean_r"], "same definition"),
+    ("SE of mean r", 0.0163, s["se_r"], "same definition (subjects treated as independent)"),
+    ("Cohen's d", 3.00, s["cohens_d"],
+     f"not comparable: the paper's definition is unknown; its own mean and SE give {own:.2f} with brainnet's"),
+    ("effect vs permutation null", None, s["effect_vs_null"], "not reported by the paper"),
+    ("permutation p of mean r", "< .0001", s["p_value"],
+     f"same test; smallest possible p here 1/{s['n_permutations'] + 1}"),
+    ("% of noise ceiling", 0.7693, s["noise_ceiling"], "same definition (cross-validated / resubstitution r)"),
+    ("sensitivity", 0.6667, conf_s["sensitivity"], "same definition (mean over subjects)"),
+    ("specificity", 0.9737, conf_s["specificity"], "same definition"),
+    ("PPV", 0.6545, conf_s["ppv"], "same definition"),
+    ("discriminable clusters", 15, conf_s["n_clusters"],
+     "same (same-data) method; clusters tested on held-out subjects: " + str(conf_s["n_clusters_heldout"])),
+    ("occipital - whole brain r", 0.0155, None, "not reproduced (paired t-test over dependent subjects)"),
+]
+table = pd.DataFrame(rows, columns=["statistic", "paper", "brainnet (this study)", "comparable?"])
 table
 """),
     md("""
@@ -164,11 +202,14 @@ rsa.profile()
 Per subject, each cross-validated predicted unit is correlated with each true unit;
 the argmax of a row is the decoded category. Ward clustering of the symmetrised
 confusions, with binomial tests per cut, gives the number of discriminable clusters
-(paper: >= 15, 95 % CI 15-17).
+(paper: >= 15, 95 % CI 15-17). That count chooses and tests its clusters on the same
+decodings (pure noise gives several), so only its permutation p is a test; brainnet also
+finds clusters on half of the subjects and tests them on the other half.
 """),
     code("""
 conf = dec.confusion
-print({k: conf.summary[k] for k in ("sensitivity", "specificity", "ppv", "n_clusters", "cluster_ci")})
+keys = ("sensitivity", "specificity", "ppv", "n_clusters", "cluster_ci", "cluster_p", "n_clusters_heldout")
+print({k: conf.summary[k] for k in keys})
 conf.clusters.head(10)
 """),
     md("## Figures as in the paper"),

@@ -183,3 +183,40 @@ def test_bad_input_messages():
         confusion_analysis([obs, obs], [obs] * 3, list("abcd"), n_bootstrap=0, n_permutations=0)
     with pytest.raises(BrainnetError, match="it needs at least 2"):
         confusion_analysis([obs], obs, list("abcd"), n_bootstrap=0, n_permutations=0)
+
+
+def test_heldout_clusters_find_planted_blocks_and_are_calibrated_on_noise(science_scale):
+    """Issue 17: clusters chosen on half of the subjects, tested on the others by the engine."""
+    from brainnet.confusion import heldout_clusters
+
+    predicted, observed, blocks = _blocks_study(4)
+    decoded = decode_units(predicted, observed)
+    found = heldout_clusters(decoded, n_permutations=99, seed=1)
+    assert found["n_clusters"] == 4
+    assert adjusted_rand_score(found["labels"], blocks) == 1.0
+    assert set(found["train_subjects"]).isdisjoint(found["test_subjects"])
+    # End to end through confusion_analysis, beside the paper's same-data count.
+    s = confusion_analysis(predicted, observed, LABELS, n_bootstrap=0, n_permutations=99, seed=1).summary
+    assert s["n_clusters_heldout"] == 4 and s["n_clusters"] == 4
+    # Pure noise: the same-data method always finds >= 2 clusters; held-out tests reject at the nominal rate.
+    n_sim = 300 if science_scale == "full" else 100
+    rng = np.random.default_rng(5)
+    p, counts, same_data = [], [], []
+    for sim in range(n_sim):
+        noise = rng.integers(0, 20, size=(12, 20))
+        res = heldout_clusters(noise, n_permutations=99, seed=sim)
+        p.extend(res["p"])
+        counts.append(res["n_clusters"])
+        same_data.append(discriminable_clusters(noise).n_clusters)
+    rate = np.mean(np.array(p) <= 0.05)
+    assert 0.02 <= rate <= 0.08, rate
+    assert np.mean(np.array(counts) > 0) <= 0.08
+    assert np.mean(same_data) > 1.5 > np.mean(counts)
+
+
+def test_holm_adjusted_p_values_by_hand():
+    from brainnet.stats import holm
+
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5])
+    # Holm by hand: sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1, running maximum.
+    np.testing.assert_allclose(holm(p), [0.04, 0.09, 0.09, np.nan, 0.5])

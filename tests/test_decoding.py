@@ -57,12 +57,18 @@ def test_signal_units_are_recovered_and_null_units_are_not(science_scale):
 
 def test_null_p_values_are_uniform(science_scale):
     n_runs = 60 if science_scale == "quick" else 200
-    p = []
+    p, effect, d = [], [], []
     for run in range(n_runs):
         patterns, ids, features, fids, _ = _arrays(4, 14, 25, 3, seed=100 + run)
         res = unit_decoding(patterns, ids, features, fids, n_components=2, n_permutations=39,
                             n_bootstrap=0, confusion=False, seed=run)
         p.append(res.summary["p_value"])
+        effect.append(res.summary["effect_vs_null"])
+        d.append(res.summary["cohens_d"])
+    # Issue 17: the null-relative effect centres on 0; the paper-style d (against 0, subjects as
+    # if independent) is what it replaces, and on the same null studies it is far more variable.
+    assert abs(np.mean(effect)) < 3 * np.std(effect) / np.sqrt(n_runs)
+    assert np.mean(np.abs(d) > 0.8) > np.mean(np.abs(effect) > 3)
     p = np.array(p)
     expected = 0.05 * n_runs
     bound = 3 * np.sqrt(n_runs * 0.05 * 0.95)

@@ -19,11 +19,11 @@ from brainnet.encoding import (
     encode,
     encoding_permutation_test,
     make_folds,
+    repeat_noise_ceiling,
     split_half_noise_ceiling,
 )
 from brainnet.errors import BrainnetError
 from brainnet.permutation import permutation_indices
-from brainnet.stats import pearson_columns
 
 
 def _data(n=60, p=30, v=12, n_signal=6, noise=1.0, seed=0):
@@ -81,7 +81,10 @@ def test_cross_validated_encoding_equals_sklearn_on_the_same_folds():
         ref = make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True))
         pred[test] = ref.fit(x[train], y[train]).predict(x[test])
     np.testing.assert_allclose(out["predictions"], pred, atol=1e-9)
-    np.testing.assert_allclose(out["r"], [sps.pearsonr(y[:, j], pred[:, j])[0] for j in range(y.shape[1])])
+    np.testing.assert_allclose(out["r_pooled"], [sps.pearsonr(y[:, j], pred[:, j])[0] for j in range(y.shape[1])])
+    per_fold = [[sps.pearsonr(y[test, j], pred[test, j])[0] for j in range(y.shape[1])]
+                for _, test in make_folds(len(x), 5, seed=3)]
+    np.testing.assert_allclose(out["r"], np.mean(per_fold, axis=0))
     r2 = 1 - ((y - pred) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
     np.testing.assert_allclose(out["r2"], r2)
 
@@ -107,8 +110,14 @@ def _literal_null(x, y, perms, folds, inner="loo"):
         for train, test in folds:
             ref = make_pipeline(StandardScaler(), RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True))
             pred[test] = ref.fit(x[train], y_perm[train]).predict(x[test])
-        null.append(pearson_columns(y_perm, pred))
+        null.append(_per_fold_r(y_perm, pred, folds))
     return np.array(null)
+
+
+def _per_fold_r(y, pred, folds):
+    """Reference for the headline score: scipy's r within each test fold, averaged over folds."""
+    return np.mean([[sps.pearsonr(y[test, j], pred[test, j])[0] for j in range(y.shape[1])]
+                    for _, test in folds], axis=0)
 
 
 def test_fast_permutation_null_equals_literal_refits():
@@ -135,7 +144,7 @@ def test_pls_permutations_are_literal_refits():
         for train, test in folds:
             ref = make_pipeline(StandardScaler(), PLSRegression(n_components=2, scale=False))
             pred[test] = ref.fit(x[train], y_perm[train]).predict(x[test])
-        np.testing.assert_allclose(res.null[k], pearson_columns(y_perm, pred), atol=1e-9)
+        np.testing.assert_allclose(res.null[k], _per_fold_r(y_perm, pred, folds), atol=1e-9)
 
 
 def test_signal_voxels_recovered_and_significant():
@@ -144,12 +153,20 @@ def test_signal_voxels_recovered_and_significant():
     table = result.voxel_scores
     signal, null = table["r"][:10], table["r"][10:]
     assert signal.min() > null.max()
-    # Out-of-fold r of pure-noise voxels is biased slightly negative, never positive.
-    assert signal.mean() > 0.4 and null.mean() < 0.05
+    assert signal.mean() > 0.4 and abs(null.mean()) < 0.1
     assert (table["p_fwe"][:10] <= 0.01).all()
     assert (table["p_fwe"][10:] > 0.05).mean() > 0.9
     assert result.summary["p_value"] == pytest.approx(1 / 100)
-    assert list(table.columns) == ["voxel", "i", "j", "k", "r", "r2", "p", "p_fwe"]
+    assert list(table.columns) == ["voxel", "i", "j", "k", "r", "r_pooled", "r2", "p", "p_fwe"]
+    s = result.summary
+    passing = table["r"][table["p_fwe"] < 0.05]
+    assert s["n_voxels_p_fwe_05"] == len(passing) >= 10
+    assert s["mean_r_p_fwe_05"] == pytest.approx(passing.mean())
+    # The null-relative effect is (observed - null mean) / null SD of the same statistic.
+    null_means = np.nanmean(result.null, axis=1)
+    assert s["null_mean_r"] == pytest.approx(null_means.mean())
+    assert s["effect_vs_null"] == pytest.approx((s["mean_r"] - null_means.mean()) / null_means.std(ddof=1))
+    assert s["effect_vs_null"] > 3
 
 
 def test_null_p_values_are_uniform(science_scale):
@@ -169,6 +186,28 @@ def test_null_p_values_are_uniform(science_scale):
     assert sps.kstest(np.array(p_vox), "uniform").pvalue > 0.001
 
 
+def test_null_studies_per_fold_r_centres_on_zero_and_every_p_is_calibrated(science_scale):
+    """Issue 17: on pure noise the headline r reads against 0 and p rejects at the nominal rate."""
+    n_runs, n_perm = (120, 19) if science_scale == "quick" else (600, 99)
+    mean_r, pooled, p_mean, effect = [], [], [], []
+    for run in range(n_runs):
+        rng = np.random.default_rng(7000 + run)
+        x = rng.standard_normal((30, 6))
+        y = rng.standard_normal((30, 6))
+        s = encode(x, y, n_permutations=n_perm, seed=run).summary
+        mean_r.append(s["mean_r"])
+        pooled.append(s["mean_r_pooled"])
+        p_mean.append(s["p_value"])
+        effect.append(s["effect_vs_null"])
+    assert abs(np.mean(mean_r)) < 0.02, np.mean(mean_r)
+    # The pooled r this replaces is biased well below 0 on the same studies.
+    assert np.mean(pooled) < -0.1, np.mean(pooled)
+    rate = np.mean(np.array(p_mean) <= 0.05)
+    assert 0.02 <= rate <= 0.08, rate
+    # Null-relative effect sizes centre on 0 (each is (mean r - null mean) / null SD).
+    assert abs(np.mean(effect)) < 3 * np.std(effect) / np.sqrt(n_runs), np.mean(effect)
+
+
 def test_noise_ceiling_recovers_known_reliability():
     rng = np.random.default_rng(0)
     n_stim, v, repeats = 1000, 20, 4
@@ -181,6 +220,72 @@ def test_noise_ceiling_recovers_known_reliability():
     np.testing.assert_allclose(ceiling, truth, atol=0.1)
     assert abs(ceiling.mean() - truth.mean()) < 0.02
     assert split_half_noise_ceiling(signal, [f"s{i}" for i in range(n_stim)]) is None
+
+
+def _repeated_trials(counts, noise_sd, seed):
+    rng = np.random.default_rng(seed)
+    signal = rng.standard_normal((counts.size, noise_sd.size))
+    trials = np.repeat(signal, counts, axis=0) + rng.standard_normal((counts.sum(), noise_sd.size)) * noise_sd
+    ids = np.repeat([f"s{i}" for i in range(counts.size)], counts)
+    # The encoding target averages every stimulus's repeats: reliability var(s) / (var(s) + var(noise) mean(1/r)).
+    truth = 1 / (1 + noise_sd**2 * np.mean(1 / counts))
+    return trials, ids, truth
+
+
+@pytest.mark.parametrize("repeats", [2, 3, 4, "1-4"])
+def test_noise_ceilings_match_the_truth_for_any_number_of_repeats(repeats):
+    """Tolerance: 0.05 per voxel for ceilings >= 0.5 with 2,000 stimuli (SE about 0.01); 0.02 for the region."""
+    rng = np.random.default_rng(3)
+    n_stim = 2000
+    counts = np.full(n_stim, repeats) if repeats != "1-4" else rng.integers(1, 5, n_stim)
+    noise_sd = np.linspace(0.3, 2.0, 12)
+    trials, ids, truth = _repeated_trials(counts, noise_sd, seed=4)
+    nc = repeat_noise_ceiling(trials, ids)
+    split = split_half_noise_ceiling(trials, ids)
+    strong = np.sqrt(truth) >= 0.5
+    np.testing.assert_allclose(nc.ceiling[strong], np.sqrt(truth)[strong], atol=0.05)
+    np.testing.assert_allclose(split[strong], np.sqrt(truth)[strong], atol=0.05)
+    assert abs(nc.reliability.mean() - truth.mean()) < 0.02
+    assert nc.reliable.all() and nc.n_repeats == pytest.approx(1 / np.mean(1 / counts))
+
+
+def test_split_half_uses_the_actual_split_sizes_at_three_repeats():
+    # The issue's example: the truth 0.638; Spearman-Brown with factor 2 on halves of 2 and 1 repeats gives 0.606.
+    noise_sd = np.array([np.sqrt(3 * (1 / 0.638**2 - 1))])
+    trials, ids, truth = _repeated_trials(np.full(40000, 3), noise_sd, seed=0)
+    assert np.sqrt(truth[0]) == pytest.approx(0.638, abs=1e-3)
+    assert split_half_noise_ceiling(trials, ids)[0] == pytest.approx(0.638, abs=0.01)
+    assert repeat_noise_ceiling(trials, ids).ceiling[0] == pytest.approx(0.638, abs=0.01)
+
+
+def test_region_ceiling_reads_zero_without_signal_and_reliable_voxels_are_found():
+    rng = np.random.default_rng(1)
+    n_stim, repeats = 300, 3
+    ids = np.repeat([f"s{i}" for i in range(n_stim)], repeats)
+    noise = rng.standard_normal((n_stim * repeats, 60))
+    nc = repeat_noise_ceiling(noise, ids)
+    # The mean of per-voxel clipped ceilings is well above 0 on pure noise; the mean reliability is not
+    # (SE about 0.01 here), and the region ceiling is its square root.
+    assert nc.ceiling.mean() > 0.08
+    assert abs(nc.summary()["mean_reliability"]) < 0.03
+    assert nc.summary()["noise_ceiling"] == pytest.approx(np.sqrt(max(nc.reliability.mean(), 0)))
+    # FDR q < .05 on pure noise: false selections are rare.
+    assert nc.reliable.sum() <= 3
+    signal = np.repeat(rng.standard_normal((n_stim, 10)), repeats, axis=0)
+    mixed = noise.copy()
+    mixed[:, :10] += signal
+    nc = repeat_noise_ceiling(mixed, ids)
+    assert nc.reliable[:10].all() and nc.reliable[10:].mean() < 0.1
+    s = nc.summary()
+    assert s["noise_ceiling_reliable"] > 0.75 > s["noise_ceiling"]
+    # encode() reports both summaries and the mean r over the reliable voxels.
+    x = rng.standard_normal((n_stim, 5))
+    y = np.array([mixed[ids == f"s{i}"].mean(axis=0) for i in range(n_stim)])
+    summary = encode(x, y, n_permutations=0, noise_ceiling=nc).summary
+    assert summary["n_voxels_reliable"] == nc.reliable.sum()
+    assert summary["noise_ceiling"] == pytest.approx(s["noise_ceiling"])
+    assert summary["mean_r_over_noise_ceiling_reliable"] == pytest.approx(
+        summary["mean_r_reliable"] / s["noise_ceiling_reliable"])
 
 
 def test_summary_reports_noise_ceiling_or_unavailable():
@@ -241,7 +346,7 @@ def test_encode_subject_recovers_signal_voxels_and_writes_results(sim_study, tmp
     folder = tmp_path / "res" / "sub-01" / "encode-fc8"
     assert result.path == folder
     table = pd.read_csv(folder / "voxel_scores.tsv", sep="\t")
-    assert list(table.columns) == ["voxel", "i", "j", "k", "r", "r2", "p", "p_fwe", "noise_ceiling"]
+    assert list(table.columns) == ["voxel", "i", "j", "k", "r", "r_pooled", "r2", "p", "p_fwe", "noise_ceiling", "reliable"]
     truth = load_truth(sim_study)
     signal = {tuple(v) for v in truth["signal_ijk"].tolist()}
     is_signal = np.array([tuple(v) in signal for v in table[["i", "j", "k"]].to_numpy().tolist()])

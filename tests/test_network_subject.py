@@ -90,6 +90,10 @@ def test_network_with_category_structure_outranks_noisy_humans():
     assert s["network_rank"] == 1 and s["network_percentile"] == 100.0
     assert s["network_accuracy_p"] < 1e-6
     assert s["human_accuracy_range"][1] < 1.0
+    # The engine's permutation test of the same accuracy, and its null-relative effect.
+    assert s["p_value"] == pytest.approx(1 / 101)
+    # CV on shuffled labels sits a little below chance (0.25): the folds were stratified on the true labels.
+    assert abs(s["null_mean_accuracy"] - 0.25) < 0.1 and s["effect_vs_null"] > 5
 
 
 def test_unrelated_network_is_at_chance_and_ranks_last():
@@ -101,6 +105,33 @@ def test_unrelated_network_is_at_chance_and_ranks_last():
     assert s["network_rank"] == s["network_rank_of"]
     assert s["network_accuracy_p"] > 0.01
     assert min(res.accuracy[:-1]) > 0.8
+
+
+def _null_network_p(n_sim, n_perm):
+    rng = np.random.default_rng(8)
+    p, effect = [], []
+    for sim in range(n_sim):
+        humans, net, y = _data(rng, n_classes=3, per_class=6, n_subjects=3, network="random")
+        s = decode_network_subject(humans, net, y, n_folds=3, model="plsda", n_permutations=n_perm,
+                                   seed=sim).summary
+        p.append(s["p_value"])
+        effect.append(s["effect_vs_null"])
+    return np.array(p), np.array(effect)
+
+
+def test_network_accuracy_permutation_p_is_uniform_on_null_studies():
+    """Issue 17 (quick): the engine's test of the network's accuracy, p roughly uniform on noise."""
+    p, effect = _null_network_p(30, 19)
+    assert abs(p.mean() - 0.5) < 3 * 0.29 / np.sqrt(p.size), p.mean()
+    assert abs(np.mean(effect)) < 3 * np.std(effect) / np.sqrt(effect.size)
+
+
+@pytest.mark.slow
+def test_network_accuracy_permutation_p_is_calibrated_on_null_studies():
+    """Issue 17: p <= .05 in 2-8 % of null studies."""
+    p, _ = _null_network_p(300, 39)
+    rate = np.mean(p <= 0.05)
+    assert 0.02 <= rate <= 0.08, rate
 
 
 def test_bad_input_messages():

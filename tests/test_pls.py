@@ -158,3 +158,122 @@ def test_unconverged_power_method_returns_sklearns_last_iterate():
         ours = KernelPLS(3, max_iter=3).fit(x, y)
     np.testing.assert_allclose(ours.predict(x), ref.predict(x), atol=1e-9)
     assert ours.n_iter_ == ref.n_iter_
+
+
+# -- SIMPLS (MATLAB's plsregress; decode --algorithm simpls, power) --------------------------------
+
+
+def _de_jong_simpls(x, y, k):
+    """Literal transcription of de Jong (1993), Appendix: SIMPLS with the re-orthogonalised basis."""
+    x0, y0 = x - x.mean(0), y - y.mean(0)
+    s = x0.T @ y0
+    r_all, t_all, q_all, v_all = [], [], [], []
+    for _ in range(k):
+        evals, evecs = np.linalg.eigh(s.T @ s)
+        q = evecs[:, -1]  # dominant eigenvector of S'S
+        r = s @ q
+        t = x0 @ r
+        t -= t.mean()
+        norm_t = np.linalg.norm(t)
+        t, r = t / norm_t, r / norm_t
+        p = x0.T @ t
+        q = y0.T @ t
+        v = p.copy()
+        for v_old in v_all:  # Gram-Schmidt against the previous loadings
+            v -= v_old * (v_old @ p)
+        v /= np.linalg.norm(v)
+        s = s - np.outer(v, v @ s)
+        r_all.append(r), t_all.append(t), q_all.append(q), v_all.append(v)
+    coef = np.array(r_all).T @ np.array(q_all)
+    return coef, y.mean(0) - x.mean(0) @ coef
+
+
+@pytest.mark.parametrize(("n", "p", "q", "k"), [(30, 12, 4, 3), (25, 60, 5, 6), (40, 8, 1, 4)])
+def test_simpls_equals_the_published_algorithm(n, p, q, k):
+    from brainnet.pls import simpls
+
+    x, y = _data(n, p, q, seed=p)
+    coef, icpt = simpls(x, y, k)
+    ref_coef, ref_icpt = _de_jong_simpls(x, y, k)
+    scale = np.abs(x @ ref_coef).max()
+    np.testing.assert_allclose(x @ coef + icpt, x @ ref_coef + ref_icpt, atol=1e-9 * scale)
+
+
+def test_simpls_equals_octave_plsregress(tmp_path):
+    import shutil
+    import subprocess
+
+    from brainnet.pls import simpls
+
+    if shutil.which("octave") is None:
+        pytest.skip("GNU Octave is not installed (Debian: apt-get install octave octave-statistics)")
+    x, y = _data(30, 15, 4, seed=3)
+    np.savetxt(tmp_path / "x.txt", x, fmt="%.17g")
+    np.savetxt(tmp_path / "y.txt", y, fmt="%.17g")
+    script = (
+        "pkg load statistics; X = load('x.txt'); Y = load('y.txt');"
+        "[xl, yl, xs, ys, coef, fitted] = plsregress(X, Y, 5);"
+        "save('-ascii', '-double', 'coef.txt', 'coef'); save('-ascii', '-double', 'fitted.txt', 'fitted');"
+    )
+    run = subprocess.run(["octave", "--no-gui", "--norc", "--quiet", "--eval", script], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    if run.returncode != 0 and "statistics" in run.stderr and "package" in run.stderr:
+        pytest.skip("Octave's statistics package is not installed (Debian: octave-statistics)")
+    assert run.returncode == 0, run.stderr[-2000:]
+    coef, icpt = simpls(x, y, 5)
+    # plsregress returns B = R Q' (no intercept row); fitted = T Q' + mean(Y)
+    np.testing.assert_allclose(coef, np.loadtxt(tmp_path / "coef.txt"), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(x @ coef + icpt, np.loadtxt(tmp_path / "fitted.txt"), rtol=1e-8, atol=1e-10)
+    # NIPALS (scikit-learn, decode's default) is a different algorithm: it agrees only on component 1.
+    nipals = PLSRegression(5, scale=False).fit(x, y).predict(x)
+    assert np.abs(nipals - (x @ coef + icpt)).max() > 1e-6
+
+
+def test_cross_validated_simpls_equals_refitting_simpls_per_fold_and_permutation():
+    from brainnet.pls import simpls
+
+    rng = np.random.default_rng(0)
+    n_stim, n_sub = 10, 4
+    x = rng.normal(size=(n_stim * n_sub, 70))
+    groups = np.repeat(np.arange(n_sub), n_stim)
+    rows = np.tile(np.arange(n_stim), n_sub)
+    f = rng.normal(size=(n_stim, 5))
+    cv = CrossValidatedPLS(x, groups, 3, algorithm="simpls")
+    perms = permutation_indices(n_stim, 0, 4, seed=1)
+    got = cv.predict_permuted(f, rows, perms)
+    for b, perm in enumerate(perms):
+        y = f[perm][rows]
+        ref = np.empty_like(y)
+        for g in range(n_sub):
+            test = groups == g
+            coef, icpt = simpls(x[~test], y[~test], 3)
+            ref[test] = x[test] @ coef + icpt
+        np.testing.assert_allclose(got[b], ref, atol=1e-10)
+        np.testing.assert_allclose(cv.predict(y), ref, atol=1e-10)
+    with pytest.raises(BrainnetError, match=r"^--algorithm simpls centres only"):
+        CrossValidatedPLS(x, groups, 3, algorithm="simpls", scale=True)
+    with pytest.raises(BrainnetError, match=r"^--algorithm pca: unknown PLS algorithm; use nipals or simpls$"):
+        CrossValidatedPLS(x, groups, 3, algorithm="pca")
+
+
+def test_decode_with_simpls_scores_literal_simpls_refits():
+    from brainnet.decoding import unit_decoding
+    from brainnet.pls import simpls
+
+    rng = np.random.default_rng(2)
+    n_stim, n_sub = 14, 4
+    feats = rng.normal(size=(n_stim, 3))
+    ids = [f"s{i}" for i in range(n_stim)]
+    patterns = [feats @ rng.normal(size=(3, 30)) + rng.normal(size=(n_stim, 30)) for _ in range(n_sub)]
+    res = unit_decoding(patterns, [ids] * n_sub, feats, ids, n_components=2, algorithm="simpls",
+                        n_permutations=5, n_bootstrap=0, confusion=False)
+    x = np.concatenate(patterns)
+    y = np.tile(feats, (n_sub, 1))
+    groups = np.repeat(np.arange(n_sub), n_stim)
+    r = []
+    for g in range(n_sub):
+        test = groups == g
+        coef, icpt = simpls(x[~test], y[~test], 2)
+        r.append(pearson_columns(x[test] @ coef + icpt, y[test]).mean())
+    assert res.summary["mean_r"] == pytest.approx(np.mean(r), abs=1e-10)
+    assert res.summary["algorithm"] == "simpls"

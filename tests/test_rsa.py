@@ -518,3 +518,27 @@ def test_cli_bad_input_exits_2_with_one_line(small_study, tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "--subject 77: not in" in err
+
+
+def test_below_ceiling_permutation_is_calibrated_and_finds_a_worse_network(science_scale):
+    """Issue 17: the engine's test that the network is below the human ceiling."""
+    n_sim = 600 if science_scale == "full" else 200
+    rng = np.random.default_rng(21)
+    n_subjects, n_stimuli = 24, 10
+    pairs = n_stimuli * (n_stimuli - 1) // 2
+    p_null = []
+    for sim in range(n_sim):
+        # The network is one more subject of the same group: shared geometry plus its own noise.
+        members = rng.standard_normal(pairs) + 1.5 * rng.standard_normal((n_subjects + 1, pairs))
+        p_null.append(rsa._below_ceiling_permutation(members[-1], members[:-1], "spearman", 199, sim, 1))
+    rate = np.mean(np.array(p_null) <= 0.05)
+    assert 0.02 <= rate <= 0.08, rate
+    # End to end: a network without the shared geometry is the least typical member, p at its floor 1/(n+1).
+    worse = rsa.rsa_network_subject(members[:-1], {"x": rng.standard_normal(pairs)}, n_permutations=199,
+                                    n_bootstrap=0).layers["x"]
+    assert worse.below_ceiling_p_permutation <= 1.5 / (n_subjects + 1)
+    typical = rsa.rsa_network_subject(members[:-1], {"x": members[-1]}, n_permutations=199,
+                                      n_bootstrap=0).layers["x"]
+    loo = rsa.noise_ceiling(members, "spearman")[0]
+    exact = np.mean(loo <= loo[-1])  # the exact rank test: relabellings are equally likely
+    assert typical.below_ceiling_p_permutation == pytest.approx(exact, abs=0.1)

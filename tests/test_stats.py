@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 from scipy import stats as sps
+from scipy.special import gammaln
 
 from brainnet.stats import cohens_d, fdr_bh, pearson_columns, standard_error, zscore_columns
 
@@ -45,3 +47,33 @@ def test_spearman_brown_steps_up_split_half_correlation():
     r = np.linspace(0.05, 0.95, 7)
     np.testing.assert_allclose(spearman_brown(spearman_brown(r, 3.0), 1 / 3.0), r)
     assert np.isnan(spearman_brown(np.nan))
+
+
+def test_paper_d_candidates_agree_with_direct_formulas_and_none_gives_the_published_3():
+    from brainnet.stats import paper_d_candidates
+
+    rng = np.random.default_rng(0)
+    x = 0.28 + 0.07 * rng.standard_normal(18)
+    got = paper_d_candidates(x.mean(), sps.sem(x), x.size)
+    t = sps.ttest_1samp(x, 0).statistic
+    assert got["mean/sd_ddof1"] == pytest.approx(cohens_d(x))
+    assert got["t/sqrt(n)"] == pytest.approx(t / np.sqrt(x.size))
+    assert got["mean/sd_ddof0"] == pytest.approx(x.mean() / x.std(ddof=0))
+    # Hedges' exact small-sample factor Gamma(m/2) / (sqrt(m/2) Gamma((m-1)/2)), m = n-1, vs its approximation.
+    m = x.size - 1
+    exact_j = np.exp(gammaln(m / 2) - gammaln((m - 1) / 2)) / np.sqrt(m / 2)
+    assert got["hedges_g"] == pytest.approx(cohens_d(x) * exact_j, rel=2e-3)
+    # The paper's numbers: mean r .2819 +/- .0163 SE over 18 subjects, published d = 3.00.
+    paper = paper_d_candidates(0.2819, 0.0163, 18)
+    assert paper["mean/sd_ddof1"] == pytest.approx(4.076, abs=1e-3)
+    assert all(abs(v - 3.00) > 0.5 for v in paper.values()), paper
+
+
+def test_null_effect_is_distance_from_the_null_in_null_sds():
+    from brainnet.stats import null_effect
+
+    null = np.array([0.1, 0.2, 0.3, np.nan])
+    got = null_effect(0.5, null)
+    assert got["null_mean"] == pytest.approx(0.2) and got["null_sd"] == pytest.approx(0.1)
+    assert got["effect"] == pytest.approx(3.0)
+    assert null_effect(0.5, [0.1]) == {"null_mean": None, "null_sd": None, "effect": None}

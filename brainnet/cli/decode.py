@@ -51,6 +51,12 @@ def register(subparsers) -> None:
         help="scale voxels and units to unit variance (default: centre only, like MATLAB plsregress)",
     )
     parser.add_argument(
+        "--algorithm",
+        choices=("nipals", "simpls"),
+        default="nipals",
+        help="PLS algorithm: nipals (scikit-learn's, default) or simpls (MATLAB plsregress, the paper's)",
+    )
+    parser.add_argument(
         "--permutations",
         type=int,
         default=DEFAULT_PERMUTATIONS,
@@ -88,6 +94,7 @@ def run(args) -> int:
         subjects=args.subjects,
         n_components=args.components,
         scale=args.scale,
+        algorithm=args.algorithm,
         mask=args.mask,
         features=args.features,
         weights=args.weights,
@@ -105,9 +112,13 @@ def run(args) -> int:
     p = "n/a" if s["p_value"] is None else f"{s['p_value']:.4g}"
     print(
         f"{s['layer']} decoded from {s['n_voxels']} voxels of {s['n_subjects']} subjects: "
-        f"mean r = {s['mean_r']:.3f} +/- {s['se_r']:.3f} SE, d = {s['cohens_d']:.2f}, "
-        f"p = {p} ({s['n_permutations']} permutations), {ceiling}"
+        f"mean r = {s['mean_r']:.3f}, p = {p} ({s['n_permutations']} permutations), {ceiling}"
     )
+    if s.get("effect_vs_null") is not None:
+        print(f"permutation null of mean r: {s['null_mean_r']:.3f} +/- {s['null_sd_r']:.3f} SD; "
+              f"effect = {s['effect_vs_null']:.2f} null SDs")
+    print(f"paper-style (subjects treated as independent, against 0): +/- {s['se_r']:.3f} SE, "
+          f"d = {s['cohens_d']:.2f}")
     print(f"{s['n_units_p_fwe_05']}/{s['n_units']} units p_FWE < 0.05")
     if s.get("sensitivity") is not None:
         print(

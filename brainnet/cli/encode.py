@@ -131,6 +131,10 @@ def _one_subject(args, subject: str) -> int:
         f"(p = {s['p_value']:.4g}, {s['n_permutations']} permutations), "
         f"{s['n_voxels_p_fwe_05']}/{s['n_voxels']} voxels p_FWE < 0.05"
     )
+    if s.get("effect_vs_null") is not None:
+        print(f"r is per-fold r averaged over folds; permutation null of mean r: {s['null_mean_r']:.3f} "
+              f"+/- {s['null_sd_r']:.3f} SD, effect = {s['effect_vs_null']:.2f} null SDs; "
+              f"pooled-prediction r = {s['mean_r_pooled']:.3f}")
     print(f"noise ceiling (mean r): {ceiling}; {s['n_stimuli']} stimuli, {s['cv']}-fold CV")
     print(f"results: {result.path}")
     return 0
