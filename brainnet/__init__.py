@@ -92,6 +92,15 @@ _API: dict[str, str] = {
     "load_manifest": "brainnet.datasets.manifests",
     "available_datasets": "brainnet.datasets.manifests",
     "download": "brainnet.datasets.download",
+    # networks side by side
+    "Network": "brainnet.models.registry",
+    "Preprocessing": "brainnet.models.registry",
+    "NETWORKS": "brainnet.models.registry",
+    "get_network": "brainnet.models.registry",
+    "register_network": "brainnet.models.registry",
+    "network_layers": "brainnet.models.registry",
+    "resize_normalize": "brainnet.models.registry",
+    "load_thingsvision": "brainnet.features",
 }
 
 __all__ = ["__version__", *_API]

@@ -527,6 +527,7 @@ def encode_subject(
     features: str | Path | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
+    network=None,
     seed: int = 0,
     n_jobs: int = 1,
     out: str | Path | None = None,
@@ -558,6 +559,9 @@ def encode_subject(
     mask, features, weights, untrained_seed
         Region, precomputed features file, EmoNet weights (or the seed of
         untrained weights).
+    network : str or Network, optional
+        Another network with its own preprocessing (``"hf:/models/vit"``,
+        ``"emonet-untrained"``, ...); default EmoNet.
     seed : int
         Seed of the folds and permutations.
     out : path, optional
@@ -574,7 +578,8 @@ def encode_subject(
     label = _subject_label(study, subject)
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
+                           network=network)
     return _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
 
 
@@ -780,6 +785,7 @@ def encode_subjects(
     features: str | Path | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
+    network=None,
     seed: int = 0,
     n_jobs: int = 1,
     scheduler: Any = None,
@@ -829,7 +835,8 @@ def encode_subjects(
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
     make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
+                           network=network)
     feats.layer(layer)  # a layer missing from --features is refused before any folder exists
     group = None
     if out is not None:

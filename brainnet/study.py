@@ -254,7 +254,7 @@ class Study:
                 ) from None
         return self._stimuli
 
-    def features(self, layers=("fc8",), weights=None, seed: int = 0, features_file=None):
+    def features(self, layers=("fc8",), weights=None, seed: int = 0, features_file=None, network=None):
         """Network features of the study's stimuli, rows in ``stimulus_ids`` order.
 
         Parameters
@@ -266,7 +266,11 @@ class Study:
         seed : int
             Seed of the untrained weights.
         features_file : str or Path, optional
-            Precomputed features (``.npz``/``.tsv``) used instead of extracting.
+            Precomputed features (``.npz``/``.tsv``, a THINGSvision output
+            folder) used instead of extracting.
+        network : str or Network, optional
+            The network to extract from, with its own preprocessing (see
+            :func:`brainnet.models.registry.get_network`); default EmoNet.
 
         Returns
         -------
@@ -286,8 +290,8 @@ class Study:
             return feats.align(self.stimulus_ids)
         from brainnet.extract import extract_activations
 
-        layers = (layers,) if isinstance(layers, str) else tuple(layers)
-        feats = extract_activations(self.stimuli, layers=layers, weights=weights, seed=seed)
+        layers = (layers,) if isinstance(layers, str) and layers != "all" else layers
+        feats = extract_activations(self.stimuli, network=network, layers=layers, weights=weights, seed=seed)
         return feats.align(self.stimulus_ids)
 
     # -- subjects --------------------------------------------------------------

@@ -1112,3 +1112,29 @@ def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, t
     argv += ["--features", fc8] if command != "categorize" else []
     line = refused(capsys, argv, f"{option} -1: must be 0 or more; pass {option} 0 or a larger number", out=out)
     assert line.startswith(f"brainnet {command}: error:")
+
+
+@pytest.mark.parametrize("command", ["extract", "encode", "rsa", "layers"])
+def test_unknown_network_is_refused(command, study, tmp_path, capsys):
+    out = tmp_path / ("out.npz" if command == "extract" else "out")
+    argv = [command, "--network", "vit-nowhere"]
+    argv += {"extract": ["--demo", "--out", out], "layers": []}.get(command, ["--study", study, "--out", out])
+    line = refused(capsys, argv, "--network vit-nowhere: unknown network; use one of emonet, emonet-untrained",
+                   out=None if command == "layers" else out)
+    assert "hf:..." in line and not out.exists()
+
+
+def test_hf_folder_that_is_not_a_model_is_refused(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    refused(capsys, ["layers", "--network", f"hf:{tmp_path}"],
+            f"{tmp_path}: no readable config.json (ValueError); give a folder written by model.save_pretrained")
+
+
+def test_thingsvision_folder_without_file_names_is_refused(study, tmp_path, capsys):
+    folder = tmp_path / "tv"
+    folder.mkdir()
+    np.save(folder / "features.npy", np.zeros((16, 4), dtype=np.float32))
+    out = tmp_path / "out"
+    refused(capsys, ["rsa", "--study", study, "--features", folder, "--out", out],
+            f"{folder}: has no file_names.txt, so rows cannot be matched to stimuli; give the folder THINGSvision's "
+            "save_features wrote", out=out)

@@ -35,6 +35,23 @@ def add_weights_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_network_arg(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--network NAME`` (and, with ``several``, ``--networks A,B,C``)."""
+    parser.add_argument(
+        "--network",
+        default=None,
+        help="network with its own preprocessing: emonet (default), emonet-untrained, hf:FOLDER_OR_ID, "
+        "head:HEAD.pt, torchvision:NAME, timm:NAME or a registered name; 'brainnet layers' lists its layers",
+    )
+    if several:
+        parser.add_argument(
+            "--networks",
+            default=None,
+            help="compare several networks side by side, e.g. emonet,emonet-untrained,hf:models/vit "
+            "(every network x --layers, corrected across all of them)",
+        )
+
+
 def add_study_args(parser: argparse.ArgumentParser) -> None:
     """``--study DIR`` (default: the embedded study) and ``--mask``."""
     parser.add_argument(
@@ -92,7 +109,13 @@ def notice(message: str) -> None:
 
 def notice_if_untrained(args: argparse.Namespace) -> None:
     """The one-line notice of every network command run without a weights file."""
-    if args.weights is None and getattr(args, "features", None) is None:
+    network = getattr(args, "network", None)
+    several = getattr(args, "networks", None)
+    if several:
+        uses_emonet = "emonet" in [n.strip() for n in several.split(",")]
+    else:
+        uses_emonet = network in (None, "emonet")
+    if args.weights is None and getattr(args, "features", None) is None and uses_emonet:
         notice(
             f"using untrained EmoNet weights (untrained-seed{args.untrained_seed}); pass --weights PATH "
             "for the trained model (see 'brainnet fetch weights')"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from brainnet.cli._common import (
     add_command,
     add_compute_args,
+    add_network_arg,
     add_output_args,
     add_scheduler_arg,
     add_study_args,
@@ -68,6 +69,7 @@ def register(subparsers) -> None:
     )
     add_study_args(parser)
     add_weights_args(parser)
+    add_network_arg(parser)
     add_compute_args(parser)
     add_scheduler_arg(parser)
     add_output_args(parser)
@@ -89,6 +91,7 @@ def run(args) -> int:
         mask=args.mask,
         features=args.features,
         weights=args.weights,
+        network=args.network,
         untrained_seed=args.untrained_seed,
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from brainnet.cli._common import (
     add_command,
     add_compute_args,
+    add_network_arg,
     add_output_args,
     add_scheduler_arg,
     add_study_args,
@@ -80,6 +81,7 @@ def register(subparsers) -> None:
     parser.add_argument("--components", type=int, default=5, help="PLS components (default 5)")
     add_study_args(parser)
     add_weights_args(parser)
+    add_network_arg(parser, several=True)
     add_compute_args(parser)
     add_scheduler_arg(parser)
     add_output_args(parser)
@@ -109,6 +111,7 @@ def _options(args) -> dict:
         features=args.features,
         weights=args.weights,
         untrained_seed=args.untrained_seed,
+        network=args.network,
         seed=args.seed,
         n_jobs=args.n_jobs,
         out=args.out,

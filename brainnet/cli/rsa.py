@@ -5,6 +5,7 @@ from __future__ import annotations
 from brainnet.cli._common import (
     add_command,
     add_compute_args,
+    add_network_arg,
     add_output_args,
     add_scheduler_arg,
     add_study_args,
@@ -33,10 +34,11 @@ def register(subparsers) -> None:
     )
     add_study_args(parser)
     add_weights_args(parser)
+    add_network_arg(parser, several=True)
     parser.add_argument(
         "--layers",
         default="fc8",
-        help="comma-separated network layers (default fc8; conv1,...,fc8)",
+        help="comma-separated network layers, or all (default fc8; conv1,...,fc8)",
     )
     parser.add_argument(
         "--subjects", default=None, help="comma-separated subject labels (default: all)"
@@ -173,6 +175,7 @@ def run(args) -> int:
         weights=args.weights,
         untrained_seed=args.untrained_seed,
         features_file=args.features,
+        network=args.network,
         seed=args.seed,
         n_jobs=args.n_jobs,
         out=args.out,
