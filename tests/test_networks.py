@@ -70,7 +70,7 @@ def _independent_vit_input(path, size=32):
 
 def test_vit_uses_its_own_preprocessing_and_layers(vit_dir, images):
     net = get_network(f"hf:{vit_dir}")
-    assert net.layers == ("embeddings", "layer1", "layer2", "pooled")
+    assert net.layers == ("layer1", "layer2", "pooled")
     assert net.pool == "cls" and net.weights.startswith("sha256:") and net.code.startswith("sha256:")
     assert net.preprocessing.description["image_mean"] == pytest.approx(VIT_MEAN)
     feats = extract_activations(images, network=net, layers=["layer2", "pooled"], pool="none")
@@ -146,9 +146,9 @@ def test_registry_names_and_errors(vit_dir, tmp_path):
         get_network(f"hf:{bare}")
     register_network("vit-local", f"hf:{vit_dir}", persist=True)
     table = network_layers("vit-local")
-    assert table["layer"].tolist() == ["embeddings", "layer1", "layer2", "pooled"]
-    assert table["n_units"].tolist() == [16, 16, 16, 16]
-    assert network_layers("vit-local", pool="none")["n_units"].tolist() == [17 * 16, 17 * 16, 17 * 16, 16]
+    assert table["layer"].tolist() == ["layer1", "layer2", "pooled"]
+    assert table["n_units"].tolist() == [16, 16, 16]
+    assert network_layers("vit-local", pool="none")["n_units"].tolist() == [17 * 16, 17 * 16, 16]
 
 
 def test_cli_layers_and_extract(vit_dir, images, tmp_path, capsys):
@@ -163,7 +163,7 @@ def test_cli_layers_and_extract(vit_dir, images, tmp_path, capsys):
     assert main(["extract", "--stimuli", str(images.root), "--network", f"hf:{vit_dir}", "--layers", "all",
                  "--out", str(target), "--quiet"]) == 0
     feats = load_features(target)
-    assert feats.layer_names == ["embeddings", "layer1", "layer2", "pooled"]
+    assert feats.layer_names == ["layer1", "layer2", "pooled"]
     assert feats.provenance["network"]["weights"].startswith("sha256:")
     assert main(["extract", "--demo", "--network", "nope", "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err

@@ -137,3 +137,31 @@ def split_list(value: str | None) -> list[str] | None:
     """``"01, 02"`` -> ``["01", "02"]``; None or empty -> None."""
     items = [item.strip() for item in value.split(",") if item.strip()] if value else []
     return items or None
+
+
+def several_networks(args, analysis: str, layers, subjects, **options) -> int:
+    """``--networks``: every network x layer side by side (shared by rsa and encode)."""
+    from brainnet.compare import compare_networks
+
+    if args.network is not None or args.features is not None:
+        from brainnet.errors import BrainnetError
+
+        raise BrainnetError("--networks: give the networks there only (drop --network and --features)")
+    result = compare_networks(
+        args.study, split_list(args.networks), analysis=analysis, layers=layers, mask=args.mask,
+        subjects=subjects, weights=args.weights, untrained_seed=args.untrained_seed,
+        n_permutations=args.permutations, n_bootstrap=getattr(args, "bootstrap", 200),
+        seed=args.seed, n_jobs=args.n_jobs, out=args.out, overwrite=args.overwrite, **options,
+    )
+    s = result.summary
+    print(f"{s['n_networks']} networks, {s['n_tests']} network x layer scores ({s['score']}), {s['n_subjects']} "
+          f"subjects x {s['n_stimuli']} stimuli; noise ceiling {s['noise_ceiling']['lower']:.3f}-"
+          f"{s['noise_ceiling']['upper']:.3f}; p_FWE over all of them")
+    for row in result.table.head(10).itertuples():
+        print(f"  {row.rank:3d}. {row.network} {row.layer}: {row.score:.3f} [{row.ci_subjects_low:.3f}, "
+              f"{row.ci_subjects_high:.3f}], p_FWE = {row.p_fwe:.4g}")
+    for row in result.pairwise.itertuples():
+        print(f"  {row.network_a} {row.layer_a} - {row.network_b} {row.layer_b}: {row.difference:+.3f}, "
+              f"p_FWE = {row.p_fwe:.4g}")
+    print(f"results: {result.path if result.path else '(not written)'}")
+    return 0

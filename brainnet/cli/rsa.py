@@ -12,6 +12,7 @@ from brainnet.cli._common import (
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    several_networks,
     split_list,
 )
 
@@ -20,6 +21,7 @@ EXAMPLES = """\
   brainnet rsa --layers conv1,conv2,conv3,conv4,conv5,fc6,fc7,fc8 --out results
   brainnet rsa --rdm crossnobis --noise shrinkage --compare whitened-pearson
   brainnet rsa --study my_study --weights emonet.pt --permutations 10000 --bootstrap 1000
+  brainnet rsa --networks emonet,emonet-untrained,hf:models/vit --layers all    networks side by side
 """
 
 
@@ -162,6 +164,9 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations", "bootstrap")
     notice_if_untrained(args)
     subjects = split_list(args.subjects)
+    if args.networks:
+        return several_networks(args, "rsa", args.layers, subjects, rdm=args.rdm, compare=args.compare,
+                                noise=args.noise)
     result = network_as_subject(
         args.study,
         layers=args.layers,
@@ -195,3 +200,4 @@ def run(args) -> int:
         )
     print(f"results: {args.out / 'group'}")
     return 0
+

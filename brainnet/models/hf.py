@@ -11,7 +11,10 @@ A Hugging Face model's preprocessing is its own image processor
 ``transformers`` itself, so it matches what the model was trained with.
 Layers are the model's hidden states: ``embeddings``, ``layer1`` ...
 ``layerN`` (the output of each transformer block or stage) and ``pooled``
-(the model's pooled output, when its weights were saved).
+(the model's pooled output, when its weights were saved). A transformer's
+``embeddings`` stays out of the default list (``--layers all``) because its
+CLS token does not depend on the image; ask for it by name with
+``--pool mean``.
 """
 
 from __future__ import annotations
@@ -170,7 +173,10 @@ def load_hf_network(source: str, *, name: str | None = None) -> Network:
 
     # The pooled output exists when the class has one and its weights were saved.
     has_pooler = _saved_pooler(folder)
-    layers = ("embeddings", *(f"layer{i}" for i in range(1, n_layers + 1)), *(("pooled",) if has_pooler else ()))
+    # A token model's embeddings layer is listed only when it is pooled by mean: its CLS
+    # token is the same learned vector for every image.
+    first = ("embeddings",) if depths else ()
+    layers = (*first, *(f"layer{i}" for i in range(1, n_layers + 1)), *(("pooled",) if has_pooler else ()))
     return Network(
         name=name or f"hf:{source}",
         build=build,
