@@ -101,6 +101,12 @@ _API: dict[str, str] = {
     "network_layers": "brainnet.models.registry",
     "resize_normalize": "brainnet.models.registry",
     "load_thingsvision": "brainnet.features",
+    "compare_networks": "brainnet.compare",
+    "NetworkComparison": "brainnet.compare",
+    "retrain_head": "brainnet.retrain",
+    "HeadResult": "brainnet.retrain",
+    "network_structure": "brainnet.structure",
+    "NetworkStructure": "brainnet.structure",
 }
 
 __all__ = ["__version__", *_API]
