@@ -5,7 +5,8 @@ preprocessing; the activation cache serves anything computed before), then
 scores every network x layer with one analysis (``"rsa"``: the network's
 RDM against each subject's, as :func:`brainnet.rsa.network_as_subject`;
 ``"encode"``: cross-validated encoding of every voxel, averaged over voxels
-and subjects). Inference uses the permutation engine once for all of them:
+and subjects; ``"decode"``: leave-one-subject-out PLS decoding of the units,
+averaged over units and subjects). Inference uses the permutation engine once for all of them:
 
 - the same stimulus permutation is applied to every network x layer, so the
   maximum statistic over all of them gives family-wise corrected p-values
@@ -93,9 +94,12 @@ def _grid(networks, layers, weights, untrained_seed):
 
 
 def _features(study, grid, weights, untrained_seed):
-    return {label: study.features(layers=names, network=net, weights=weights if net.is_emonet and weights else None,
-                                  seed=untrained_seed)
-            for label, net, names in grid}
+    from brainnet.extract import shared_decoding
+
+    with shared_decoding():  # each image decoded once for all networks
+        return {label: study.features(layers=names, network=net,
+                                      weights=weights if net.is_emonet and weights else None, seed=untrained_seed)
+                for label, net, names in grid}
 
 
 # --------------------------------------------------------------------------- scoring
@@ -221,6 +225,40 @@ def _encode_stimulus_statistic(responses, preds):
     return statistic
 
 
+def _decode_scores(data, study_ids, grid, feats, n_components):
+    """Per-key per-subject mean unit r of leave-one-subject-out PLS decoding, and the engine statistic."""
+    from brainnet.decoding import MAX_UNITS, _check_inputs, _statistic, _subject_r, _unit_basis
+    from brainnet.pls import CrossValidatedPLS
+
+    averaged = [sd.averaged() for sd in data]
+    patterns, ids = [a[0] for a in averaged], [a[1] for a in averaged]
+    keys, stats, scores = [], [], []
+    cv = rows_all = blocks = None
+    for label, _net, names in grid:
+        for name in names:
+            _, f, rows = _check_inputs(patterns, ids, feats[label].layer(name), study_ids, None, n_components)
+            if cv is None:
+                x = np.concatenate([np.asarray(p, dtype=np.float64) for p in patterns])
+                rows_all = np.concatenate(rows)
+                sizes = np.cumsum([0] + [len(r) for r in rows])
+                blocks = [np.arange(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+                cv = CrossValidatedPLS(x, np.repeat(np.arange(len(rows)), np.diff(sizes)), n_components, scale=False)
+            basis = _unit_basis(f, False) if f.shape[1] > MAX_UNITS else None
+            fitted = f if basis is None else f @ basis
+            pred = cv.predict_permuted(fitted, rows_all, np.arange(f.shape[0])[None])[0]
+            pred = pred if basis is None else pred @ basis.T
+            with np.errstate(invalid="ignore"):
+                r = _subject_r(pred[None], f[rows_all][None], blocks)[0]
+            scores.append(np.nanmean(r, axis=1))
+            stats.append(_statistic(cv, f, rows_all, blocks, basis))
+            keys.append((label, name))
+
+    def statistic(perms: np.ndarray) -> np.ndarray:
+        return np.stack([s(perms)[:, 0] for s in stats], axis=1)
+
+    return keys, np.array(scores), statistic
+
+
 # --------------------------------------------------------------------------- pairs
 
 
@@ -258,7 +296,7 @@ def paired_sign_flip(differences: np.ndarray, *, n_permutations: int, seed: int,
 
 # --------------------------------------------------------------------------- entry point
 
-ANALYSES = ("rsa", "encode")
+ANALYSES = ("rsa", "encode", "decode")
 
 
 def compare_networks(
@@ -295,7 +333,10 @@ def compare_networks(
         Default: the embedded demo study.
     networks : sequence of str or Network, or comma-separated str
         At least two (see :func:`brainnet.models.registry.get_network`).
-    analysis : {"rsa", "encode"}
+    analysis : {"rsa", "encode", "decode"}
+        ``decode``: leave-one-subject-out PLS decoding of the units from the
+        voxels (as :func:`brainnet.decoding.decode_units`), scored by the
+        unit-mean r; its CIs are over subjects only and it has no noise ceiling.
     layers : "all", layer names, or dict of network -> layers
         ``"all"``: each network's own layer list; names must exist in every
         network; a dict chooses per network (missing networks: all).
@@ -306,7 +347,8 @@ def compare_networks(
     rdm, compare, noise
         RSA dissimilarity, comparison and crossnobis noise precision (see :func:`brainnet.rsa.network_as_subject`).
     model, cv, alphas, inner, n_components
-        Encoding model (see :func:`brainnet.encoding.encode_subject`).
+        Encoding model (see :func:`brainnet.encoding.encode_subject`);
+        ``n_components`` is also the PLS components of ``decode``.
     n_permutations, n_bootstrap, ci_level, seed, n_jobs
         Inference (one permutation set for all networks x layers).
     out : path, optional
@@ -345,6 +387,8 @@ def compare_networks(
     }
     if analysis == "rsa":
         parameters.update(rdm=rdm, compare=compare, noise=noise)
+    elif analysis == "decode":
+        parameters.update(model="pls", n_components=n_components, cv="leave-one-subject-out")
     else:
         parameters.update(model=model, cv=cv, alphas=None if alphas is None else list(map(float, alphas)),
                           inner=inner, n_components=n_components if model == "pls" else None)
@@ -367,6 +411,15 @@ def compare_networks(
                                                   n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs,
                                                   checkpoint_dir=ckpt)
             ceiling = (float(lower.mean()), float(upper.mean()))
+        elif analysis == "decode":
+            from brainnet.permutation import permutation_test
+
+            keys, each, statistic = _decode_scores(data, list(study.stimulus_ids), grid, feats, n_components)
+            perm = permutation_test(statistic, len(study.stimulus_ids), n_permutations=n_permutations, seed=seed,
+                                    n_jobs=n_jobs, batch_size=8,
+                                    checkpoint=ckpt / "permutations.npz" if ckpt else None) if n_permutations else None
+            stim_draws = None  # rows belong to subjects' blocks: CIs over subjects only
+            ceiling = (np.nan, np.nan)
         else:
             from brainnet.permutation import permutation_test
 
@@ -404,7 +457,8 @@ def compare_networks(
         best = table.iloc[0]
         summary = {
             "analysis": f"networks-{analysis}", "score": "mean over subjects of " + (
-                "RDM similarity (" + compare + ")" if analysis == "rsa" else "the voxel-mean out-of-fold r"),
+                "RDM similarity (" + compare + ")" if analysis == "rsa" else "the voxel-mean out-of-fold r"
+                if analysis == "encode" else "the unit-mean leave-one-subject-out decoding r"),
             "n_subjects": len(data), "n_stimuli": len(common), "n_networks": len(grid), "n_tests": len(keys),
             "best": {"network": best["network"], "layer": best["layer"], "score": float(best["score"]),
                      "p_fwe": float(best["p_fwe"])},

@@ -28,6 +28,7 @@ the provenance's ``model`` entry.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import io
@@ -44,9 +45,9 @@ import torch
 from brainnet.errors import BrainnetError
 from brainnet.features import Features
 from brainnet.results import atomic_write_bytes, brainnet_version, sha256_bytes, sha256_file
-from brainnet.stimuli import StimulusSet, _mean_chw, decode_image, load_stimuli
+from brainnet.stimuli import StimulusSet, _mean_chw, load_stimuli
 
-__all__ = ["extract_activations", "last_cache_stats", "CacheStats", "POOLS"]
+__all__ = ["extract_activations", "last_cache_stats", "shared_decoding", "CacheStats", "POOLS"]
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +237,11 @@ def _batches(
     ``preprocess(data, path)`` turns an image file's bytes into one input.
     """
     starts = list(range(0, len(files), batch_size))
+    shared = _SHARED.get()  # read here: the decoding threads do not inherit the context
 
     def decode(start: int, stop: int | None = None) -> np.ndarray:
         stop = min(start + batch_size, len(files)) if stop is None else stop
-        return _stack([preprocess(_read_checked(files[i], shas[i]), files[i]) for i in range(start, stop)],
+        return _stack([preprocess(_rgb(files[i], shas[i], shared), files[i]) for i in range(start, stop)],
                       files[start:stop])
 
     if workers < 1:  # 0: decode in the calling thread
@@ -552,12 +554,48 @@ def _all_listed(layers, listed) -> bool:
 
 
 def _preprocessor(net, mean_chw):
-    """``f(bytes, path) -> (3, H, W)`` float32 input of ``net``."""
+    """``f(rgb image, path) -> (3, H, W)`` float32 input of ``net``."""
+    from brainnet.stimuli import SIZE, _bicubic
+
+    if net.preprocessing is None:  # EmoNet: decode_image's steps after decoding
+        def emonet(rgb, path):
+            arr = np.asarray(rgb.resize((SIZE, SIZE), _bicubic()), dtype=np.float32).transpose(2, 0, 1)
+            return np.ascontiguousarray(arr - mean_chw)
+
+        return emonet
+    return lambda rgb, path: net.preprocessing(rgb)
+
+
+#: Decoded images shared by the extractions inside :func:`shared_decoding`.
+_SHARED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("brainnet_shared_rgb", default=None)
+
+
+@contextlib.contextmanager
+def shared_decoding() -> Iterator[dict]:
+    """Decode each image once for all extractions in the block (several networks).
+
+    Every network has its own preprocessing, but they all start from the
+    same decoded RGB image; inside this block the decoded images are kept
+    (keyed by the sha256 of their bytes) and reused by the next network.
+    """
+    store: dict = {}
+    token = _SHARED.set(store)
+    try:
+        yield store
+    finally:
+        _SHARED.reset(token)
+
+
+def _rgb(path: Path, sha: str, store: dict | None):
+    """The decoded image of ``path`` whose bytes hash to ``sha`` (kept in ``store`` when given)."""
     from brainnet.stimuli import decode_rgb
 
-    if net.preprocessing is None:
-        return lambda data, path: decode_image(data, path, mean_chw)
-    return lambda data, path: net.preprocessing(decode_rgb(data, path))
+    if store is not None and sha in store:
+        return store[sha]
+    rgb = decode_rgb(_read_checked(path, sha), path)
+    if store is not None:
+        store[sha] = rgb
+    return rgb
 
 
 def _input_batch(net, images) -> torch.Tensor:

@@ -112,3 +112,20 @@ def test_paired_sign_flip_matches_the_exact_test():
         exact = np.mean(null >= abs(diffs[k].mean()) - 1e-12)
         se = np.sqrt(exact * (1 - exact) / 4000)
         assert abs(result.p_value[k] - exact) <= 4 * se + 1 / 4000
+
+
+def test_decode_side_by_side_and_its_cli(vit_dir, tmp_path, capsys):
+    from brainnet.simulate import simulate_study
+
+    study = simulate_study(tmp_path / "study", n_subjects=3, n_stimuli=16, seed=5)
+    out = tmp_path / "o"
+    result = compare_networks(study, ["emonet-untrained", f"hf:{vit_dir}"], analysis="decode", n_components=2,
+                              layers={"emonet-untrained": "fc7,fc8", f"hf:{vit_dir}": "pooled"},
+                              n_permutations=9, n_bootstrap=5, out=out)
+    table = pd.read_csv(result.path / "networks.tsv", sep="\t")
+    assert len(table) == 3 and (table["p_fwe"] >= table["p_value"]).all()
+    assert table["noise_ceiling_lower"].isna().all() and table["ci_stimuli_low"].isna().all()
+    assert result.summary["score"] == "mean over subjects of the unit-mean leave-one-subject-out decoding r"
+    assert main(["decode", "--study", str(study), "--networks", f"emonet-untrained,hf:{vit_dir}", "--layers", "fc8",
+                 "--out", str(tmp_path / "cli")]) == 2
+    assert "--layers: network hf:" in capsys.readouterr().err and not (tmp_path / "cli").exists()

@@ -226,3 +226,24 @@ def test_vit_and_module_go_through_encode_decode_and_rsa(vit_dir, small_study, t
         summary = json.loads((tmp_path / f"rsa-{name[:3]}" / "group" / f"rsa-{layer}" / "summary.json").read_text())
         assert summary["provenance"]["features"]["network"]["name"] == name
         assert summary["provenance"]["weights"] == weights
+
+
+def test_several_networks_decode_each_image_once(vit_dir, images, monkeypatch):
+    import brainnet.stimuli as S
+    from brainnet.extract import shared_decoding
+
+    calls = []
+    real = S.decode_rgb
+    monkeypatch.setattr(S, "decode_rgb", lambda data, name: calls.append(name) or real(data, name))
+    tiny = Network.from_module(TinyNet(), tiny_transform)
+    plain = [extract_activations(images, network=n, layers=[layer], cache=False)
+             for n, layer in ((f"hf:{vit_dir}", "layer1"), (tiny, "fc"))]
+    assert len(calls) == 2 * len(images)
+    calls.clear()
+    with shared_decoding():
+        shared = [extract_activations(images, network=n, layers=[layer], cache=False)
+                  for n, layer in ((f"hf:{vit_dir}", "layer1"), (tiny, "fc"))]
+    assert sorted(calls) == sorted(images.files)  # once per image for both networks
+    for a, b in zip(plain, shared, strict=True):
+        for name in a.layer_names:
+            np.testing.assert_array_equal(a.layer(name), b.layer(name))
