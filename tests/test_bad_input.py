@@ -1138,3 +1138,12 @@ def test_thingsvision_folder_without_file_names_is_refused(study, tmp_path, caps
     refused(capsys, ["rsa", "--study", study, "--features", folder, "--out", out],
             f"{folder}: has no file_names.txt, so rows cannot be matched to stimuli; give the folder THINGSvision's "
             "save_features wrote", out=out)
+
+
+def test_retrain_refusals(tmp_path, capsys):
+    refused(capsys, ["retrain", "--images", tmp_path / "missing", "--out", tmp_path / "h.pt"],
+            f"{tmp_path / 'missing'}: labelled image folder not found; give a folder with one subfolder of images per class")
+    refused(capsys, ["retrain", "--images", tmp_path, "--out", tmp_path / "h.npz"],
+            f"{tmp_path / 'h.npz'}: head files are written as .pt; give an --out path ending in .pt")
+    refused(capsys, ["layers", "--network", f"head:{tmp_path / 'nothing.pt'}"],
+            f"{tmp_path / 'nothing.pt'}: head file not found; give a head file written by 'brainnet retrain'")
