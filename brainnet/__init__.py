@@ -109,6 +109,21 @@ _API: dict[str, str] = {
     "load_manifest": "brainnet.datasets.manifests",
     "available_datasets": "brainnet.datasets.manifests",
     "download": "brainnet.datasets.download",
+    # networks side by side
+    "Network": "brainnet.models.registry",
+    "Preprocessing": "brainnet.models.registry",
+    "NETWORKS": "brainnet.models.registry",
+    "get_network": "brainnet.models.registry",
+    "register_network": "brainnet.models.registry",
+    "network_layers": "brainnet.models.registry",
+    "resize_normalize": "brainnet.models.registry",
+    "load_thingsvision": "brainnet.features",
+    "compare_networks": "brainnet.compare",
+    "NetworkComparison": "brainnet.compare",
+    "retrain_head": "brainnet.retrain",
+    "HeadResult": "brainnet.retrain",
+    "network_structure": "brainnet.structure",
+    "NetworkStructure": "brainnet.structure",
 }
 
 __all__ = ["__version__", *_API]

@@ -636,6 +636,7 @@ def decode_units(
     features: str | Path | Features | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
+    network=None,
     n_permutations: int = DEFAULT_PERMUTATIONS,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     n_cluster_draws: int = DEFAULT_CLUSTER_DRAWS,
@@ -665,6 +666,8 @@ def decode_units(
         features in memory (e.g. from :func:`brainnet.extract_activations`).
     weights : path, optional
         EmoNet weights; None: deterministic untrained weights (``untrained_seed``).
+    network : str or Network, optional
+        Another network with its own preprocessing; default EmoNet.
     out : path, optional
         Results go to ``<out>/group/decode-<layer>/``; nothing is written when None.
     overwrite : bool
@@ -683,7 +686,8 @@ def decode_units(
     study = study if isinstance(study, Study) else load_study(study)
     labels = _subject_labels(study, subjects)
     data = study.load_subjects(labels, mask=mask)
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
+                           network=network)
     matrix = feats.layer(layer)
     averaged = [d.averaged() for d in data]
     fprov = dict(feats.provenance)

@@ -726,6 +726,7 @@ def encode_subject(
     features: str | Path | Features | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
+    network=None,
     seed: int = 0,
     n_jobs: int = 1,
     out: str | Path | None = None,
@@ -758,6 +759,9 @@ def encode_subject(
         Region, precomputed features (a file, or Features in memory such as
         :func:`brainnet.extract_activations` returns), EmoNet weights (or the seed of
         untrained weights).
+    network : str or Network, optional
+        Another network with its own preprocessing (``"hf:/models/vit"``,
+        ``"emonet-untrained"``, ...); default EmoNet.
     seed : int
         Seed of the folds and permutations.
     out : path, optional
@@ -777,7 +781,8 @@ def encode_subject(
     label = _subject_label(study, subject)
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
+                           network=network)
     return _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
 
 
@@ -990,6 +995,7 @@ def encode_subjects(
     features: str | Path | Features | None = None,
     weights: str | Path | None = None,
     untrained_seed: int = 0,
+    network=None,
     seed: int = 0,
     n_jobs: int = 1,
     scheduler: Any = None,
@@ -1044,7 +1050,8 @@ def encode_subjects(
     folds = make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
     if model == "ridge":
         _check_inner(inner, min(len(train) for train, _ in folds))
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
+                           network=network)
     feats.layer(layer)  # a layer missing from --features is refused before any folder exists
     group = None
     if out is not None:

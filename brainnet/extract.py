@@ -28,6 +28,7 @@ the provenance's ``model`` entry.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import io
@@ -44,13 +45,13 @@ import torch
 from brainnet.errors import BrainnetError
 from brainnet.features import Features
 from brainnet.results import atomic_write_bytes, brainnet_version, sha256_bytes, sha256_file
-from brainnet.stimuli import StimulusSet, _mean_chw, decode_image, load_stimuli, mean_image_id
+from brainnet.stimuli import StimulusSet, _mean_chw, load_stimuli
 
-__all__ = ["extract_activations", "last_cache_stats", "CacheStats", "POOLS"]
+__all__ = ["extract_activations", "last_cache_stats", "shared_decoding", "CacheStats", "POOLS"]
 
 log = logging.getLogger(__name__)
 
-POOLS = ("none", "mean", "max")
+POOLS = ("none", "mean", "max", "cls")
 _CACHE_VERSION = "1"
 _PREFETCH_BATCHES = 2
 
@@ -146,9 +147,25 @@ def _weights_id_without_loading(weights, seed: int) -> str:
     return f"sha256:{sha256_file(path)}"
 
 
-def _pool(out: torch.Tensor, pool: str) -> torch.Tensor:
-    if out.ndim == 4 and pool != "none":
+def _pool(out: torch.Tensor, pool: str, layer: str = "") -> torch.Tensor:
+    """``(batch, ...)`` layer output -> ``(batch, n_units)``.
+
+    4-d ``(B, C, H, W)``: ``mean``/``max`` over H, W. 3-d ``(B, T, D)``
+    (transformer tokens): ``cls`` keeps token 0, ``mean``/``max`` reduce the
+    tokens. ``none`` flattens whatever is left (2-d outputs pass unchanged).
+    """
+    if pool == "cls":
+        if out.ndim == 4:
+            raise BrainnetError(
+                f"--pool cls: layer {layer!r} outputs feature maps {tuple(out.shape[1:])}, not transformer tokens; "
+                "use --pool none, mean or max"
+            )
+        if out.ndim == 3:
+            out = out[:, 0]
+    elif out.ndim == 4 and pool != "none":
         out = out.mean(dim=(2, 3)) if pool == "mean" else out.amax(dim=(2, 3))
+    elif out.ndim == 3 and pool != "none":
+        out = out.mean(dim=1) if pool == "mean" else out.amax(dim=1)
     return out.reshape(out.shape[0], -1)
 
 
@@ -201,17 +218,31 @@ def _read_checked(path: Path, sha: str) -> bytes:
     return data
 
 
+def _stack(arrays: list[np.ndarray], files: Sequence[Path]) -> np.ndarray:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        a, b = sorted(shapes)[:2]
+        raise BrainnetError(
+            f"{files[0]}: the network's preprocessing gives images of different sizes ({a} and {b}); "
+            "give the transform a fixed size or a centre crop"
+        )
+    return np.stack(arrays)
+
+
 def _batches(
-    files: list[Path], shas: list[str], mean_chw: np.ndarray, batch_size: int, workers: int
+    files: list[Path], shas: list[str], preprocess, batch_size: int, workers: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, (b, 3, 227, 227) array)``, decoding up to two batches ahead."""
+    """Yield ``(start, (b, 3, H, W) array)``, decoding up to two batches ahead.
+
+    ``preprocess(data, path)`` turns an image file's bytes into one input.
+    """
     starts = list(range(0, len(files), batch_size))
+    shared = _SHARED.get()  # read here: the decoding threads do not inherit the context
 
     def decode(start: int, stop: int | None = None) -> np.ndarray:
         stop = min(start + batch_size, len(files)) if stop is None else stop
-        return np.stack([
-            decode_image(_read_checked(files[i], shas[i]), files[i], mean_chw) for i in range(start, stop)
-        ])
+        return _stack([preprocess(_rgb(files[i], shas[i], shared), files[i]) for i in range(start, stop)],
+                      files[start:stop])
 
     if workers < 1:  # 0: decode in the calling thread
         for start in starts:
@@ -235,6 +266,27 @@ def _batches(
             yield start, batch
 
 
+def _run_forward(forward, x: torch.Tensor, network_name: str) -> None:
+    """``forward(x)``, stopping at :class:`_Enough`; an input the network cannot take is one line."""
+    try:
+        forward(x)
+    except _Enough:
+        pass
+    except (RuntimeError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise BrainnetError(
+            f"network {network_name}: images preprocessed to {tuple(x.shape[1:])} do not fit its input "
+            f"({reason}); use the network's own preprocessing (--network NAME, or Network.from_module(module, "
+            "transform=...))"
+        ) from None
+
+
+def _first_tensor(output):
+    from brainnet.models.registry import _first_tensor
+
+    return _first_tensor(output)
+
+
 def _run_model(
     model: torch.nn.Module,
     layers: list[str],
@@ -243,19 +295,21 @@ def _run_model(
     device: torch.device,
     on_batch,
     channels_last: bool = False,
+    network_name: str = "model",
 ) -> None:
     modules = dict(model.named_modules())
     captured: dict[str, torch.Tensor] = {}
 
     def hook_for(name: str):
         def hook(_module, _inputs, output):
+            output = _first_tensor(output)
             if not isinstance(output, torch.Tensor):
                 raise BrainnetError(
                     f"--layers: layer {name!r} outputs a {type(output).__name__}, not a tensor; "
                     "choose a module that returns a tensor"
                 )
             # clone: later in-place ops of the model must not alter the captured values.
-            captured[name] = _pool(output, pool).float().cpu().clone()
+            captured[name] = _pool(output, pool, name).float().cpu().clone()
             if len(captured) == len(layers):
                 raise _Enough
 
@@ -263,10 +317,7 @@ def _run_model(
 
     def run(forward, start: int, x: torch.Tensor) -> None:
         captured.clear()
-        try:
-            forward(x)
-        except _Enough:
-            pass
+        _run_forward(forward, x, network_name)
         missing = [n for n in layers if n not in captured]
         if missing:
             raise BrainnetError(
@@ -325,11 +376,12 @@ def extract_activations(
     stimuli: StimulusSet | str | Path,
     model: torch.nn.Module | None = None,
     *,
-    layers: Sequence[str] = ("fc8",),
+    network=None,
+    layers: Sequence[str] | str | None = None,
     weights: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 32,
-    pool: str = "none",
+    pool: str | None = None,
     device: str = "cpu",
     cache: bool = True,
     progress: bool = False,
@@ -345,11 +397,19 @@ def extract_activations(
     stimuli : StimulusSet, str or Path
         A stimulus set or anything :func:`brainnet.stimuli.load_stimuli` reads.
     model : torch.nn.Module, optional
-        Any network taking ``(batch, 3, 227, 227)`` inputs. Default: EmoNet
-        from :func:`brainnet.models.weights.load_emonet` (``weights``, ``seed``).
-    layers : sequence of str
-        Names from ``model.named_modules()`` (EmoNet: ``conv1`` ... ``fc8``;
-        ``fc8`` is before the softmax). A comma-separated string also works.
+        Any network taking ``(batch, 3, 227, 227)`` inputs, given EmoNet's
+        preprocessing. For a module with its own preprocessing pass
+        ``network=Network.from_module(module, transform)`` instead.
+    network : str or Network, optional
+        A network name or spec (``"emonet"``, ``"emonet-untrained"``,
+        ``"hf:/models/vit"``, ``"head:head.pt"``, a registered name; see
+        :mod:`brainnet.models.registry`) or a :class:`Network`; its own
+        preprocessing is used. Default: EmoNet (``weights``, ``seed``).
+    layers : sequence of str, "all" or None
+        Names from the network's ``named_modules()`` (EmoNet: ``conv1`` ...
+        ``fc8``; ``fc8`` is before the softmax); ``"all"``: the network's
+        layer list; None: its last layer (EmoNet ``fc8``). A comma-separated
+        string also works.
     weights : str or Path, optional
         EmoNet weights file; None: untrained weights seeded by ``seed``.
     seed : int
@@ -357,9 +417,11 @@ def extract_activations(
     batch_size : int
         Images per forward pass (results do not depend on it beyond float
         rounding, < 1e-4).
-    pool : {"none", "mean", "max"}
-        Spatial pooling of convolutional outputs ``(C, H, W) -> (C,)``;
-        ``"none"`` keeps them flattened to ``C*H*W`` units (C, H, W order).
+    pool : {"none", "mean", "max", "cls"}, optional
+        How a layer's output becomes units: ``"none"`` flattens (C, H, W
+        order), ``"mean"``/``"max"`` reduce spatial positions or tokens,
+        ``"cls"`` keeps a transformer's first token. Default: the network's
+        (EmoNet ``"none"``, ViT/CLIP ``"cls"``).
     device : str
         ``"cpu"``, ``"cuda"``...
     cache : bool
@@ -367,7 +429,7 @@ def extract_activations(
     progress : bool
         Show a progress bar over the images to compute.
     mean_image : ndarray or path, optional
-        MATLAB mean image (see :func:`brainnet.stimuli.preprocess_image`).
+        MATLAB mean image for EmoNet (see :func:`brainnet.stimuli.preprocess_image`).
     n_workers : int, optional
         Image-decoding threads running ahead of the network (default: 1 on
         machines with up to 2 CPUs, else half the CPUs, at most 4).
@@ -380,19 +442,19 @@ def extract_activations(
     channels_last : bool, optional
         Run the convolutions on channels-last tensors (oneDNN's native
         layout: about 1.5x faster on CPU, same values to float rounding).
-        Default: True for the EmoNet brainnet builds, False for a ``model``
-        you pass (True converts your model's parameters in place; values
-        are unchanged).
+        Default: True for the EmoNet brainnet builds, False otherwise
+        (True converts a module's parameters in place; values are unchanged).
 
     Returns
     -------
     Features
         One ``(n_stimuli, n_units)`` float32 array per layer, rows in
-        stimulus order, with provenance (weights, model, preprocessing,
-        layers, pool, stimuli).
+        stimulus order, with provenance (network, weights, code, model,
+        preprocessing, layers, pool, stimuli).
     """
     global _last_stats
-    from brainnet.models.weights import _device, load_emonet
+    from brainnet.models.registry import Network, get_network
+    from brainnet.models.weights import _device
 
     if pool not in POOLS:
         raise BrainnetError(f"--pool {pool}: unknown pooling; use one of {', '.join(POOLS)}")
@@ -401,29 +463,47 @@ def extract_activations(
     check_count(batch_size, "batch_size", 1)
     if model is not None and weights is not None:
         raise BrainnetError("extract_activations: give either a model or a weights file, not both")
+    if model is not None and network is not None:
+        raise BrainnetError("extract_activations: give either a model or a network, not both")
     stim = stimuli if isinstance(stimuli, StimulusSet) else load_stimuli(stimuli)
     dev = _device(device)
-    mean_chw = _mean_chw(mean_image)
 
     if model is None:
-        layers = _check_layers(layers, _emonet_module_names())
-        weights_id = _weights_id_without_loading(weights, seed)
-        model_name = "brainnet.models.emonet.EmoNet"
+        net = get_network(network, weights=weights, seed=seed)
+        if net.is_emonet:
+            available = _emonet_module_names()
+        elif layers is not None and layers != "all" and not _all_listed(layers, net.layers):
+            available = {n for n, _ in net.build(torch.device("cpu")).named_modules() if n}
+        else:
+            available = set(net.layers)
+        weights_id = net.weights
     else:
-        layers = _check_layers(layers, {n for n, _ in model.named_modules() if n})
+        available = {n for n, _ in model.named_modules() if n}
         if cache:  # cache keys need the digest before anything is computed
             weights_id = _module_weights_id(model)
         else:  # only the provenance needs it: hash while the images are decoded and run
             digest_thread = ThreadPoolExecutor(max_workers=1)
             weights_id = digest_thread.submit(_weights_digest, _state_items(model), 1)  # one core: off the critical path
             digest_thread.shutdown(wait=False)
-        model_name = f"{type(model).__module__}.{type(model).__qualname__}"
-    preprocessing = {
-        "pipeline": "RGB (grayscale replicated, alpha dropped), 227x227 bicubic (Pillow) ignoring aspect, "
-        "0..255 scale, minus mean",
-        "mean": mean_image_id(mean_image),
-    }
-    context = f"{weights_id if cache else None}|{model_name}|{preprocessing['pipeline']}|{preprocessing['mean']}|pool={pool}"
+        from brainnet.models.registry import _qualname, code_id
+
+        given = model
+        net = Network(name=type(model).__name__.lower(), build=lambda d: given.to(d).eval(), preprocessing=None,
+                      layers=tuple(n for n, _ in model.named_children()), code=code_id(model),
+                      model_name=_qualname(type(model)), source=f"python:{_qualname(type(model))}")
+    pool = net.pool if pool is None else pool
+    if pool not in POOLS:
+        raise BrainnetError(f"--pool {pool}: unknown pooling; use one of {', '.join(POOLS)}")
+    if layers is None:
+        layers = [net.layers[-1]] if net.layers else []
+    elif layers == "all" or (not isinstance(layers, str) and list(layers) == ["all"]):
+        layers = list(net.layers)
+    layers = _check_layers(layers, available)
+    mean_chw = _mean_chw(mean_image) if net.preprocessing is None else None
+    preprocessing = net.preprocessing_record(mean_image)
+    pre_key = (f"{preprocessing['pipeline']}|{preprocessing['mean']}" if net.preprocessing is None
+               else net.preprocessing.id)
+    context = f"{weights_id if cache else None}|{net.model_name}|code={net.code}|{pre_key}|pool={pool}"
     store = _Cache(cache, context)
 
     shas = [_image_sha256(path) for path in stim.files]
@@ -441,17 +521,14 @@ def extract_activations(
     log.info("extract: %d of %d images served from cache", n - len(todo), n)
 
     if todo:
-        if model is None:
-            model, loaded_id = load_emonet(weights, seed=seed, device=dev)
-            assert loaded_id == weights_id
+        built = net.build(dev)
+        if net.is_emonet:
             channels_last = True if channels_last is None else channels_last
-        else:
-            model = model.to(dev).eval()
         if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        _compute(model, layers, pool, dev, [stim.files[i] for i in todo], [shas[i] for i in todo],
-                 todo, out, store, mean_chw, int(batch_size), progress, n_workers, n_threads,
-                 bool(channels_last))
+            built = built.to(memory_format=torch.channels_last)
+        _compute(built, layers, pool, dev, [stim.files[i] for i in todo], [shas[i] for i in todo],
+                 todo, out, store, _preprocessor(net, mean_chw), int(batch_size), progress, n_workers, n_threads,
+                 bool(channels_last), net.name)
 
     arrays = {layer: np.stack(rows).astype(np.float32, copy=False) for layer, rows in out.items()}
     if not isinstance(weights_id, str):
@@ -459,8 +536,9 @@ def extract_activations(
     listing = "\n".join(f"{i}\t{s}" for i, s in zip(stim.ids, shas, strict=True))
     provenance = {
         "brainnet_version": brainnet_version(),
+        "network": {**net.provenance(), "weights": weights_id},
         "weights": weights_id,
-        "model": model_name,
+        "model": net.model_name,
         "preprocessing": preprocessing,
         "layers": layers,
         "pool": pool,
@@ -471,6 +549,69 @@ def extract_activations(
         },
     }
     return Features(stim.ids, arrays, provenance)
+
+
+def _all_listed(layers, listed) -> bool:
+    names = [s.strip() for s in layers.split(",")] if isinstance(layers, str) else list(layers)
+    return all(n in listed for n in names if n)
+
+
+def _preprocessor(net, mean_chw):
+    """``f(rgb image, path) -> (3, H, W)`` float32 input of ``net``."""
+    from brainnet.stimuli import SIZE, _bicubic
+
+    if net.preprocessing is None:  # EmoNet: decode_image's steps after decoding
+        def emonet(rgb, path):
+            arr = np.asarray(rgb.resize((SIZE, SIZE), _bicubic()), dtype=np.float32).transpose(2, 0, 1)
+            return np.ascontiguousarray(arr - mean_chw)
+
+        return emonet
+    return lambda rgb, path: net.preprocessing(rgb)
+
+
+#: Decoded images shared by the extractions inside :func:`shared_decoding`.
+_SHARED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("brainnet_shared_rgb", default=None)
+
+
+@contextlib.contextmanager
+def shared_decoding() -> Iterator[dict]:
+    """Decode each image once for all extractions in the block (several networks).
+
+    Every network has its own preprocessing, but they all start from the
+    same decoded RGB image; inside this block the decoded images are kept
+    (keyed by the sha256 of their bytes) and reused by the next network.
+    """
+    store: dict = {}
+    token = _SHARED.set(store)
+    try:
+        yield store
+    finally:
+        _SHARED.reset(token)
+
+
+def _rgb(path: Path, sha: str, store: dict | None):
+    """The decoded image of ``path`` whose bytes hash to ``sha`` (kept in ``store`` when given)."""
+    from brainnet.stimuli import decode_rgb
+
+    if store is not None and sha in store:
+        return store[sha]
+    rgb = decode_rgb(_read_checked(path, sha), path)
+    if store is not None:
+        store[sha] = rgb
+    return rgb
+
+
+def _input_batch(net, images) -> torch.Tensor:
+    """PIL images -> the ``(n, 3, H, W)`` input of ``net`` (EmoNet: ImageNet channel mean)."""
+    from brainnet.stimuli import IMAGENET_MEAN_RGB, SIZE
+
+    if net.preprocessing is None:
+        mean = np.asarray(IMAGENET_MEAN_RGB, dtype=np.float32)[:, None, None]
+        arrays = [np.asarray(im.convert("RGB").resize((SIZE, SIZE)), dtype=np.float32).transpose(2, 0, 1) - mean
+                  for im in images]
+    else:
+        arrays = [net.preprocessing(im.convert("RGB")) for im in images]
+    return torch.from_numpy(np.stack(arrays))
 
 
 def _default_workers() -> int:
@@ -509,8 +650,8 @@ def _intra_op_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
-             batch_size, progress, n_workers, n_threads, channels_last=False) -> None:
+def _compute(model, layers, pool, dev, files, shas, rows, out, store, preprocess,
+             batch_size, progress, n_workers, n_threads, channels_last=False, network_name="model") -> None:
     from brainnet._progress import progress_bar
 
     workers = n_workers if n_workers is not None else _default_workers()
@@ -527,7 +668,7 @@ def _compute(model, layers, pool, dev, files, shas, rows, out, store, mean_chw,
 
     try:
         with _intra_op_threads(n_threads):
-            _run_model(model, layers, pool, _batches(files, shas, mean_chw, batch_size, workers), dev, on_batch,
-                       channels_last)
+            _run_model(model, layers, pool, _batches(files, shas, preprocess, batch_size, workers), dev, on_batch,
+                       channels_last, network_name)
     finally:
         bar.close()

@@ -20,7 +20,7 @@ import numpy as np
 from brainnet.errors import BrainnetError, input_error
 from brainnet.results import atomic_save_npz, atomic_write_json, sha256_file
 
-__all__ = ["Features", "load_features", "save_features", "in_memory"]
+__all__ = ["Features", "load_features", "load_thingsvision", "save_features", "in_memory"]
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,13 @@ def load_features(path: str | Path, layer: str | None = None) -> Features:
         per layer, or ``.tsv`` with a ``stimulus_id`` column and unit columns.
     layer : str, optional
         Name of the layer a ``.tsv`` holds (default: the file stem).
+
+    A folder, ``.npy`` or ``.hdf5`` is read as THINGSvision output
+    (:func:`load_thingsvision`).
     """
     path = Path(path)
+    if path.is_dir() or path.suffix.lower() in (".npy", ".hdf5", ".h5"):
+        return load_thingsvision(path, layer)
     if not path.is_file():
         raise input_error(path, "features file not found", "check the --features path")
     suffix = "".join(path.suffixes[-1:]).lower()
@@ -264,3 +269,85 @@ def _load_tsv(path: Path, layer: str) -> Features:
         raise BrainnetError(f"{path}: {err}") from None
     _refuse_constant(features, path)
     return features
+
+
+_THINGSVISION_FIX = "give the folder THINGSvision's save_features wrote (features.npy or features.hdf5 with file_names.txt)"
+
+
+def load_thingsvision(path: str | Path, layer: str | None = None) -> Features:
+    """Features written by THINGSvision's ``save_features`` as one layer.
+
+    THINGSvision writes one matrix per call (one layer), rows in the order
+    of ``file_names.txt`` (which its ``ImageDataset`` writes to the same
+    folder): ``features.npy``, ``features.hdf5`` (dataset ``features``), or
+    row splits ``features_01.npy`` ... / hdf5 datasets ``features_01`` ...
+    Arrays with more than 2 dimensions are flattened per image.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output folder, or its ``features.npy``/``features.hdf5``.
+    layer : str, optional
+        Layer name (default: the folder's name).
+
+    Returns
+    -------
+    Features
+        ``stimulus_id`` = each file name without folder and extension (as
+        brainnet names images of a folder).
+    """
+    import re
+
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if not folder.is_dir():
+        raise input_error(path, "THINGSvision output not found", _THINGSVISION_FIX)
+    names_file = folder / "file_names.txt"
+    if not names_file.is_file():
+        raise input_error(folder, "has no file_names.txt, so rows cannot be matched to stimuli", _THINGSVISION_FIX)
+    ids = [Path(line.strip()).stem for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.is_file():
+        candidates = [path]
+    else:
+        candidates = [folder / "features.npy", folder / "features.hdf5"]
+        candidates = [c for c in candidates if c.is_file()] or sorted(
+            folder.glob("features_*.npy"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    if not candidates:
+        raise input_error(folder, "holds no features.npy, features.hdf5 or features_NN.npy", _THINGSVISION_FIX)
+    matrix = np.vstack([_thingsvision_array(c) for c in candidates]) if len(candidates) > 1 else _thingsvision_array(candidates[0])
+    matrix = matrix.reshape(matrix.shape[0], -1)
+    if matrix.shape[0] != len(ids):
+        raise input_error(folder, f"features have {matrix.shape[0]} rows but file_names.txt lists {len(ids)} files",
+                          "use the file_names.txt written with these features")
+    provenance = {
+        "format": "thingsvision",
+        "source": str(folder.resolve()),
+        "files": {c.name: sha256_file(c) for c in candidates},
+        "file_names_sha256": sha256_file(names_file),
+    }
+    try:
+        return Features(tuple(ids), {layer or folder.name: matrix}, provenance)
+    except BrainnetError as err:
+        raise BrainnetError(f"{folder}: {err}") from None
+
+
+def _thingsvision_array(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise input_error(path, f"not a readable .npy ({type(err).__name__})", _THINGSVISION_FIX) from None
+    try:
+        import h5py
+    except ImportError:
+        raise input_error(path, "reading .hdf5 needs h5py", "pip install h5py") from None
+    try:
+        with h5py.File(path, "r") as f:
+            if "features" in f:
+                return np.asarray(f["features"])
+            splits = sorted((k for k in f if k.startswith("features_")), key=lambda k: int(k.split("_")[-1]))
+            if not splits:
+                raise input_error(path, "has no 'features' dataset", _THINGSVISION_FIX)
+            return np.vstack([np.asarray(f[k]) for k in splits])
+    except OSError as err:
+        raise input_error(path, f"not a readable HDF5 file ({type(err).__name__})", _THINGSVISION_FIX) from None

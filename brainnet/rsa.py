@@ -1075,14 +1075,23 @@ def rsa_network_subject(
     )
 
 
-def _check_layers(layers: Sequence[str] | str, features_file: Any) -> list[str]:
+def _check_layers(layers: Sequence[str] | str, features_file: Any, network: Any = None) -> list[str]:
     if isinstance(layers, str):
         layers = [s.strip() for s in layers.split(",") if s.strip()]
     layers = list(dict.fromkeys(layers))
     if not layers:
         raise BrainnetError("--layers is empty; give one or more of conv1,...,fc8")
+    if network is not None and features_file is None:
+        from brainnet.models.registry import get_network
+
+        if layers == ["all"]:
+            return list(get_network(network).layers)
+        return layers
     if features_file is None:
         from brainnet.models.emonet import LAYERS
+
+        if layers == ["all"]:
+            return list(LAYERS)
 
         unknown = [name for name in layers if name not in LAYERS]
         if unknown:
@@ -1107,6 +1116,7 @@ def network_as_subject(
     weights: str | Path | None = None,
     untrained_seed: int = 0,
     features_file: str | Path | None = None,
+    network: Any = None,
     seed: int = 0,
     n_jobs: int = 1,
     out: str | Path | None = None,
@@ -1142,7 +1152,7 @@ def network_as_subject(
     n_permutations, n_bootstrap : int
         Condition-label permutations; bootstrap draws (subjects and stimuli).
     ci_level : float
-    weights, untrained_seed, features_file
+    weights, untrained_seed, features_file, network
         Where the network's activations come from (see ``Study.features``).
     seed, n_jobs, progress
     out : str or Path, optional
@@ -1163,7 +1173,7 @@ def network_as_subject(
     method = _check_comparison(compare)
     if noise not in _NOISE:
         raise BrainnetError(f"--noise {noise!r} is unknown; use one of {', '.join(_NOISE)}")
-    layer_names = _check_layers(layers, features_file)
+    layer_names = _check_layers(layers, features_file, network)
     if not isinstance(study, Study):
         study = load_study(study)
     data = study.load_subjects(subjects, mask=mask, shared=None)  # RDMs need no shared voxels
@@ -1182,7 +1192,7 @@ def network_as_subject(
         ]
     )
     features = study.features(
-        layers=layer_names, weights=weights, seed=untrained_seed, features_file=features_file
+        layers=layer_names, weights=weights, seed=untrained_seed, features_file=features_file, network=network
     )
     rows = features.rows_for(common)
     net_metric = "euclidean" if rdm == "crossnobis" else rdm

@@ -45,6 +45,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "IMAGENET_MEAN_RGB",
     "decode_image",
+    "decode_rgb",
     "demo_stimuli",
     "mean_image_id",
     "StimulusSet",
@@ -400,6 +401,24 @@ def decode_image(data: bytes, name: str | Path, mean_chw: np.ndarray) -> np.ndar
     activations consistent even if the file changes meanwhile.
     ``mean_chw`` is ``(3, 1, 1)`` or ``(3, 227, 227)``.
     """
+    rgb = decode_rgb(data, name).resize((SIZE, SIZE), _bicubic())
+    arr = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)
+    return np.ascontiguousarray(arr - mean_chw)
+
+
+def _bicubic():
+    from PIL import Image
+
+    return Image.Resampling.BICUBIC
+
+
+def decode_rgb(data: bytes, name: str | Path):
+    """The bytes of an image file as an 8-bit RGB ``PIL.Image`` (first frame, alpha dropped).
+
+    The step every network's preprocessing shares (:func:`decode_image` for
+    EmoNet, a network's own transform otherwise); a missing, empty,
+    truncated, corrupt or oversized image is a one-line error naming it.
+    """
     import io
 
     from PIL import Image, UnidentifiedImageError
@@ -413,15 +432,16 @@ def decode_image(data: bytes, name: str | Path, mean_chw: np.ndarray) -> np.ndar
             with Image.open(io.BytesIO(data)) as img:
                 img.seek(0)
                 img.load()
-                rgb = _to_rgb8(img).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
+                rgb = _to_rgb8(img)
+                if rgb is img:  # closing the file below would release its pixels
+                    rgb = img.copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise input_error(name, "image is too large (decompression bomb protection)", "downscale it below 89 megapixels") from None
     except UnidentifiedImageError:
         raise input_error(name, "not an image Pillow can read", fix) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as err:
         raise input_error(name, f"corrupt or truncated image ({type(err).__name__})", fix) from None
-    arr = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)
-    return np.ascontiguousarray(arr - mean_chw)
+    return rgb
 
 
 def mean_image_id(mean_image) -> str:

@@ -263,7 +263,7 @@ class Study:
                 ) from None
         return self._stimuli
 
-    def features(self, layers=("fc8",), weights=None, seed: int = 0, features_file=None):
+    def features(self, layers=("fc8",), weights=None, seed: int = 0, features_file=None, network=None):
         """Network features of the study's stimuli, rows in ``stimulus_ids`` order.
 
         Parameters
@@ -276,9 +276,12 @@ class Study:
             Seed of the untrained weights.
         features_file : str, Path or Features, optional
             Precomputed features used instead of extracting: a ``.npz``/``.tsv``
-            file or features in memory (e.g. from
-            :func:`brainnet.extract_activations`). A ``.tsv`` holds one table:
-            it is read as the one layer asked for.
+            file, a THINGSvision output folder, or features in memory (e.g.
+            from :func:`brainnet.extract_activations`). A ``.tsv`` holds one
+            table: it is read as the one layer asked for.
+        network : str or Network, optional
+            The network to extract from, with its own preprocessing (see
+            :func:`brainnet.models.registry.get_network`); default EmoNet.
 
         Returns
         -------
@@ -302,8 +305,8 @@ class Study:
             return feats.align(self.stimulus_ids)
         from brainnet.extract import extract_activations
 
-        layers = (layers,) if isinstance(layers, str) else tuple(layers)
-        feats = extract_activations(self.stimuli, layers=layers, weights=weights, seed=seed)
+        layers = (layers,) if isinstance(layers, str) and layers != "all" else layers
+        feats = extract_activations(self.stimuli, network=network, layers=layers, weights=weights, seed=seed)
         return feats.align(self.stimulus_ids)
 
     # -- subjects --------------------------------------------------------------

@@ -1825,3 +1825,36 @@ def test_searchlight_radius_must_be_positive(study, fc8, tmp_path, capsys):
 def test_partition_refusals(extra, message, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, ["partition", "--study", study, "--features", fc8, *extra, "--out", out], message, out=out)
+@pytest.mark.parametrize("command", ["extract", "encode", "rsa", "layers"])
+def test_unknown_network_is_refused(command, study, tmp_path, capsys):
+    out = tmp_path / ("out.npz" if command == "extract" else "out")
+    argv = [command, "--network", "vit-nowhere"]
+    argv += {"extract": ["--demo", "--out", out], "layers": []}.get(command, ["--study", study, "--out", out])
+    line = refused(capsys, argv, "--network vit-nowhere: unknown network; use one of emonet, emonet-untrained",
+                   out=None if command == "layers" else out)
+    assert "hf:..." in line and not out.exists()
+
+
+def test_hf_folder_that_is_not_a_model_is_refused(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    refused(capsys, ["layers", "--network", f"hf:{tmp_path}"],
+            f"{tmp_path}: no readable config.json (ValueError); give a folder written by model.save_pretrained")
+
+
+def test_thingsvision_folder_without_file_names_is_refused(study, tmp_path, capsys):
+    folder = tmp_path / "tv"
+    folder.mkdir()
+    np.save(folder / "features.npy", np.zeros((16, 4), dtype=np.float32))
+    out = tmp_path / "out"
+    refused(capsys, ["rsa", "--study", study, "--features", folder, "--out", out],
+            f"{folder}: has no file_names.txt, so rows cannot be matched to stimuli; give the folder THINGSvision's "
+            "save_features wrote", out=out)
+
+
+def test_retrain_refusals(tmp_path, capsys):
+    refused(capsys, ["retrain", "--images", tmp_path / "missing", "--out", tmp_path / "h.pt"],
+            f"{tmp_path / 'missing'}: labelled image folder not found; give a folder with one subfolder of images per class")
+    refused(capsys, ["retrain", "--images", tmp_path, "--out", tmp_path / "h.npz"],
+            f"{tmp_path / 'h.npz'}: head files are written as .pt; give an --out path ending in .pt")
+    refused(capsys, ["layers", "--network", f"head:{tmp_path / 'nothing.pt'}"],
+            f"{tmp_path / 'nothing.pt'}: head file not found; give a head file written by 'brainnet retrain'")

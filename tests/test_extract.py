@@ -121,7 +121,7 @@ def test_any_torch_module(home, small_set):
 def test_argument_errors(home, small_set):
     with pytest.raises(BrainnetError, match=r"^--layers: unknown layer 'fc9'; available: conv1, conv2, conv3, conv4, conv5, fc6, fc7, fc8$"):
         extract_activations(small_set, layers=["fc9"])
-    with pytest.raises(BrainnetError, match=r"^--pool avg: unknown pooling; use one of none, mean, max$"):
+    with pytest.raises(BrainnetError, match=r"^--pool avg: unknown pooling; use one of none, mean, max, cls$"):
         extract_activations(small_set, pool="avg")
     with pytest.raises(BrainnetError, match="either a model or a weights file"):
         extract_activations(small_set, torch.nn.Identity(), weights="w.pt")

@@ -35,6 +35,23 @@ def add_weights_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_network_arg(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--network NAME`` (and, with ``several``, ``--networks A,B,C``)."""
+    parser.add_argument(
+        "--network",
+        default=None,
+        help="network with its own preprocessing: emonet (default), emonet-untrained, hf:FOLDER_OR_ID, "
+        "head:HEAD.pt, torchvision:NAME, timm:NAME or a registered name; 'brainnet layers' lists its layers",
+    )
+    if several:
+        parser.add_argument(
+            "--networks",
+            default=None,
+            help="compare several networks side by side, e.g. emonet,emonet-untrained,hf:models/vit "
+            "(every network x --layers, corrected across all of them)",
+        )
+
+
 def add_study_args(parser: argparse.ArgumentParser) -> None:
     """``--study DIR`` (default: the embedded study) and ``--mask``."""
     parser.add_argument(
@@ -96,7 +113,13 @@ def notice(message: str) -> None:
 
 def notice_if_untrained(args: argparse.Namespace) -> None:
     """The one-line notice of every network command run without a weights file."""
-    if args.weights is None and getattr(args, "features", None) is None:
+    network = getattr(args, "network", None)
+    several = getattr(args, "networks", None)
+    if several:
+        uses_emonet = "emonet" in [n.strip() for n in several.split(",")]
+    else:
+        uses_emonet = network in (None, "emonet")
+    if args.weights is None and getattr(args, "features", None) is None and uses_emonet:
         notice(
             f"using untrained EmoNet weights (untrained-seed{args.untrained_seed}); pass --weights PATH "
             "for the trained model (see 'brainnet fetch weights')"
@@ -183,3 +206,31 @@ def split_list(value: str | None) -> list[str] | None:
     """``"01, 02"`` -> ``["01", "02"]``; None or empty -> None."""
     items = [item.strip() for item in value.split(",") if item.strip()] if value else []
     return items or None
+
+
+def several_networks(args, analysis: str, layers, subjects, **options) -> int:
+    """``--networks``: every network x layer side by side (shared by rsa and encode)."""
+    from brainnet.compare import compare_networks
+
+    if args.network is not None or args.features is not None:
+        from brainnet.errors import BrainnetError
+
+        raise BrainnetError("--networks: give the networks there only (drop --network and --features)")
+    result = compare_networks(
+        args.study, split_list(args.networks), analysis=analysis, layers=layers, mask=args.mask,
+        subjects=subjects, weights=args.weights, untrained_seed=args.untrained_seed,
+        n_permutations=args.permutations, n_bootstrap=getattr(args, "bootstrap", 200),
+        seed=args.seed, n_jobs=args.n_jobs, out=args.out, overwrite=args.overwrite, **options,
+    )
+    s = result.summary
+    print(f"{s['n_networks']} networks, {s['n_tests']} network x layer scores ({s['score']}), {s['n_subjects']} "
+          f"subjects x {s['n_stimuli']} stimuli; noise ceiling {s['noise_ceiling']['lower']:.3f}-"
+          f"{s['noise_ceiling']['upper']:.3f}; p_FWE over all of them")
+    for row in result.table.head(10).itertuples():
+        print(f"  {row.rank:3d}. {row.network} {row.layer}: {row.score:.3f} [{row.ci_subjects_low:.3f}, "
+              f"{row.ci_subjects_high:.3f}], p_FWE = {row.p_fwe:.4g}")
+    for row in result.pairwise.itertuples():
+        print(f"  {row.network_a} {row.layer_a} - {row.network_b} {row.layer_b}: {row.difference:+.3f}, "
+              f"p_FWE = {row.p_fwe:.4g}")
+    print(f"results: {result.path if result.path else '(not written)'}")
+    return 0

@@ -5,17 +5,20 @@ from __future__ import annotations
 from brainnet.cli._common import (
     add_command,
     add_compute_args,
+    add_network_arg,
     add_output_args,
     add_scheduler_arg,
     add_study_args,
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    several_networks,
     split_list,
 )
 
 EXAMPLES = """\
   brainnet decode                                       fc8, embedded study, quick defaults
+  brainnet decode --networks emonet,emonet-untrained,hf:models/vit --layers all --out results
   brainnet decode --permutations 10000 --bootstrap 1000 --n-jobs 2    the paper's inference
   brainnet decode --layer fc7 --subjects 01,02,03,04 --components 5 --study my_study
   brainnet decode --features acts.npz --mask v1 --out results --weights emonet.pt
@@ -38,7 +41,8 @@ def register(subparsers) -> None:
     from brainnet._defaults import DECODE_PERMUTATIONS as DEFAULT_PERMUTATIONS
 
     parser = add_command(subparsers, "decode", COMMANDS["decode"], EXAMPLES)
-    parser.add_argument("--layer", default="fc8", help="network layer whose units are decoded (default fc8)")
+    parser.add_argument("--layer", "--layers", dest="layer", default="fc8",
+                        help="network layer whose units are decoded (default fc8); with --networks also several or all")
     parser.add_argument(
         "--subjects", type=split_list, default=None, help="comma-separated subject labels (default: all)"
     )
@@ -76,6 +80,7 @@ def register(subparsers) -> None:
     )
     add_study_args(parser)
     add_weights_args(parser)
+    add_network_arg(parser, several=True)
     add_compute_args(parser)
     add_scheduler_arg(parser)
     add_output_args(parser)
@@ -88,6 +93,8 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations", "bootstrap", "cluster_draws")
     check_at_least(args, 1, "components")
     notice_if_untrained(args)
+    if args.networks:
+        return several_networks(args, "decode", args.layer, args.subjects, n_components=args.components)
     result = decode_units(
         args.study,
         layer=args.layer,
@@ -98,6 +105,7 @@ def run(args) -> int:
         mask=args.mask,
         features=args.features,
         weights=args.weights,
+        network=args.network,
         untrained_seed=args.untrained_seed,
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from brainnet.cli._common import (
     add_command,
     add_compute_args,
+    add_network_arg,
     add_output_args,
     add_scheduler_arg,
     add_study_args,
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    several_networks,
     split_list,
 )
 
@@ -21,6 +23,7 @@ EXAMPLES = """\
   brainnet encode --subject 01 --features acts.npz --layer fc7 --mask v1 --out results
   brainnet encode --subject all --out results          every subject, then a group table; rerun resumes
   brainnet encode --subject 01,02,05 --scheduler tcp://host:8786   one Dask task per subject
+  brainnet encode --networks emonet,emonet-untrained,hf:models/vit --layers all --out results
 """
 
 
@@ -53,11 +56,13 @@ def register(subparsers) -> None:
     parser = add_command(subparsers, "encode", COMMANDS["encode"], EXAMPLES)
     parser.add_argument(
         "--subject",
-        default="01",
-        help="subject label, e.g. 01 or sub-01 (default 01); several: all or 01,02,05 "
+        default=None,
+        help="subject label, e.g. 01 or sub-01 (default 01; with --networks all); several: all or 01,02,05 "
         "(each in <out>/sub-<label>/, a group table in <out>/group/, finished subjects are not redone)",
     )
-    parser.add_argument("--layer", default="fc8", help="network layer (default fc8; conv1..conv5, fc6, fc7, fc8)")
+    parser.add_argument("--layer", "--layers", dest="layer", default="fc8",
+                        help="network layer (default fc8; conv1..conv5, fc6, fc7, fc8); with --networks also "
+                        "several or all")
     parser.add_argument("--model", default="ridge", choices=("ridge", "pls"), help="encoding model (default ridge)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds over stimuli (default 5)")
     parser.add_argument(
@@ -84,6 +89,7 @@ def register(subparsers) -> None:
     parser.add_argument("--components", type=int, default=5, help="PLS components (default 5)")
     add_study_args(parser)
     add_weights_args(parser)
+    add_network_arg(parser, several=True)
     add_compute_args(parser)
     add_scheduler_arg(parser)
     add_output_args(parser)
@@ -94,6 +100,11 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations")
     check_at_least(args, 1, "components")
     notice_if_untrained(args)
+    if args.networks:
+        subjects = split_list(args.subject)
+        return several_networks(args, "encode", args.layer, None if subjects == ["all"] else subjects,
+                                model=args.model, cv=args.cv, alphas=args.alphas, inner=args.inner,
+                                n_components=args.components)
     subjects = split_list(args.subject) or ["01"]
     if subjects != ["all"] and len(subjects) == 1:
         return _one_subject(args, subjects[0])
@@ -113,6 +124,7 @@ def _options(args) -> dict:
         features=args.features,
         weights=args.weights,
         untrained_seed=args.untrained_seed,
+        network=args.network,
         seed=args.seed,
         n_jobs=args.n_jobs,
         out=args.out,

@@ -1,4 +1,4 @@
-"""``brainnet extract``: EmoNet layer activations for a stimulus set, saved as .npz."""
+"""``brainnet extract``: a network's layer activations for a stimulus set, saved as .npz."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from brainnet.cli._common import add_command, add_weights_args, notice_if_untrained, split_list
+from brainnet.cli._common import (
+    add_command,
+    add_network_arg,
+    add_weights_args,
+    notice_if_untrained,
+    split_list,
+)
 from brainnet.errors import input_error
 
 EXAMPLES = """\
@@ -15,14 +21,15 @@ EXAMPLES = """\
   brainnet extract --stimuli stimuli.tsv --layers conv5 --pool mean --out conv5.npz
   brainnet extract --stimuli sub-01/func/sub-01_task-x_events.tsv --column stim_file --out acts.npz
   brainnet extract --stimuli imgs/ --weights emonet.pt --mean-image img_mean.txt --out acts.npz
+  brainnet extract --stimuli imgs/ --network hf:models/vit-base --layers all --out vit.npz
 """
 
 
 # command -> one-line help: `brainnet --help` lists these without importing the command.
 COMMANDS = {
     "extract": (
-        "EmoNet layer activations (n_stimuli x n_units per layer) for a folder of images, a "
-        "stimuli TSV or a BIDS events file"
+        "layer activations of EmoNet or another network (n_stimuli x n_units per layer) for a "
+        "folder of images, a stimuli TSV or a BIDS events file"
     ),
 }
 
@@ -34,10 +41,14 @@ def register(subparsers) -> None:
     src.add_argument("--demo", action="store_true", help="use 12 generated demo images (offline, deterministic)")
     parser.add_argument("--column", default=None, help="stimulus column of an events file (default: stim_file, file_path, ImgName, identifier or stimulus)")
     parser.add_argument("--stimuli-root", type=Path, default=None, help="folder the TSV's file names are relative to")
-    parser.add_argument("--layers", default="fc8", help="comma-separated layers: conv1..conv5, fc6, fc7, fc8 (default fc8, before softmax)")
-    parser.add_argument("--pool", choices=("none", "mean", "max"), default="none", help="spatial pooling of conv layers (default none: flattened C*H*W)")
+    parser.add_argument("--layers", default=None, help="comma-separated layers, or all (EmoNet: conv1..conv5, fc6, fc7, fc8; "
+                        "default the network's last layer, EmoNet fc8 before softmax); 'brainnet layers' lists them")
+    parser.add_argument("--pool", choices=("none", "mean", "max", "cls"), default=None,
+                        help="how a layer becomes units: none (flattened C*H*W), mean/max over positions or tokens, "
+                        "cls (first token); default the network's (EmoNet none, ViT cls)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     add_weights_args(parser)
+    add_network_arg(parser)
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
     parser.add_argument("--mean-image", type=Path, default=None, help="MATLAB mean image (.npy 227x227x3 or emonet-py img_mean.txt); default ImageNet channel means")
     parser.add_argument("--out", type=Path, default=Path("activations.npz"), help="output .npz (default activations.npz); provenance goes to <out>.json")
@@ -67,14 +78,16 @@ def run(args) -> int:
     if args.out.suffix != ".npz":
         raise input_error(args.out, "activations are written as .npz", "give an --out path ending in .npz")
     check_count(args.batch_size, "batch_size", 1)
-    layers = split_list(args.layers) or []
+    layers = split_list(args.layers)
+    if layers == ["all"]:
+        layers = "all"
     if args.demo:
         stimuli = demo_stimuli()
     else:
         stimuli = load_stimuli(args.stimuli, column=args.column, root=args.stimuli_root)
     notice_if_untrained(args)
     features = extract_activations(
-        stimuli, layers=layers, weights=args.weights, seed=args.untrained_seed,
+        stimuli, network=args.network, layers=layers, weights=args.weights, seed=args.untrained_seed,
         batch_size=args.batch_size, pool=args.pool, device=args.device,
         cache=not args.no_cache, progress=not args.quiet and sys.stderr.isatty(),
         mean_image=args.mean_image,
@@ -85,7 +98,8 @@ def run(args) -> int:
     stats = last_cache_stats()
     shapes = ", ".join(f"{name} ({arr.shape[1]} units)" for name, arr in features.layers.items())
     print(
-        f"wrote {args.out}: {features.n_stimuli} stimuli x {shapes}; weights {features.provenance['weights']}; "
+        f"wrote {args.out}: {features.n_stimuli} stimuli x {shapes}; network {features.provenance['network']['name']}, "
+        f"weights {features.provenance['weights']}; "
         f"{stats.misses} computed, {stats.hits} from cache"
     )
     return 0

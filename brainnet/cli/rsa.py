@@ -5,12 +5,14 @@ from __future__ import annotations
 from brainnet.cli._common import (
     add_command,
     add_compute_args,
+    add_network_arg,
     add_output_args,
     add_scheduler_arg,
     add_study_args,
     add_weights_args,
     check_at_least,
     notice_if_untrained,
+    several_networks,
     split_list,
 )
 
@@ -19,6 +21,7 @@ EXAMPLES = """\
   brainnet rsa --layers conv1,conv2,conv3,conv4,conv5,fc6,fc7,fc8 --out results
   brainnet rsa --rdm crossnobis --noise shrinkage --compare whitened-pearson
   brainnet rsa --study my_study --weights emonet.pt --permutations 10000 --bootstrap 1000
+  brainnet rsa --networks emonet,emonet-untrained,hf:models/vit --layers all    networks side by side
 """
 
 
@@ -38,10 +41,11 @@ def register(subparsers) -> None:
     parser = add_command(subparsers, "rsa", COMMANDS["rsa"], EXAMPLES)
     add_study_args(parser)
     add_weights_args(parser)
+    add_network_arg(parser, several=True)
     parser.add_argument(
         "--layers",
         default="fc8",
-        help="comma-separated network layers (default fc8; conv1,...,fc8)",
+        help="comma-separated network layers, or all (default fc8; conv1,...,fc8)",
     )
     parser.add_argument(
         "--subjects", default=None, help="comma-separated subject labels (default: all)"
@@ -159,6 +163,9 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations", "bootstrap")
     notice_if_untrained(args)
     subjects = split_list(args.subjects)
+    if args.networks:
+        return several_networks(args, "rsa", args.layers, subjects, rdm=args.rdm, compare=args.compare,
+                                noise=args.noise)
     result = network_as_subject(
         args.study,
         layers=args.layers,
@@ -172,6 +179,7 @@ def run(args) -> int:
         weights=args.weights,
         untrained_seed=args.untrained_seed,
         features_file=args.features,
+        network=args.network,
         seed=args.seed,
         n_jobs=args.n_jobs,
         out=args.out,
@@ -191,3 +199,4 @@ def run(args) -> int:
         )
     print(f"results: {args.out / 'group'}")
     return 0
+
