@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
     split_list,
 )
@@ -80,6 +81,7 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations", "bootstrap", "cluster_draws")
     check_at_least(args, 1, "components")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     result = decode_units(
         args.study,
         layer=args.layer,

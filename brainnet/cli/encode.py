@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
     split_list,
 )
@@ -90,6 +91,7 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations")
     check_at_least(args, 1, "components")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     subjects = split_list(args.subject) or ["01"]
     if subjects != ["all"] and len(subjects) == 1:
         return _one_subject(args, subjects[0])

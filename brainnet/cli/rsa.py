@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
     split_list,
 )
@@ -119,6 +120,7 @@ def run_decoding(args) -> int:
     from brainnet.network_subject import network_category_decoding
 
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     result = network_category_decoding(
         args.study,
         layer=args.layer,
@@ -159,6 +161,7 @@ def run(args) -> int:
 
     check_at_least(args, 0, "permutations", "bootstrap")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     subjects = split_list(args.subjects)
     result = network_as_subject(
         args.study,
