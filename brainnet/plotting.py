@@ -509,7 +509,7 @@ def _place_labels(ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: floa
         bbox = text.get_window_extent(renderer)
         w, h = bbox.width, bbox.height
         best, best_cost = None, np.inf
-        for step in (3, 8, 14, 22, 32):
+        for step in (2, 5, 9, 14, 20, 28):
             for dx, dy in directions:
                 ox = dx * step + (0 if dx >= 0 else -w) - (w / 2 if dx == 0 else 0)
                 oy = dy * step + (0 if dy >= 0 else -h) - (h / 2 if dy == 0 else 0)
@@ -525,7 +525,7 @@ def _place_labels(ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: floa
         ox, oy, box, step = best
         scale = 72.0 / fig.dpi  # display pixels -> points
         text.set_position((ox * scale, oy * scale))
-        if step > 3:
+        if step > 5:
             ax.annotate(
                 "", xy[i], xytext=((ox + w / 2) * scale, (oy + h / 2) * scale),
                 textcoords="offset points", arrowprops={"arrowstyle": "-", "color": _GREY, "lw": 0.5},
@@ -571,7 +571,7 @@ def plot_pca(
     if s.ndim != 2 or s.shape[1] <= max(components):
         raise ValueError(f"scores must have shape (n_units, > {max(components)}), got {s.shape}")
     labels = _as_labels(labels, s.shape[0], "unit")
-    fig, ax = _figure_axes(ax, (4.2, 3.8))
+    fig, ax = _figure_axes(ax, (5.0, 4.4))
     a, b = components
     ax.scatter(s[:, a], s[:, b], color=_BLUE, s=24, zorder=3)
     _place_labels(ax, s[:, [a, b]], labels, fontsize=7)

@@ -423,9 +423,19 @@ def _method_sentence(kind: str, s: Mapping[str, Any], refs: list[str]) -> str:
 
 def _methods(runs: list[tuple[Path, dict[str, Any]]]) -> str:
     refs: list[str] = []
-    sentences = []
+    # one sentence per analysis, the layers of runs that differ only by layer joined
+    grouped: dict[str, list[str]] = {}
     for run, summary in runs:
-        sentences.append(_method_sentence(_analysis_kind(run, summary), summary, refs))
+        layer = str(summary.get("layer") or "")
+        marked = {**summary, "layer": "\x00"} if layer else summary
+        sentence = _method_sentence(_analysis_kind(run, summary), marked, refs)
+        grouped.setdefault(sentence, []).append(layer)
+    sentences = []
+    for sentence, layers in grouped.items():
+        if len(layers) > 1:
+            names = ", ".join(layers[:-1]) + " and " + layers[-1]
+            sentence = sentence.replace("layer \x00", "layers " + names)
+        sentences.append(sentence.replace("\x00", layers[0]))
     provenances = [s.get("provenance") or {} for _, s in runs]
     weights = sorted({str(p.get("weights")) for p in provenances if p.get("weights")})
     trained = [w for w in weights if not w.startswith("untrained")]
