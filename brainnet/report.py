@@ -42,6 +42,7 @@ from brainnet.plotting import (
     FigureSkipped,
     _analysis_kind,
     _check_results_dir,
+    _figure_jobs,
     _find_runs,
     _read_tsv,
     _run_label,
@@ -704,7 +705,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FigureSkipped)
-        make_figures(results_dir, formats=("png",), reuse=True)
+        if _figure_jobs(results_dir):  # results of analyses without figures: tables only
+            make_figures(results_dir, formats=("png",), reuse=True)
     for w in caught:
         if issubclass(w.category, FigureSkipped):
             warnings.warn(w.message, FigureSkipped, stacklevel=2)  # passed on for the CLI

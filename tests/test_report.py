@@ -411,9 +411,17 @@ def test_figures_and_report_on_real_analysis_outputs(tmp_path):
             f"group_rsa-{layer}_{f}" for f in ("second-order", "mds", "network-rdm", "human-rdm")
         }
     assert names == expected
-    page = _parse(report.read_text(encoding="utf-8"))
+    text = report.read_text(encoding="utf-8")
+    page = _parse(text)
     assert {img["alt"] for img in page.images} == expected
+    # a simulated study: the banner says so; the methods paragraph covers all three analyses
+    assert "simulated-banner" in page.ids
+    methods = text.split('<section id="methods">', 1)[1].split("</section>", 1)[0]
+    assert "Encoding (subject 01)" in methods and "Decoding:" in methods
+    assert "RSA (layers conv1 and fc8)" in methods
+    assert "<h4>Units</h4>" in text and "<h4>Peaks and clusters</h4>" in text
     assert page.sections == [
+        "methods",
         "group_decode-fc8",
         "group_rsa-conv1",
         "group_rsa-fc8",
@@ -421,3 +429,14 @@ def test_figures_and_report_on_real_analysis_outputs(tmp_path):
         "group_rsa-layers",
     ]
     assert "untrained-banner" in page.ids
+
+
+def test_report_of_an_analysis_without_figures_has_its_tables(tmp_path):
+    from brainnet.results import ResultDir, make_provenance
+
+    rd = ResultDir(tmp_path / "res" / "group" / "newthing-fc8", make_provenance(weights="w"))
+    rd.finish({"analysis": "newthing", "layer": "fc8", "n_subjects": 3, "some_value": 0.5})
+    text = write_report(tmp_path / "res").read_text(encoding="utf-8")
+    page = _parse(text)
+    assert page.sections == ["methods", "group_newthing-fc8"] and page.images == []
+    assert "<th>some value</th>" in text and "<h2>Newthing, layer fc8</h2>" in text
