@@ -1528,7 +1528,10 @@ def _weight_map_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, C
             labels = []
             for k in keep:
                 count = int(np.count_nonzero(data[..., k]))
-                labels.append(f"{names[k]}\n{count:,} voxels")
+                ijk = np.unravel_index(int(np.argmax(np.abs(np.nan_to_num(data[..., k])))), data.shape[:3])
+                peak = (img.affine @ np.r_[ijk, 1.0])[:3]
+                where = f", peak ({', '.join(f'{c:.0f}' for c in peak)})" if count else ""
+                labels.append(f"{names[k]}\n{count:,} voxels{where}")
             fig = plot_brain_map_grid(
                 nimage.index_img(img, keep),
                 labels,
@@ -1547,7 +1550,9 @@ def _weight_map_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, C
             caption = (
                 f"Glass brains (axial maximum projections on the MNI152 outline) of the bootstrap z "
                 f"(mean / SD over {n_boot} bootstrap resamples of subjects) of each voxel's PLS "
-                f"weight for the {len(keep)} best-decoded {layer} units (of {n_maps}; {_n_text(summary)}). "
+                f"weight for the {len(keep)} best-decoded {layer} units (of {n_maps}; {_n_text(summary)}); "
+                f"each panel gives the number of voxels shown and the MNI coordinates (mm) of the "
+                f"largest |z|. "
                 + (
                     "Shown: voxels with Benjamini–Hochberg FDR q < .05 over the voxels of each unit's "
                     "map (two-sided normal-approximation p)." + share_text

@@ -704,7 +704,12 @@ def test_figures_read_the_saved_numbers(results_folder):
     # per-unit weight maps: the 8 best-decoded units (all tie at mean_r 0.3 here: the first 8),
     # labelled with their names and voxel counts
     grid = jobs["group_decode-fc8_weights-z-fdr05"]()
-    assert grid.brainnet_map["labels"] == [f"{u}\n{4 * 4 * 4 + 3 * 3 * 3} voxels" for u in EMO[:8]]
+    # (the peak: the block of value 1 + k at voxels 4..7, 2..5, 6..9 of the 8 mm grid)
+    labels = grid.brainnet_map["labels"]
+    assert [lab.split(", peak")[0] for lab in labels] == [
+        f"{u}\n{4 * 4 * 4 + 3 * 3 * 3} voxels" for u in EMO[:8]
+    ]
+    assert labels[0].endswith("peak (-46, -96, -22)")
     conf_ax = _ax(jobs["group_decode-fc8_confusion"]())
     assert conf_ax.images[0].get_array().shape == (20, 20)
     assert conf_ax.get_xticklabels()[0].get_text() == "emotion 0"  # cluster 1 first
@@ -864,3 +869,58 @@ def test_unit_scores_figure_keeps_units_that_are_nan_everywhere(tmp_path):
     frame.to_csv(tmp_path / "unit_scores.tsv", sep="\t", index=False)
     fig = _unit_scores_figure(tmp_path, {"layer": "fc7"})
     assert sorted(t.get_text() for t in fig.axes[0].get_xticklabels()) == ["a", "b", "c"]
+
+
+def test_figures_of_categorize_network_decoding_and_naturalistic(tmp_path):
+    """Every analysis gets figures with captions (n, test, correction), from its saved files."""
+    root = tmp_path / "res"
+    prov = _provenance("untrained-seed0")
+    classes = ["awe", "fear", "joy"]
+    cat = ResultDir(root / "group" / "categorize-occipital", prov)
+    cat.write_tsv("category_scores.tsv", pd.DataFrame(
+        {"subject": ["01", "02", "03"], "fold": [0, 1, 2], "n_trials": 9, "accuracy": [0.5, 0.6, 0.4]}))
+    confusion = pd.DataFrame(np.eye(3) * 0.5 + 1 / 6, columns=classes)
+    confusion.insert(0, "true", classes)
+    cat.write_tsv("category_confusion.tsv", confusion)
+    cat.finish({"analysis": "categorize", "model": "plsda", "n_subjects": 3, "n_trials": 27,
+                "n_voxels": 120, "n_classes": 3, "n_folds": 3, "accuracy": 0.5, "chance": 1 / 3,
+                "p_value": 0.01, "n_permutations": 99, "permutation_unit": "stimulus"})
+    net = ResultDir(root / "group" / "network-decoding-fc8", prov)
+    names = ["sub-01", "sub-02", "sub-03", "network"]
+    net.write_tsv("subjects.tsv", pd.DataFrame(
+        {"subject": names, "accuracy": [0.4, 0.5, 0.45, 0.9], "is_network": [False] * 3 + [True]}))
+    sim = pd.DataFrame(np.corrcoef(np.random.default_rng(0).normal(size=(4, 9))), columns=names)
+    sim.insert(0, "subject", names)
+    net.write_tsv("confusion_similarity.tsv", sim)
+    net.finish({"analysis": "network-category-decoding", "layer": "fc8", "classifier": "plsda",
+                "n_subjects": 3, "n_classes": 3, "n_folds": 3, "chance": 1 / 3,
+                "network_rank": 1, "network_rank_of": 4, "network_accuracy_p": 0.001})
+    nat = ResultDir(root / "movie", prov)
+    img = _brain_img()
+    r = img.get_fdata()[img.get_fdata() != 0]
+    nat.write_nifti("r.nii.gz", img)
+    nat.write_npz("scores.npz", r=r)
+    nat.finish({"analysis": "naturalistic_encoding", "n_voxels": int(r.size), "n_volumes": 300,
+                "n_censored": 4, "mean_r": float(r.mean())})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.FigureSkipped)
+        plotting.make_figures(root, formats=("png",))
+    entries = {e["figure"]: e for e in json.loads((root / "figures" / "figures.json").read_text())["figures"]}
+    assert set(entries) == {
+        "group_categorize-occipital_accuracy", "group_categorize-occipital_confusion",
+        "group_network-decoding-fc8_accuracy", "group_network-decoding-fc8_confusion-similarity",
+        "movie_r-map-glass", "movie_r-histogram",
+    }
+    assert "3 subjects, 27 trials, 120 voxels" in entries["group_categorize-occipital_accuracy"]["caption"]
+    assert "99 permutations" in entries["group_categorize-occipital_confusion"]["caption"]
+    assert "ranks 1 of 4" in entries["group_network-decoding-fc8_accuracy"]["caption"]
+    # no test for movie encoding: the caption says the threshold is for display only
+    glass = entries["movie_r-map-glass"]
+    assert "not a significance threshold" in glass["caption"]
+    assert glass["map"]["threshold"] == pytest.approx(np.quantile(r, 0.95))
+    # the network's bar is the vermillion one, chance is drawn
+    jobs = {name: thunk for name, _, _, thunk in plotting._figure_jobs(root)}
+    ax = _ax(jobs["group_network-decoding-fc8_accuracy"]())
+    colours = [to_hex(b.get_facecolor()) for b in ax.patches]
+    assert colours[0] == plotting._VERMILLION.lower() and colours.count(colours[0]) == 1
+    assert any(np.allclose(line.get_ydata(), 1 / 3) for line in ax.get_lines())
