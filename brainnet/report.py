@@ -137,6 +137,11 @@ _LABELS: dict[str, str] = {
     "n_censored": "censored volumes (n)",
     "max_r": "largest voxel r",
 }
+#: Keys whose meaning depends on the analysis.
+_LABELS_BY_KIND: dict[str, dict[str, str]] = {
+    "decode": {"noise_ceiling": "share of the noise ceiling (cross-validated r / resubstitution r)"},
+    "encode": {"noise_ceiling": "noise ceiling (mean split-half r, Spearman–Brown)"},
+}
 _HIDDEN_KEYS = {"provenance", "fingerprint", "complete", "parameters", "skipped", "subjects", "classes"}
 
 #: Column names of result tables in words (others: underscores to spaces).
@@ -165,6 +170,22 @@ _COLUMNS: dict[str, str] = {
     "sensitivity": "sensitivity",
     "specificity": "specificity",
     "ppv": "positive predictive value",
+    "layer": "layer",
+    "network_human_r": "network–human RDM similarity",
+    "ci_subjects_low": "95 % CI over subjects, low",
+    "ci_subjects_high": "95 % CI over subjects, high",
+    "ci_stimuli_low": "95 % CI over stimuli, low",
+    "ci_stimuli_high": "95 % CI over stimuli, high",
+    "network_to_mean": "network to mean human RDM",
+    "network_rank": "network rank",
+    "p_value": "p (permutation, uncorrected)",
+    "below_ceiling_p": "p (below the noise ceiling)",
+    "cluster_significant": "cluster significant?",
+    "cluster_accuracy": "cluster accuracy",
+    "cluster_p": "cluster p (binomial)",
+    "mse": "mean squared error",
+    "n_trials": "trials (n)",
+    "fold": "fold",
 }
 
 #: Result tables shown in full (in this order), with a sentence saying what they are.
@@ -261,12 +282,13 @@ def _frame_table(frame: pd.DataFrame, css_class: str, max_rows: int = 60) -> str
     )
 
 
-def _summary_in_words(summary: Mapping[str, Any]) -> dict[str, Any]:
+def _summary_in_words(summary: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
+    labels = {**_LABELS, **_LABELS_BY_KIND.get(kind, {})}
     shown = {}
     for key, value in summary.items():
-        if key in _HIDDEN_KEYS or isinstance(value, Mapping) and key != "ci" and key != "noise_ceiling":
+        if key in _HIDDEN_KEYS or isinstance(value, Mapping) and key not in ("ci", "noise_ceiling"):
             continue
-        shown[_LABELS.get(key, _words(key))] = value
+        shown[labels.get(key, _words(key))] = value
     return shown
 
 
@@ -638,7 +660,7 @@ def _section(
         f'<section class="run" id="{_esc(label)}"><h2>{_esc(heading)}</h2>'
         f'<p class="meta">Folder: {_esc(run.relative_to(results_dir))}</p>'
         f"{banner}<h3>Results</h3><p><b>{_esc(_headline(kind, summary))}.</b></p>"
-        f"{_key_value_table(_summary_in_words(summary), 'summary')}{tables}"
+        f"{_key_value_table(_summary_in_words(summary, kind), 'summary')}{tables}"
         f"<h3>Figures</h3>{figures or '<p class=meta>No figures.</p>'}{skipped_html}"
         f"<details><summary>Provenance (parameters, data checksums, software)</summary>"
         f"{_provenance_html(summary.get('provenance') or {})}</details></section>"

@@ -124,7 +124,10 @@ def test_report_tables_banner_and_provenance(report):
     assert "<h4>Units</h4>" in text and "<h4>Power</h4>" in text and "<h4>Clusters</h4>" in text
     # summary numbers as saved (4 significant digits), in words with units
     assert "<th>mean cross-validated r (Pearson)</th><td class=\"num\">0.395</td>" in text
-    assert "<th>noise ceiling</th><td class=\"num\">0.79</td>" in text
+    assert (
+        "<th>share of the noise ceiling (cross-validated r / resubstitution r)</th>"
+        "<td class=\"num\">0.79</td>"
+    ) in text
     # rsa's ci list and the provenance's study path are shown; provenance is collapsed
     assert "[0.1, 0.3]" in text
     assert str(path.parent / "study") in text
