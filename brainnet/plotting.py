@@ -2111,10 +2111,14 @@ def _check_results_dir(results_dir: str | Path) -> Path:
 def _code_digest() -> str:
     """Digest of the figure code, so figures drawn by other code are redrawn."""
     import hashlib
+    import inspect
 
     digest = hashlib.sha256(brainnet_version().encode())
-    for module in ("plotting.py", "_plot_brain.py"):
-        digest.update((Path(__file__).parent / module).read_bytes())
+    files = {Path(__file__), Path(__file__).parent / "_plot_brain.py"}
+    # figure modules of other analyses register builders here: their code counts too
+    files |= {Path(f) for b in _BUILDERS.values() if (f := inspect.getsourcefile(b))}
+    for path in sorted(files):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
