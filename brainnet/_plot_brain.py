@@ -413,13 +413,13 @@ def peak_table(
     Returns
     -------
     pandas.DataFrame
-        One row per peak: ``cluster``, ``x (mm)``, ``y (mm)``, ``z (mm)``,
+        One row per peak: ``cluster ID`` (sub-peaks ``1a``, ``1b``, ...), ``x (mm)``, ``y (mm)``, ``z (mm)``,
         ``value_label``, ``cluster size (mm³)``, ``region``. Empty (with these
         columns) when nothing passes.
     """
     from nilearn.reporting import get_clusters_table
 
-    columns = ["cluster", "x (mm)", "y (mm)", "z (mm)", value_label, "cluster size (mm³)", "region"]
+    columns = ["cluster ID", "x (mm)", "y (mm)", "z (mm)", value_label, "cluster size (mm³)", "region"]
     img = _load3d(img)
     data = np.nan_to_num(np.asarray(img.get_fdata(), dtype=float))
     value = np.abs(data) if two_sided else data
@@ -439,7 +439,7 @@ def peak_table(
     size = table["Cluster Size (mm3)"].replace("", np.nan)
     out = pd.DataFrame(
         {
-            "cluster": table["Cluster ID"].astype(str),
+            "cluster ID": table["Cluster ID"].astype(str),
             "x (mm)": table["X"].astype(float),
             "y (mm)": table["Y"].astype(float),
             "z (mm)": table["Z"].astype(float),

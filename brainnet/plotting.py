@@ -1196,7 +1196,7 @@ def _n_text(summary: dict[str, Any]) -> str:
     for key, noun in (("n_subjects", "subjects"), ("n_stimuli", "stimuli"), ("n_voxels", "voxels")):
         value = summary.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
-            parts.append(f"{value:,} {noun}")
+            parts.append(f"{value:,} {noun if value != 1 else noun[:-1]}")
     return ", ".join(parts)
 
 

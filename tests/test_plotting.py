@@ -639,7 +639,7 @@ def test_make_figures_writes_every_figure(results_folder):
     # the stat map's peak table, with atlas labels
     peaks = pd.read_csv(figures / entries["sub-01_encode-fc8_r-map-stat"]["tables"]["peaks"], sep="\t")
     assert list(peaks.columns) == [
-        "cluster", "x (mm)", "y (mm)", "z (mm)", "peak r", "cluster size (mm³)", "region"
+        "cluster ID", "x (mm)", "y (mm)", "z (mm)", "peak r", "cluster size (mm³)", "region"
     ]
     assert peaks["peak r"].iloc[0] == pytest.approx(0.3)
     assert peaks["region"].iloc[0] == plotting.atlas_label(peaks.iloc[0, 1:4].to_numpy(float))
