@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers,
         "report",
-        "write one self-contained HTML report (tables, figures, provenance) of saved results",
+        "write one self-contained HTML report (methods paragraph, tables, figures with captions, "
+        "provenance) of saved results; figures already in <results>/figures are reused when up to date",
         EXAMPLES,
     )
     parser.add_argument(
