@@ -465,7 +465,9 @@ def plot_dendrogram(
     return fig
 
 
-def _place_labels(ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: float = 7) -> list[Any]:
+def _place_labels(
+    ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: float = 7, bold: Sequence[str] = ()
+) -> list[Any]:
     """Annotate points so that no two labels overlap (greedy, densest points first).
 
     Each label tries offsets at growing distances in eight directions and takes
@@ -484,7 +486,11 @@ def _place_labels(ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: floa
     points = ax.transData.transform(xy)
     frame = tuple(ax.get_window_extent(renderer).extents)
     pad = 2.0
-    point_boxes = [(px - 3, py - 3, px + 3, py + 3) for px, py in points]
+    point_boxes = [
+        (px - r, py - r, px + r, py + r)
+        for (px, py), name in zip(points, labels, strict=True)
+        for r in [9 if name in bold else 3]  # the network's star is larger than a dot
+    ]
     placed: list[tuple[float, float, float, float]] = []
     texts = []
     # most crowded points first, so they get the nearest free positions
@@ -502,9 +508,11 @@ def _place_labels(ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: floa
         return total
 
     for i in np.argsort(crowd, kind="stable"):
+        emphasis = labels[i] in bold
         text = ax.annotate(
-            labels[i], xy[i], xytext=(0, 0), textcoords="offset points", fontsize=fontsize,
-            ha="left", va="bottom", zorder=4,
+            labels[i], xy[i], xytext=(0, 0), textcoords="offset points",
+            fontsize=fontsize + 2 if emphasis else fontsize,
+            fontweight="bold" if emphasis else "normal", ha="left", va="bottom", zorder=4,
         )
         bbox = text.get_window_extent(renderer)
         w, h = bbox.width, bbox.height
@@ -764,11 +772,7 @@ def plot_mds(
     ax.set_aspect("equal", adjustable="datalim")
     # outside the data, so the legend's markers never read as more points
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    texts = _place_labels(ax, xy[:, :2], names, fontsize=6)
-    for text in texts:
-        if text.get_text() == network:
-            text.set_fontsize(8)
-            text.set_fontweight("bold")
+    _place_labels(ax, xy[:, :2], names, fontsize=6, bold=[network])
     if title:
         ax.set_title(title)
     return fig
