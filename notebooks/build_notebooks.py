@@ -46,7 +46,7 @@ import brainnet
 from brainnet.study import load_study
 
 study = load_study()  # the embedded study
-print(study.root)
+print(study.root.name)  # under $BRAINNET_HOME/studies
 print(len(study.subjects), "subjects,", len(study.stimulus_ids), "stimuli, task", study.task)
 """),
     md("## One subject's data: trials x voxels inside the occipital mask"),
@@ -424,6 +424,14 @@ def _execute(nb, name: str) -> None:
             nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": tmp}}
         )
         client.execute()
+    # tqdm's "IProgress not found" warning describes the executing machine (no ipywidgets),
+    # not the analysis: it is not kept in the committed outputs
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                o for o in cell.outputs
+                if not (o.get("name") == "stderr" and "TqdmWarning" in o.get("text", ""))
+            ]
 
 
 def main(execute: bool = False) -> None:
