@@ -104,6 +104,7 @@ _API: dict[str, str] = {
     # results, figures, data
     "make_figures": "brainnet.plotting",
     "write_report": "brainnet.report",
+    "peak_table": "brainnet.plotting",
     "fetch_dataset": "brainnet.datasets.openneuro",
     "build_image_study": "brainnet.datasets.openneuro",
     "load_manifest": "brainnet.datasets.manifests",

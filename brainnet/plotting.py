@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainnet._plot_brain import atlas_label, peak_table, plot_brain_map, plot_brain_map_grid
 from brainnet.errors import BrainnetError, input_error
 from brainnet.results import (
     atomic_path,
@@ -54,8 +55,12 @@ __all__ = [
     "plot_layer_profile",
     "plot_brain_map",
     "plot_brain_map_grid",
+    "peak_table",
+    "atlas_label",
     "plot_power",
     "plot_network_output",
+    "plot_subject_accuracy",
+    "plot_score_histogram",
     "save_figure",
     "make_figures",
 ]
@@ -312,17 +317,19 @@ def plot_confusion(
     ax: Any = None,
     title: str | None = None,
 ):
-    """Confusion matrix (rows predicted, columns true), grouped by cluster.
+    """Confusion matrix, true categories on rows, decoded on columns, grouped by cluster.
 
     Parameters
     ----------
     confusion : array-like, shape (n_categories, n_categories)
-        Row ``i``, column ``j``: how often true category ``j`` was decoded as ``i``.
+        Row ``i``, column ``j``: how often true category ``i`` was decoded as
+        ``j`` (the layout of ``confusion.tsv`` and ``category_confusion.tsv``).
     labels : sequence of str, optional
         Category names, shape (n_categories,).
     clusters : sequence, optional
         Cluster of each category, shape (n_categories,). Categories are then
-        reordered so clusters are contiguous and outlined with white lines.
+        reordered so clusters are contiguous and their boundaries drawn as
+        white lines (named in a legend below the matrix).
     vmax : float, optional
         Upper colour limit (default: the largest entry); the lower limit is 0.
     value_label : str
@@ -332,6 +339,8 @@ def plot_confusion(
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.lines import Line2D
+
     m = _square(confusion, "confusion")
     n = m.shape[0]
     labels = _as_labels(labels, n, "category")
@@ -342,7 +351,7 @@ def plot_confusion(
             raise ValueError(f"clusters must have shape ({n},), got {clusters.shape}")
         order = np.lexsort((np.arange(n), clusters))
     m = m[np.ix_(order, order)]
-    fig, ax = _figure_axes(ax, (max(4.0, 0.25 * n + 2.2), max(3.5, 0.25 * n + 1.6)))
+    fig, ax = _figure_axes(ax, (max(4.0, 0.25 * n + 2.2), max(3.8, 0.25 * n + 2.0)))
     image = ax.imshow(
         m, cmap=_SEQUENTIAL, vmin=0.0, vmax=float(np.nanmax(m)) if vmax is None else vmax
     )
@@ -355,13 +364,27 @@ def plot_confusion(
             if groups[b] != groups[b - 1]:
                 ax.axhline(b - 0.5, color="white", linewidth=1.2)
                 ax.axvline(b - 0.5, color="white", linewidth=1.2)
-    ax.set_xlabel("true category")
-    ax.set_ylabel("decoded category")
+        boundary = Line2D(
+            [], [], color="white", linewidth=1.6, path_effects=_outlined(),
+            label=f"boundary between discriminable clusters ({len(set(groups.tolist()))} clusters)",
+        )
+        if fig.get_layout_engine() is not None:
+            fig.legend(handles=[boundary], loc="outside lower center", frameon=False)
+        else:
+            ax.legend(handles=[boundary], loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.set_ylabel("true category (rows)")
+    ax.set_xlabel("decoded category (columns)")
     ax.spines[:].set_visible(False)
     _colorbar(fig, image, ax, value_label)
     if title:
         ax.set_title(title)
     return fig
+
+
+def _outlined() -> list[Any]:
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=3.0, foreground="#444444")]
 
 
 def _cut_height(linkage: np.ndarray, n_clusters: int) -> float:
@@ -443,6 +466,85 @@ def plot_dendrogram(
     return fig
 
 
+def _place_labels(
+    ax: Any, xy: np.ndarray, labels: Sequence[str], fontsize: float = 7, bold: Sequence[str] = ()
+) -> list[Any]:
+    """Annotate points so that no two labels overlap (greedy, densest points first).
+
+    Each label tries offsets at growing distances in eight directions and takes
+    the first whose box overlaps no placed label and no point; labels moved
+    away from their point get a thin leader line. Written by hand because
+    adjustText would add a dependency for one scatter plot; 20 labels are
+    placed in well under a second.
+    """
+    fig = ax.figure
+    xy = np.asarray(xy, dtype=float)
+    ax.update_datalim(xy)
+    ax.autoscale_view()
+    ax.margins(0.12)
+    fig.canvas.draw()  # settle the layout, so display coordinates stay valid
+    renderer = fig.canvas.get_renderer()
+    points = ax.transData.transform(xy)
+    frame = tuple(ax.get_window_extent(renderer).extents)
+    pad = 2.0
+    point_boxes = [
+        (px - r, py - r, px + r, py + r)
+        for (px, py), name in zip(points, labels, strict=True)
+        for r in [9 if name in bold else 3]  # the network's star is larger than a dot
+    ]
+    placed: list[tuple[float, float, float, float]] = []
+    texts = []
+    # most crowded points first, so they get the nearest free positions
+    dist = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    crowd = np.sort(dist, axis=1)[:, 1:4].mean(axis=1) if len(points) > 3 else np.zeros(len(points))
+    directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
+
+    def overlap(box, others) -> float:
+        total = 0.0
+        for o in others:
+            w = min(box[2], o[2]) - max(box[0], o[0])
+            h = min(box[3], o[3]) - max(box[1], o[1])
+            if w > 0 and h > 0:
+                total += w * h
+        return total
+
+    for i in np.argsort(crowd, kind="stable"):
+        emphasis = labels[i] in bold
+        text = ax.annotate(
+            labels[i], xy[i], xytext=(0, 0), textcoords="offset points",
+            fontsize=fontsize + 2 if emphasis else fontsize,
+            fontweight="bold" if emphasis else "normal", ha="left", va="bottom", zorder=4,
+        )
+        bbox = text.get_window_extent(renderer)
+        w, h = bbox.width, bbox.height
+        best, best_cost = None, np.inf
+        for step in (2, 5, 9, 14, 20, 28):
+            for dx, dy in directions:
+                ox = dx * step + (0 if dx >= 0 else -w) - (w / 2 if dx == 0 else 0)
+                oy = dy * step + (0 if dy >= 0 else -h) - (h / 2 if dy == 0 else 0)
+                x0, y0 = points[i][0] + ox, points[i][1] + oy
+                box = (x0 - pad, y0 - pad, x0 + w + pad, y0 + h + pad)
+                inside = overlap(box, [frame])
+                outside = (box[2] - box[0]) * (box[3] - box[1]) - inside
+                cost = overlap(box, placed) + overlap(box, point_boxes) + 4 * outside + step * 0.01
+                if cost < best_cost:
+                    best, best_cost = (ox, oy, box, step), cost
+            if best_cost < 1:
+                break
+        ox, oy, box, step = best
+        scale = 72.0 / fig.dpi  # display pixels -> points
+        text.set_position((ox * scale, oy * scale))
+        if step > 5:
+            ax.annotate(
+                "", xy[i], xytext=((ox + w / 2) * scale, (oy + h / 2) * scale),
+                textcoords="offset points", arrowprops={"arrowstyle": "-", "color": _GREY, "lw": 0.5},
+                zorder=2,
+            )
+        placed.append(box)
+        texts.append(text)
+    return texts
+
+
 @_styled
 def plot_pca(
     scores: Any,
@@ -478,11 +580,10 @@ def plot_pca(
     if s.ndim != 2 or s.shape[1] <= max(components):
         raise ValueError(f"scores must have shape (n_units, > {max(components)}), got {s.shape}")
     labels = _as_labels(labels, s.shape[0], "unit")
-    fig, ax = _figure_axes(ax, (4.2, 3.8))
+    fig, ax = _figure_axes(ax, (5.0, 4.4))
     a, b = components
     ax.scatter(s[:, a], s[:, b], color=_BLUE, s=24, zorder=3)
-    for (x, y), name in zip(s[:, [a, b]], labels, strict=True):
-        ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    _place_labels(ax, s[:, [a, b]], labels, fontsize=7)
     ax.axhline(0, color=_GREY, linewidth=0.6, zorder=1)
     ax.axvline(0, color=_GREY, linewidth=0.6, zorder=1)
 
@@ -593,9 +694,9 @@ def plot_second_order(
 
     Notes
     -----
-    Colour limits are symmetric around 0 (± the largest off-diagonal
-    magnitude) so positive and negative similarity read alike; the diagonal
-    (self-similarity, 1) is left out of the scaling.
+    The diagonal (every RDM's similarity with itself, 1 by definition) is
+    masked (drawn light grey) and left out of the colour scale, which is
+    sequential (viridis) from the smallest to the largest off-diagonal value.
     """
     from matplotlib.patches import Rectangle
 
@@ -603,10 +704,19 @@ def plot_second_order(
     names = [str(x) for x in names]
     k = _network_index(names, network)
     n = m.shape[0]
-    off = np.abs(m[~np.eye(n, dtype=bool)])
-    lim = float(np.nanmax(off)) if off.size and np.isfinite(off).any() else 1.0
+    import matplotlib as mpl
+
+    diagonal = np.eye(n, dtype=bool)
+    off = m[~diagonal]
+    finite = off[np.isfinite(off)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    cmap = mpl.colormaps[_SEQUENTIAL].with_extremes(bad="#e8e8e8")
     fig, ax = _figure_axes(ax, (max(4.2, 0.24 * n + 2.2), max(3.6, 0.24 * n + 1.6)))
-    image = ax.imshow(m, cmap=_DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+    image = ax.imshow(
+        np.ma.masked_where(diagonal, m), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
+    )
     ax.set_xticks(np.arange(n), names, rotation=90)
     ax.set_yticks(np.arange(n), names)
     for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
@@ -653,24 +763,17 @@ def plot_mds(
         raise ValueError(f"coords must have shape ({len(names)}, 2), got {xy.shape}")
     k = _network_index(names, network)
     human = np.arange(len(names)) != k
-    fig, ax = _figure_axes(ax, (4.2, 3.8))
+    fig, ax = _figure_axes(ax, (5.4, 3.8))
     ax.scatter(
         xy[human, 0], xy[human, 1], color=_BLUE, marker="o", s=28, label="human subjects", zorder=3
     )
     ax.scatter(xy[k, 0], xy[k, 1], color=_VERMILLION, marker="*", s=160, label=network, zorder=4)
-    for i, name in enumerate(names):
-        ax.annotate(
-            name,
-            xy[i, :2],
-            xytext=(3, 3),
-            textcoords="offset points",
-            fontsize=8 if i == k else 6,
-            fontweight="bold" if i == k else "normal",
-        )
     ax.set_xlabel("MDS dimension 1 (a.u.)")
     ax.set_ylabel("MDS dimension 2 (a.u.)")
     ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(loc="best")
+    # outside the data, so the legend's markers never read as more points
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    _place_labels(ax, xy[:, :2], names, fontsize=6, bold=[network])
     if title:
         ax.set_title(title)
     return fig
@@ -684,6 +787,10 @@ def plot_layer_profile(
     ci: Any = None,
     noise_ceiling: Any = None,
     ylabel: str = "network–human similarity (Spearman ρ)",
+    ci_label: str = "95 % CI",
+    p_values: Any = None,
+    alpha: float = 0.05,
+    p_label: str = "p",
     ax: Any = None,
     title: str | None = None,
 ):
@@ -701,6 +808,15 @@ def plot_layer_profile(
         Scalars (one band across layers) or arrays of shape (n_layers,).
     ylabel : str
         The score and its unit.
+    ci_label : str
+        What the error bars are (legend entry), e.g. ``"95 % bootstrap CI
+        over subjects"``.
+    p_values : array-like, shape (n_layers,), optional
+        Layers with ``p < alpha`` get an asterisk above their error bar.
+    alpha : float
+        Significance level of the asterisks.
+    p_label : str
+        Name of the p-value in the legend (e.g. ``"p_FWE"``).
 
     Returns
     -------
@@ -711,7 +827,7 @@ def plot_layer_profile(
     if v.shape != (len(layers),):
         raise ValueError(f"values must have shape ({len(layers)},), got {v.shape}")
     x = np.arange(len(layers))
-    fig, ax = _figure_axes(ax, (max(3.8, 0.5 * len(layers) + 1.5), 3.2))
+    fig, ax = _figure_axes(ax, (max(4.2, 0.5 * len(layers) + 1.5), 4.0))
     if noise_ceiling is not None:
         lower, upper = (np.asarray(b, dtype=float) for b in noise_ceiling)
         band = {"color": _GREY, "alpha": 0.35, "linewidth": 0, "label": "noise ceiling"}
@@ -725,12 +841,22 @@ def plot_layer_profile(
     if ci is not None:
         lo, hi = np.asarray(ci, dtype=float)
         yerr = np.vstack([v - lo, hi - v])
-    ax.errorbar(x, v, yerr=yerr, color=_BLUE, marker="o", capsize=2, label="network")
+    label = "network" + (f" (error bars: {ci_label})" if yerr is not None else "")
+    ax.errorbar(x, v, yerr=yerr, color=_BLUE, marker="o", capsize=2, label=label)
+    if p_values is not None:
+        p = np.asarray(p_values, dtype=float)
+        top = v if yerr is None else v + yerr[1]
+        span = float(np.nanmax(np.abs(np.r_[top, v]))) or 1.0
+        for xi, (pi, ti) in enumerate(zip(p, top, strict=True)):
+            if pi < alpha:
+                ax.text(xi, ti + 0.03 * span, "*", ha="center", va="bottom", fontsize=11)
+        ax.plot([], [], " ", label=f"* {p_label} < {alpha:g}")
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(x, layers)
     ax.set_xlabel("network layer")
     ax.set_ylabel(ylabel)
-    ax.legend(loc="best")
+    # below the axes: it never covers a layer's point or the ceiling band
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2), borderaxespad=0.0)
     if title:
         ax.set_title(title)
     return fig
@@ -841,176 +967,93 @@ def plot_network_output(
     return fig
 
 
-def plot_brain_map(
-    img: Any,
+@_styled
+def plot_subject_accuracy(
+    accuracy: Any,
+    names: Sequence[str],
     *,
-    kind: str = "glass",
-    threshold: float | str | None = None,
-    vmax: float | None = None,
-    value_label: str = "Pearson r",
+    network: Any = None,
+    chance: float | None = None,
+    ylabel: str = "decoding accuracy (proportion correct)",
+    ax: Any = None,
     title: str | None = None,
-    display_mode: str = "ortho",
 ):
-    """A glass-brain or stat-map view of a 3-D map (r map, bootstrap weight z map).
+    """Accuracy per subject as bars (best first), the network's bar highlighted, chance dashed.
 
     Parameters
     ----------
-    img : Niimg-like
-        A 3-D image in MNI space (a nibabel image or a path).
-    kind : {"glass", "stat"}
-        nilearn's ``plot_glass_brain`` (maximum projections) or
-        ``plot_stat_map`` (slices on the bundled MNI152 template).
-    threshold : float, optional
-        Values with ``|v| < threshold`` are not shown (default: only exact
-        zeros, i.e. voxels outside the mask, are hidden).
-    vmax : float, optional
-        Symmetric colour limit (default: the largest absolute value).
-    value_label : str
-        The mapped quantity and unit, used for the colour bar and title.
+    accuracy : array-like, shape (n_subjects,)
+        Proportion correct per subject (or per subject and the network).
+    names : sequence of str
+        Bar labels, shape (n_subjects,).
+    network : array-like of bool, shape (n_subjects,), optional
+        Which bars are the network (vermillion); the others are humans (blue).
+    chance : float, optional
+        Chance level, drawn as a dashed line.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-    from nilearn import image as nimage
-    from nilearn import plotting as nplotting
+    acc = np.asarray(accuracy, dtype=float)
+    names = _as_labels(names, acc.size, "subject")
+    is_net = np.zeros(acc.size, bool) if network is None else np.asarray(network, dtype=bool)
+    order = np.argsort(-np.nan_to_num(acc, nan=-np.inf), kind="stable")
+    fig, ax = _figure_axes(ax, (max(4.0, 0.26 * acc.size + 2.6), 3.2))
+    x = np.arange(acc.size)
+    colours = [_VERMILLION if is_net[i] else _BLUE for i in order]
+    from matplotlib.patches import Patch
 
-    if kind not in ("glass", "stat"):
-        raise ValueError(f"kind must be 'glass' or 'stat', got {kind!r}")
-    img = nimage.load_img(img)
-    if img.ndim == 4 and img.shape[3] == 1:
-        img = nimage.index_img(img, 0)
-    if img.ndim != 3:
-        raise ValueError(f"plot_brain_map needs a 3-D image, got shape {img.shape}")
-    data = np.asarray(img.get_fdata(), dtype=float)
-    if threshold is None:
-        # hide the exact zeros outside the mask (nilearn would draw them)
-        threshold = 1e-12
-    if vmax is None:
-        finite = np.abs(data[np.isfinite(data)])
-        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    with publication_style(), warnings.catch_warnings():
-        fig = plt.figure(figsize=(7.0, 2.6))
-        common = {
-            "figure": fig,
-            "display_mode": display_mode,
-            "colorbar": True,
-            "threshold": threshold,
-            "vmax": vmax,
-            "cmap": _DIVERGING,
-            "title": title,
-        }
-        # nilearn warns when it picks cut coordinates for sparse maps; not actionable here.
-        warnings.simplefilter("ignore", UserWarning)
-        if kind == "glass":
-            display = nplotting.plot_glass_brain(img, plot_abs=False, **common)
-        else:
-            display = nplotting.plot_stat_map(img, **common)
-        cbar = getattr(display, "_cbar", None)
-        if cbar is not None:
-            cbar.set_label(value_label)
-    fig._brainnet_display = display  # keep nilearn's display alive with its figure
+    ax.bar(x, acc[order], color=colours)
+    handles = [Patch(color=_BLUE, label="human subjects")]
+    if is_net.any():
+        handles.append(Patch(color=_VERMILLION, label="network"))
+    if chance is not None:
+        handles.append(
+            ax.axhline(chance, color="black", linestyle="--", linewidth=0.9, label=f"chance ({chance:.3g})")
+        )
+    ax.set_xticks(x, [names[i] for i in order], rotation=90)
+    ax.set_xlim(-0.7, acc.size - 0.3)
+    ax.set_ylim(0, min(1.0, max(float(np.nanmax(acc)), chance or 0) * 1.15 + 1e-9))
+    ax.set_xlabel("subject")
+    ax.set_ylabel(ylabel)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if title:
+        ax.set_title(title)
     return fig
 
 
-def _axial_mip(volume: np.ndarray) -> np.ndarray:
-    """Signed maximum-intensity projection along z: the value of largest |v|."""
-    idx = np.nanargmax(np.abs(np.nan_to_num(volume)), axis=2)
-    return np.take_along_axis(volume, idx[..., None], axis=2)[..., 0]
-
-
-def plot_brain_map_grid(
-    img: Any,
-    labels: Sequence[str] | None = None,
+@_styled
+def plot_score_histogram(
+    values: Any,
     *,
-    threshold: float | None = None,
-    vmax: float | None = None,
-    value_label: str = "bootstrap z",
-    n_cols: int = 5,
+    xlabel: str = "Pearson r",
+    bins: int = 50,
+    ax: Any = None,
     title: str | None = None,
 ):
-    """Axial maximum-intensity projections of every volume of a 4-D map, one panel each.
-
-    For per-unit maps (e.g. the FDR-thresholded bootstrap z map of each of
-    the 20 EmoNet units) in one figure with one shared colour scale. Each
-    panel shows, per (x, y) column of voxels, the value of largest magnitude
-    along z (a glass-brain axial view), inside the outline of the voxels that
-    carry data in any volume. Drawn directly with matplotlib: nilearn's
-    glass brain takes seconds per panel, too slow for 20 panels.
+    """Histogram of a per-voxel score (finite values), with a dashed line at 0.
 
     Parameters
     ----------
-    img : Niimg-like
-        A 4-D image, shape (x, y, z, n_maps) (a 3-D image gives one panel),
-        in an RAS+ space such as MNI (left hemisphere on the left).
-    labels : sequence of str, optional
-        Panel titles, shape (n_maps,) (default ``map 1`` ...).
-    threshold : float, optional
-        Values with ``|v| < threshold`` are not shown (default: exact zeros).
-    vmax : float, optional
-        Shared symmetric colour limit (default: largest absolute value).
-    value_label : str
-        The mapped quantity and unit (colour-bar label).
-    n_cols : int
-        Panels per row.
+    values : array-like, shape (n_voxels,)
+    xlabel : str
+        The score and its unit.
+    bins : int
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-    from nilearn import image as nimage
-
-    img = nimage.load_img(img)
-    data = np.asarray(img.get_fdata(), dtype=float)
-    if data.ndim == 3:
-        data = data[..., None]
-    n_maps = data.shape[3]
-    labels = _as_labels(labels, n_maps, "map")
-    if vmax is None:
-        finite = np.abs(data[np.isfinite(data)])
-        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    outline = np.any(np.nan_to_num(data) != 0, axis=(2, 3)).T.astype(float)
-    # extent in mm of the (x, y) plane, from the affine's diagonal (RAS+ grids)
-    aff = img.affine
-    x0, y0 = aff[0, 3], aff[1, 3]
-    x1, y1 = x0 + aff[0, 0] * data.shape[0], y0 + aff[1, 1] * data.shape[1]
-    extent = (min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1))
-    n_cols = max(1, min(n_cols, n_maps))
-    n_rows = -(-n_maps // n_cols)
-    with publication_style():
-        fig, axes = plt.subplots(
-            n_rows,
-            n_cols,
-            figsize=(1.5 * n_cols + 1.0, 1.7 * n_rows + 0.5),
-            squeeze=False,
-            layout="constrained",
-        )
-        image = None
-        for k, ax in enumerate(axes.ravel()):
-            ax.set_axis_off()
-            if k >= n_maps:
-                continue
-            mip = _axial_mip(data[..., k]).T
-            cutoff = 1e-12 if threshold is None else threshold
-            mip = np.ma.masked_where(~(np.abs(mip) >= cutoff), mip)
-            ax.contour(outline, levels=[0.5], colors=_GREY, linewidths=0.6, extent=extent)
-            image = ax.imshow(
-                mip,
-                origin="lower",
-                cmap=_DIVERGING,
-                vmin=-vmax,
-                vmax=vmax,
-                extent=extent,
-                interpolation="nearest",
-            )
-            ax.set_aspect("equal")
-            ax.set_title(labels[k], fontsize=8)
-        cbar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
-        cbar.set_label(value_label)
-        if title:
-            fig.suptitle(title)
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    fig, ax = _figure_axes(ax, (4.0, 3.0))
+    ax.hist(v, bins=bins, color=_BLUE)
+    ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("number of voxels")
+    if title:
+        ax.set_title(title)
     return fig
 
 
@@ -1204,37 +1247,124 @@ def _weights_text(summary: dict[str, Any]) -> str:
 _Builder = Callable[[Path, dict[str, Any]], list[tuple[str, Callable[[], Any]]]]
 
 
+def _captioned(fig: Any, caption: str, **tables: pd.DataFrame) -> Any:
+    """Attach the caption (and tables, e.g. peaks) that make_figures and the report print."""
+    fig.brainnet_caption = " ".join(caption.split())
+    fig.brainnet_tables = tables
+    return fig
+
+
+def _weights_sentence(summary: dict[str, Any]) -> str:
+    weights = (summary.get("provenance") or {}).get("weights") or summary.get("weights")
+    if not weights:
+        return ""
+    if str(weights).startswith("untrained"):
+        return f" Network: untrained EmoNet weights ({weights}), a control, not the trained network."
+    return f" Network weights: {weights}."
+
+
+def _n_text(summary: dict[str, Any]) -> str:
+    parts = []
+    for key, noun in (("n_subjects", "subjects"), ("n_stimuli", "stimuli"), ("n_voxels", "voxels")):
+        value = summary.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{value:,} {noun if value != 1 else noun[:-1]}")
+    return ", ".join(parts)
+
+
+def _encoding_survivors(run: Path, summary: dict[str, Any], alpha: float = 0.05):
+    """The r map with only the voxels of p_FWE < alpha, the threshold and their number.
+
+    The threshold is the smallest r among those voxels: with the single-step
+    max-statistic correction p_FWE is monotone in r, so ``r >= threshold`` is
+    exactly the set of voxels the summary counts as significant.
+    """
+    import nibabel as nib
+
+    img = nib.load(_require(run / "r_map.nii.gz"))
+    frame = _read_tsv(_require(run / "voxel_scores.tsv"))
+    needed = {"i", "j", "k", "r", "p_fwe"}
+    if not needed <= set(frame.columns):
+        raise KeyError(f"voxel_scores.tsv needs the columns {sorted(needed)}")
+    significant = frame[frame["p_fwe"] < alpha]
+    data = np.zeros(img.shape[:3], dtype=np.float32)
+    ijk = significant[["i", "j", "k"]].to_numpy(dtype=int)
+    data[tuple(ijk.T)] = significant["r"].to_numpy(dtype=np.float32)
+    threshold = float(significant["r"].abs().min()) if len(significant) else None
+    return nib.Nifti1Image(data, img.affine), threshold, len(significant)
+
+
+def _has_negative(img: Any) -> bool:
+    return bool(np.any(np.asarray(img.dataobj) < 0))
+
+
+def _encode_caption(summary: dict[str, Any], n_shown: int, threshold: float | None, view: str) -> str:
+    layer = summary.get("layer", "?")
+    n_perm = summary.get("n_permutations")
+    subject = summary.get("subject", "?")
+    shown = (
+        f"Shown: the {n_shown:,} voxels with p_FWE < 0.05 (|r| ≥ {threshold:.3f})"
+        if n_shown
+        else "No voxel survives p_FWE < 0.05; the empty brain is drawn"
+    )
+    return (
+        f"{view} of cross-validated encoding accuracy of subject {subject}: Pearson r between "
+        f"observed and predicted single-stimulus responses, {summary.get('model', 'ridge')} "
+        f"regression from the {summary.get('n_units', '?')} units of {layer}, "
+        f"{summary.get('cv', '?')}-fold cross-validation over stimuli "
+        f"({_n_text(summary)} in the {(summary.get('provenance') or {}).get('mask', {}).get('name', '')} mask). "
+        f"Test: one-sided permutation test per voxel ({n_perm} permutations of the stimulus order), "
+        f"family-wise error corrected over voxels with the maximum statistic. {shown}."
+        + _weights_sentence(summary)
+    )
+
+
 def _encode_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
     layer = summary.get("layer", "")
-    subject = run.parent.name
-    title = f"{subject} {layer} encoding: r per voxel"
-
-    def stat() -> Any:
-        return plot_brain_map(_require(run / "r_map.nii.gz"), kind="stat", title=title)
+    subject = summary.get("subject") or run.parent.name.removeprefix("sub-")
+    title = f"sub-{subject}, {layer} encoding: voxels with p_FWE < 0.05"
+    empty = "no voxel survives p_FWE < 0.05 (max-statistic permutation correction)"
 
     def glass() -> Any:
-        threshold = _fwe_threshold(run / "voxel_scores.tsv")
-        note = " (all voxels)" if threshold is None else " (p_FWE < 0.05)"
-        return plot_brain_map(
-            _require(run / "r_map.nii.gz"), kind="glass", threshold=threshold, title=title + note
+        img, threshold, n = _encoding_survivors(run, summary)
+        fig = plot_brain_map(
+            img, kind="glass", threshold=threshold, two_sided=_has_negative(img), title=title,
+            value_label="encoding accuracy (Pearson r)", empty_note=empty,
+        )
+        return _captioned(fig, _encode_caption(summary, n, threshold, "Glass brain (maximum projections)"))
+
+    def stat() -> Any:
+        img, threshold, n = _encoding_survivors(run, summary)
+        fig = plot_brain_map(
+            img, kind="stat", threshold=threshold, two_sided=_has_negative(img), title=title,
+            value_label="encoding accuracy (Pearson r)", empty_note=empty,
+        )
+        cuts = fig.brainnet_map["cut_coords"]
+        where = f" Cuts through the peak at MNI ({', '.join(f'{c:.0f}' for c in cuts)}) mm." if cuts else ""
+        peaks = peak_table(
+            img, threshold if n else np.inf, two_sided=_has_negative(img), value_label="peak r"
+        )
+        return _captioned(
+            fig,
+            _encode_caption(summary, n, threshold, "Slices on the MNI152 template")
+            + where
+            + " Peaks and clusters (nilearn get_clusters_table, sub-peaks ≥ 8 mm apart, labels from the shipped atlases) are in the peak table.",
+            peaks=peaks,
         )
 
     return [("r-map-glass", glass), ("r-map-stat", stat)]
 
 
 def _fwe_threshold(path: Path, alpha: float = 0.05) -> float | None:
-    """Smallest |r| among voxels with p_FWE < alpha, to show only those voxels."""
+    """Smallest r among voxels with p_FWE < alpha (None when no voxel passes)."""
     if not path.exists():
         return None
     frame = _read_tsv(path)
     r_col, p_col = _pick(frame, "r"), _pick(frame, "p_fwe")
     if r_col is None or p_col is None:
         return None
-    significant = frame.loc[frame[p_col] < alpha, r_col].abs()
-    if significant.empty:
-        return None
-    # just below the weakest significant voxel, so that voxel is still drawn
-    return float(significant.min()) * (1 - 1e-6)
+    significant = frame.loc[frame[p_col] < alpha, r_col]
+    return None if significant.empty else float(significant.min())
 
 
 def _require(path: Path) -> Path:
@@ -1414,60 +1544,206 @@ def _unit_names(run: Path) -> list[str] | None:
     return None
 
 
+def _explained(run: Path) -> np.ndarray | None:
+    """Explained-variance ratio per bootstrap principal component, from bootstrap_pca.tsv."""
+    path = run / "bootstrap_pca.tsv"
+    if not path.exists():
+        return None
+    frame = _read_tsv(path)
+    column = _pick(frame, "explained_variance_ratio")
+    return None if column is None else frame[column].to_numpy(dtype=float)
+
+
+#: Principal components explaining less than this share of variance are not drawn.
+_MIN_EXPLAINED = 0.01
+#: Unit weight maps drawn (the best-decoded units): a nilearn glass brain costs ~1-2 s a panel.
+_MAX_UNIT_MAPS = 8
+
+
+def _best_units(run: Path, names: list[str]) -> list[int]:
+    """Indices of the best-decoded units (by mean r in units.tsv), at most _MAX_UNIT_MAPS."""
+    path = run / "units.tsv"
+    if path.exists():
+        frame = _read_tsv(path)
+        if {"unit", "mean_r"} <= set(frame.columns):
+            score = dict(zip(frame["unit"].astype(str), frame["mean_r"], strict=False))
+            ranked = sorted(range(len(names)), key=lambda i: -np.nan_to_num(score.get(names[i], np.nan), nan=-np.inf))
+            return sorted(ranked[:_MAX_UNIT_MAPS])
+    return list(range(min(len(names), _MAX_UNIT_MAPS)))
+
+
 def _weight_map_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
-    """A glass brain per 3-D map; a grid of axial projections per 4-D map.
+    """Nilearn glass brains of the FDR-thresholded unit weight maps and of the bootstrap PCs.
 
-    When the FDR-thresholded ``weights_z_fdr05`` exists, the unthresholded
-    ``weights_z`` is not drawn (same maps, mostly noise).
+    The unthresholded ``weights_z`` is never drawn when ``weights_z_fdr05``
+    exists (same maps, mostly noise).
     """
-    import nibabel as nib
+    from nilearn import image as nimage
 
-    paths = sorted(run.glob("*.nii*"))
-    stems = {p.name.split(".nii")[0] for p in paths}
     figures = []
-    for path in paths:
-        stem = path.name.split(".nii")[0]
-        if f"{stem}_fdr05" in stems:
-            continue
-        try:
-            shape = nib.load(path).shape
-        except Exception:  # unreadable: the thunk reports it as skipped
-            shape = ()
+    layer = summary.get("layer", "")
+    n_boot = summary.get("n_bootstrap")
+    weights = run / "weights_z_fdr05.nii.gz"
+    if weights.exists() or (run / "weights_z.nii.gz").exists():
 
-        def thunk(path: Path = path, stem: str = stem, shape: tuple = shape) -> Any:
-            from nilearn import image as nimage
-
-            try:
-                img = nimage.load_img(path)
-            except Exception as exc:
-                raise ValueError(f"{path.name} is not a readable NIfTI image ({exc})") from exc
-            is_pca = "pca" in stem
-            value_label = "PC score (a.u.)" if is_pca else "bootstrap z"
-            if img.ndim == 4 and img.shape[3] > 1:
-                n_maps = img.shape[3]
-                labels = [f"PC{k + 1}" for k in range(n_maps)] if is_pca else _unit_names(run)
-                if labels is None or len(labels) != n_maps:
-                    labels = [f"map {k + 1}" for k in range(n_maps)]
-                note = ", FDR q < .05" if stem.endswith("fdr05") else ""
-                return plot_brain_map_grid(
-                    img, labels, value_label=value_label, title=f"{stem}{note}"
+        def units_thunk() -> Any:
+            path = weights if weights.exists() else run / "weights_z.nii.gz"
+            thresholded = path == weights
+            img = _load_nifti(path)
+            n_maps = img.shape[3] if img.ndim == 4 else 1
+            names = _unit_names(run)
+            if names is None or len(names) != n_maps:
+                names = [f"map {k + 1}" for k in range(n_maps)]
+            keep = _best_units(run, names)
+            data = np.asarray(img.dataobj, dtype=np.float32).reshape(*img.shape[:3], n_maps)
+            n_mask = int(np.count_nonzero(np.any(data != 0, axis=3))) if not thresholded else None
+            labels = []
+            for k in keep:
+                count = int(np.count_nonzero(data[..., k]))
+                ijk = np.unravel_index(int(np.argmax(np.abs(np.nan_to_num(data[..., k])))), data.shape[:3])
+                peak = (img.affine @ np.r_[ijk, 1.0])[:3]
+                where = f", peak ({', '.join(f'{c:.0f}' for c in peak)})" if count else ""
+                labels.append(f"{names[k]}\n{count:,} voxels{where}")
+            fig = plot_brain_map_grid(
+                nimage.index_img(img, keep),
+                labels,
+                value_label="bootstrap z of the PLS weight",
+                title=f"{layer}: voxel weights of the {len(keep)} best-decoded of {n_maps} units"
+                + (", FDR q < .05" if thresholded else " (unthresholded)"),
+            )
+            n_vox = summary.get("n_voxels")
+            share = summary.get("n_voxels_fdr05")
+            share_text = ""
+            if isinstance(share, int) and isinstance(n_vox, int) and n_vox:
+                share_text = (
+                    f" Over all units, {share:,} of {n_vox * n_maps:,} voxel weights "
+                    f"({100 * share / (n_vox * n_maps):.0f} %) pass."
                 )
-            if img.ndim == 4:
-                img = nimage.index_img(img, 0)
-            return plot_brain_map(img, kind="glass", value_label=value_label, title=stem)
+            caption = (
+                f"Glass brains (axial maximum projections on the MNI152 outline) of the bootstrap z "
+                f"(mean / SD over {n_boot} bootstrap resamples of subjects) of each voxel's PLS "
+                f"weight for the {len(keep)} best-decoded {layer} units (of {n_maps}; {_n_text(summary)}); "
+                f"each panel gives the number of voxels shown and the MNI coordinates (mm) of the "
+                f"largest |z|. "
+                + (
+                    "Shown: voxels with Benjamini–Hochberg FDR q < .05 over the voxels of each unit's "
+                    "map (two-sided normal-approximation p)." + share_text
+                    if thresholded
+                    else f"Unthresholded ({n_mask} voxels)."
+                )
+                + _weights_sentence(summary)
+            )
+            return _captioned(fig, caption)
 
-        figures.append((stem.replace("_", "-"), thunk))
+        figures.append(("weights-z-fdr05" if weights.exists() else "weights-z", units_thunk))
+    pcs = run / "bootstrap_pca.nii.gz"
+    if pcs.exists():
+
+        def pca_thunk() -> Any:
+            img = _load_nifti(pcs)
+            n_maps = img.shape[3] if img.ndim == 4 else 1
+            explained = _explained(run)
+            if explained is None or len(explained) != n_maps:
+                raise KeyError("bootstrap_pca.tsv with explained_variance_ratio per component is needed")
+            keep = [k for k in range(n_maps) if explained[k] >= _MIN_EXPLAINED]
+            if not keep:
+                raise ValueError("no principal component explains 1 % of the variance")
+            labels = [f"PC{k + 1}\n{100 * explained[k]:.1f} % of variance" for k in keep]
+            # a component's sign and scale are arbitrary: each is scaled to max |score| = 1
+            data = np.asarray(img.dataobj, dtype=np.float32).reshape(*img.shape[:3], n_maps)[..., keep]
+            peak = np.abs(data).max(axis=(0, 1, 2))
+            data = data / np.where(peak > 0, peak, 1.0)
+            fig = plot_brain_map_grid(
+                nimage.new_img_like(img, data),
+                labels,
+                value_label="PC score / its largest |score|",
+                title=f"{layer}: principal components of the unit weight maps",
+            )
+            caption = (
+                f"Glass brains (axial maximum projections) of the voxel scores of the principal "
+                f"components of the bootstrap-mean PLS weight maps (voxels as observations, the "
+                f"{summary.get('n_units', '?')} {layer} units as variables). Only the {len(keep)} "
+                f"components explaining at least {100 * _MIN_EXPLAINED:.0f} % of the variance are "
+                f"drawn (of {n_maps}); the share each explains is in its panel title. Each map is scaled "
+                f"to its largest |score| (a component's sign and scale are arbitrary). Unthresholded: "
+                f"a descriptive summary, not a test." + _weights_sentence(summary)
+            )
+            return _captioned(fig, caption)
+
+        figures.append(("bootstrap-pca", pca_thunk))
     return figures
 
 
+def _load_nifti(path: Path) -> Any:
+    from nilearn import image as nimage
+
+    try:
+        return nimage.load_img(path)
+    except Exception as exc:
+        raise ValueError(f"{path.name} is not a readable NIfTI image ({exc})") from exc
+
+
+def _decode_captions(summary: dict[str, Any]) -> dict[str, str]:
+    layer = summary.get("layer", "?")
+    n = _n_text(summary)
+    weights = _weights_sentence(summary)
+    model = (
+        f"PLS regression ({summary.get('n_components', '?')} components), "
+        f"leave-one-subject-out cross-validation"
+    )
+    n_perm = summary.get("n_permutations")
+    return {
+        "unit-scores": (
+            f"Decoding accuracy of each {layer} unit from voxel patterns: Pearson r between observed "
+            f"and predicted unit activations in held-out subjects ({model}; {n}). Bars: mean over "
+            f"held-out subjects; error bars: ± 1 SE over subjects; dashes: resubstitution r (noise "
+            f"ceiling). *: p_FWE < 0.05, permutation test ({n_perm} permutations of the "
+            f"stimulus-to-activation rows, model refitted), family-wise error corrected over units "
+            f"with the maximum statistic." + weights
+        ),
+        "confusion": (
+            f"Confusions of the decoded {layer} units: row = true unit, column = the unit its "
+            f"decoded output correlates best with, proportion of the {summary.get('n_subjects', '?')} "
+            f"held-out subjects (rows sum to 1). Units ordered by discriminable cluster; white lines "
+            f"separate the {summary.get('n_clusters', '?')} clusters (Ward linkage on 1 − symmetrised "
+            f"confusion, cut where the most clusters pass a one-sided binomial test; cluster-count "
+            f"p = {_num(summary.get('cluster_p'))} by permutation)." + weights
+        ),
+        "dendrogram": (
+            f"Ward dendrogram of the {layer} units on 1 − symmetrised confusion, coloured at the cut "
+            f"into {summary.get('n_clusters', '?')} discriminable clusters (one-sided binomial test "
+            f"per cluster against chance = cluster size / number of units; 95 % bootstrap CI of the "
+            f"cluster count over subjects {_num(summary.get('cluster_ci'))})." + weights
+        ),
+        "pca": (
+            f"The {layer} units in the space of the first two principal components of their "
+            f"bootstrap-mean PLS weight maps (loadings; % of variance in the axis labels). "
+            f"Descriptive, no test." + weights
+        ),
+    }
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_num(v) for v in value) + "]"
+    return "n/a" if value is None else str(value)
+
+
 def _decode_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
-    return [
-        ("unit-scores", lambda: _unit_scores_figure(run, summary)),
-        ("confusion", lambda: _confusion_figure(run, summary)),
-        ("dendrogram", lambda: _dendrogram_figure(run, summary)),
-        ("pca", lambda: _pca_figure(run, summary)),
-        *_weight_map_figures(run, summary),
+    captions = _decode_captions(summary)
+    builders = {
+        "unit-scores": lambda: _unit_scores_figure(run, summary),
+        "confusion": lambda: _confusion_figure(run, summary),
+        "dendrogram": lambda: _dendrogram_figure(run, summary),
+        "pca": lambda: _pca_figure(run, summary),
+    }
+    figures = [
+        (name, lambda build=build, text=captions[name]: _captioned(build(), text))
+        for name, build in builders.items()
     ]
+    return [*figures, *_weight_map_figures(run, summary)]
 
 
 def _power_figure(run: Path, summary: dict[str, Any]):
@@ -1576,12 +1852,54 @@ def _rdm_figure(run: Path, summary: dict[str, Any], which: str):
     return plot_rdm(rdm, categories, value_label=label, title=title)
 
 
+def _rsa_captions(summary: dict[str, Any]) -> dict[str, str]:
+    layer = summary.get("layer", "?")
+    n_subjects = summary.get("n_subjects", "?")
+    compare = {"spearman": "Spearman ρ", "pearson": "Pearson r", "tau-a": "Kendall τa"}.get(
+        str(summary.get("compare")), str(summary.get("compare", "?"))
+    )
+    rdm = str(summary.get("rdm", "correlation"))
+    weights = _weights_sentence(summary)
+    test = (
+        f"Network–human {compare} = {_num(summary.get('network_human_r'))}, condition-label "
+        f"permutation test p = {_num(summary.get('p_value'))} ({summary.get('n_permutations')} "
+        f"permutations; p_FWE over layers = {_num(summary.get('p_fwe'))}); the network ranks "
+        f"{summary.get('network_rank', '?')} of {summary.get('network_rank_of', '?')}"
+    )
+    return {
+        "second-order": (
+            f"Second-order similarity ({compare}) between the {rdm}-distance RDMs of "
+            f"{n_subjects} subjects and of {layer} (highlighted; {_n_text(summary)}). The diagonal "
+            f"(1 by definition) is masked. {test}." + weights
+        ),
+        "mds": (
+            f"Metric MDS of the RDMs of {n_subjects} subjects (circles) and of {layer} (star), on the "
+            f"dissimilarity 1 − {compare} between RDMs. Axes in arbitrary units; only distances "
+            f"are meaningful. {test}." + weights
+        ),
+        "network-rdm": (
+            f"RDM of {layer} over {summary.get('n_stimuli', '?')} stimuli ({rdm} distance), "
+            f"stimuli grouped by category where the study gives one. Descriptive." + weights
+        ),
+        "human-rdm": (
+            f"Mean over {n_subjects} subjects of the voxel-pattern RDMs ({rdm} distance, "
+            f"{summary.get('n_voxels', '?')} voxels), stimuli grouped by category where the study "
+            f"gives one. Descriptive."
+        ),
+    }
+
+
 def _rsa_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+    captions = _rsa_captions(summary)
+    builders = {
+        "second-order": lambda: _second_order_figure(run, summary),
+        "mds": lambda: _mds_figure(run, summary),
+        "network-rdm": lambda: _rdm_figure(run, summary, "network"),
+        "human-rdm": lambda: _rdm_figure(run, summary, "human"),
+    }
     return [
-        ("second-order", lambda: _second_order_figure(run, summary)),
-        ("mds", lambda: _mds_figure(run, summary)),
-        ("network-rdm", lambda: _rdm_figure(run, summary, "network")),
-        ("human-rdm", lambda: _rdm_figure(run, summary, "human")),
+        (name, lambda build=build, text=captions[name]: _captioned(build(), text))
+        for name, build in builders.items()
     ]
 
 
@@ -1596,25 +1914,225 @@ def _layer_profile_figure(path: Path):
         layer_col, key=lambda s: s.map(lambda x: rank.get(str(x), len(rank))), kind="stable"
     )
     lower, upper = _pick(frame, "noise_ceiling_lower"), _pick(frame, "noise_ceiling_upper")
-    ci_lo = _pick(frame, "ci_low", "ci_lower", "ci_subjects_low")
-    ci_hi = _pick(frame, "ci_high", "ci_upper", "ci_subjects_high")
-    return plot_layer_profile(
+    ci_lo = _pick(frame, "ci_subjects_low", "ci_low", "ci_lower")
+    ci_hi = _pick(frame, "ci_subjects_high", "ci_high", "ci_upper")
+    over = "subjects" if ci_lo and "subjects" in ci_lo.lower() else "resamples"
+    p_col = _pick(frame, "p_fwe", "p_value", "p")
+    p_label = "p_FWE" if p_col and p_col.lower() == "p_fwe" else "p"
+    fig = plot_layer_profile(
         frame[layer_col].astype(str).tolist(),
         frame[value_col].to_numpy(dtype=float),
         ci=None
         if ci_lo is None or ci_hi is None
         else frame[[ci_lo, ci_hi]].to_numpy(dtype=float).T,
         noise_ceiling=None if lower is None or upper is None else (frame[lower], frame[upper]),
+        ci_label=f"95 % bootstrap CI over {over}",
+        p_values=None if p_col is None else frame[p_col].to_numpy(dtype=float),
+        p_label=p_label,
         title="network–human RSA by layer",
+    )
+    if p_col is None:
+        test = "No test recorded."
+    else:
+        corrected = (
+            ", family-wise error corrected over layers with the maximum statistic"
+            if p_label == "p_FWE"
+            else ", uncorrected"
+        )
+        test = f"*: {p_label} < 0.05, condition-label permutation test{corrected}."
+    caption = (
+        f"Network–human RDM similarity for each of {len(frame)} layers: the similarity between "
+        f"each subject's RDM and the layer's RDM, averaged over subjects. Error bars: 95 % "
+        f"bootstrap percentile CI over {over}; grey band: noise ceiling (lower to upper bound). "
+        + test
+    )
+    return _captioned(fig, caption)
+
+
+def _accuracy_figure(run: Path, summary: dict[str, Any], table: str, title: str):
+    frame = _read_tsv(_require(run / table))
+    subject_col, acc_col = _pick(frame, "subject"), _pick(frame, "accuracy")
+    if subject_col is None or acc_col is None:
+        raise KeyError(f"{table} needs 'subject' and 'accuracy' columns")
+    network_col = _pick(frame, "is_network")
+    names = frame[subject_col].astype(str).tolist()
+    is_network = (
+        frame[network_col].astype(str).str.lower().eq("true").to_numpy()
+        if network_col is not None
+        else np.zeros(len(frame), dtype=bool)
+    )
+    return plot_subject_accuracy(
+        frame[acc_col].to_numpy(dtype=float),
+        names,
+        network=is_network,
+        chance=summary.get("chance"),
+        title=title,
     )
 
 
+def _categorize_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+    n_classes = summary.get("n_classes", "?")
+    if summary.get("n_permutations"):
+        test = (
+            f"permutation test of the pooled accuracy ({summary.get('n_permutations')} "
+            f"permutations of the category labels, per {summary.get('permutation_unit', 'stimulus')}): "
+            f"p = {_num(summary.get('p_value'))}"
+        )
+    else:
+        test = "no permutation test was run"
+    model = (
+        f"{summary.get('model', '?')} classifier, {summary.get('n_folds', '?')} "
+        f"participant-independent folds; {summary.get('n_subjects', '?')} subjects, "
+        f"{summary.get('n_trials', '?')} trials, {summary.get('n_voxels', '?')} voxels"
+    )
+
+    def scores() -> Any:
+        fig = _accuracy_figure(
+            run, summary, "category_scores.tsv", "category decoding accuracy per subject"
+        )
+        return _captioned(
+            fig,
+            f"Accuracy of decoding {n_classes} stimulus categories from the voxel patterns of "
+            f"held-out subjects ({model}); dashed line: chance (1/{n_classes}). Pooled accuracy "
+            f"{_num(summary.get('accuracy'))}; {test}.",
+        )
+
+    def confusion() -> Any:
+        frame = _square_frame(_require(run / "category_confusion.tsv"))
+        fig = plot_confusion(
+            frame.to_numpy(dtype=float),
+            list(frame.columns),
+            value_label="proportion of trials (rows sum to 1)",
+            title="category confusions (held-out subjects)",
+        )
+        return _captioned(
+            fig,
+            f"Confusion matrix of the category decoding ({model}): row = true category, column = "
+            f"decoded category, proportion of that category's held-out trials. {test}.",
+        )
+
+    return [("accuracy", scores), ("confusion", confusion)]
+
+
+def _network_decoding_figures(
+    run: Path, summary: dict[str, Any]
+) -> list[tuple[str, Callable[[], Any]]]:
+    layer = summary.get("layer", "?")
+    n_classes = summary.get("n_classes", "?")
+
+    def scores() -> Any:
+        fig = _accuracy_figure(
+            run, summary, "subjects.tsv", f"category decoding: {layer} among the subjects"
+        )
+        return _captioned(
+            fig,
+            f"Accuracy of decoding {n_classes} stimulus categories with the same classifier "
+            f"({summary.get('classifier', '?')}, {summary.get('n_folds', '?')} stimulus folds "
+            f"stratified by category) from each of {summary.get('n_subjects', '?')} subjects' voxel "
+            f"patterns and from {layer} (vermillion); dashed line: chance (1/{n_classes}). The "
+            f"network ranks {summary.get('network_rank', '?')} of "
+            f"{summary.get('network_rank_of', '?')}; test of the network's accuracy against chance: "
+            f"p = {_num(summary.get('network_accuracy_p'))} (uncorrected)."
+            + _weights_sentence(summary),
+        )
+
+    def similarity() -> Any:
+        frame = _square_frame(_require(run / "confusion_similarity.tsv"))
+        names = list(frame.columns)
+        network = next((n for n in names if not n.startswith("sub-")), names[-1])
+        fig = plot_second_order(
+            frame.to_numpy(dtype=float),
+            names,
+            network=network,
+            value_label="confusion similarity (Pearson r)",
+            title=f"similarity of confusion matrices ({layer})",
+        )
+        return _captioned(
+            fig,
+            f"Pearson r between the category confusion matrices of every pair of the "
+            f"{summary.get('n_subjects', '?')} subjects and {layer} (highlighted); diagonal masked. "
+            f"Network to humans: mean r = {_num(summary.get('confusion_r_network_to_humans'))}; "
+            f"humans to the others (leave-one-out): {_num(summary.get('confusion_r_human_loo_mean'))}. "
+            f"Descriptive, no test." + _weights_sentence(summary),
+        )
+
+    return [("accuracy", scores), ("confusion-similarity", similarity)]
+
+
+def _naturalistic_figures(
+    run: Path, summary: dict[str, Any]
+) -> list[tuple[str, Callable[[], Any]]]:
+    def glass() -> Any:
+        import nibabel as nib
+
+        path = _require(run / "r.nii.gz")
+        data = np.asarray(nib.load(path).dataobj, dtype=float)
+        values = data[np.nan_to_num(data) != 0]
+        if values.size == 0:
+            raise ValueError("r.nii.gz holds no voxel")
+        threshold = float(np.quantile(values, 0.95))
+        fig = plot_brain_map(
+            path,
+            kind="glass",
+            threshold=threshold,
+            two_sided=False,
+            value_label="encoding accuracy (Pearson r)",
+            title="movie encoding: top 5 % of voxels by r (display threshold, not a test)",
+        )
+        return _captioned(
+            fig,
+            f"Glass brain of the cross-validated encoding accuracy (Pearson r between observed and "
+            f"predicted BOLD in held-out contiguous blocks, with gaps) of ridge regression from "
+            f"HRF-convolved frame features; {_n_text(summary)}, {summary.get('n_volumes', '?')} "
+            f"volumes ({summary.get('n_censored', 0)} censored). No test was run: the map is "
+            f"thresholded for display at the 95th percentile of r (r ≥ {threshold:.3f}), which is "
+            f"not a significance threshold.",
+        )
+
+    def histogram() -> Any:
+        with np.load(_require(run / "scores.npz"), allow_pickle=False) as data:
+            r = np.asarray(data["r"], dtype=float)
+        fig = plot_score_histogram(
+            r,
+            xlabel="encoding accuracy per voxel (Pearson r)",
+            title="movie encoding: r of every voxel",
+        )
+        return _captioned(
+            fig,
+            f"Distribution of the cross-validated encoding r of all {int(np.isfinite(r).sum()):,} "
+            f"voxels (mean {np.nanmean(r):.3f}); dashed line: r = 0. Descriptive, no test.",
+        )
+
+    return [("r-map-glass", glass), ("r-histogram", histogram)]
+
+
+def _power_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+    def power() -> Any:
+        fig = _power_figure(run, summary)
+        return _captioned(
+            fig,
+            f"Power of {summary.get('power_of', 'decoding')} of {summary.get('layer', '?')}: "
+            f"fraction of {summary.get('n_repeats', '?')} random subsamples per size in which the "
+            f"effect is detected at α = {summary.get('alpha', 0.05)} "
+            f"({summary.get('test', 'permutation test')}; {summary.get('n_permutations')} "
+            f"permutations; {summary.get('model', '')}). Band: 95 % binomial CI of the detection "
+            f"rate; dotted line: power 0.8. Subsamples drawn from {summary.get('n_subjects', '?')} "
+            f"subjects." + _weights_sentence(summary),
+        )
+
+    return [("power", power)]
+
+
+#: Figure builders by analysis kind (see _analysis_kind); other analyses register theirs here.
 _BUILDERS: dict[str, _Builder] = {
     "encode": _encode_figures,
     "decode": _decode_figures,
-    "power": lambda run, summary: [("power", lambda: _power_figure(run, summary))],
+    "power": _power_figures,
     "rsa": _rsa_figures,
     **dict.fromkeys(("searchlight", "partition"), lambda run, summary: _mapfigures(run, summary)),
+    "categorize": _categorize_figures,
+    "network-category-decoding": _network_decoding_figures,
+    "naturalistic_encoding": _naturalistic_figures,
 }
 
 
@@ -1639,9 +2157,12 @@ def _figure_jobs(
     for path in sorted(results_dir.rglob("rsa-layers.tsv")):
         if "figures" not in path.relative_to(results_dir).parts:
             label = _run_label(results_dir, path.parent)
-            jobs.append(
-                (f"{label}_rsa-layers", None, {}, lambda path=path: _layer_profile_figure(path))
-            )
+
+            def thunk(path: Path = path) -> Any:
+                return _layer_profile_figure(path)
+
+            thunk.source = path  # what the figure is drawn from, for make_figures' reuse check
+            jobs.append((f"{label}_rsa-layers", None, {}, thunk))
     return jobs
 
 
@@ -1666,17 +2187,53 @@ def _check_results_dir(results_dir: str | Path) -> Path:
     return results_dir
 
 
-def make_figures(results_dir: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+def _code_digest() -> str:
+    """Digest of the figure code, so figures drawn by other code are redrawn."""
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256(brainnet_version().encode())
+    files = {Path(__file__), Path(__file__).parent / "_plot_brain.py"}
+    # figure modules of other analyses register builders here: their code counts too
+    files |= {Path(f) for b in _BUILDERS.values() if (f := inspect.getsourcefile(b))}
+    for path in sorted(files):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _job_source(run: Path | None, thunk: Callable[[], Any]) -> Path | None:
+    return run / "summary.json" if run is not None else getattr(thunk, "source", None)
+
+
+def _reusable(entry: dict[str, Any] | None, out_dir: Path, key: dict[str, Any], formats) -> bool:
+    if not entry or any(entry.get(k) != v for k, v in key.items()):
+        return False
+    files = set(entry.get("files") or [])
+    wanted = {f"{entry['figure']}.{fmt}" for fmt in formats}
+    tables = (entry.get("tables") or {}).values()
+    return wanted <= files and all((out_dir / f).exists() for f in [*wanted, *tables])
+
+
+def make_figures(
+    results_dir: str | Path,
+    formats: Sequence[str] = ("png", "pdf"),
+    *,
+    reuse: bool = False,
+) -> list[Path]:
     """Regenerate every figure of the saved results under ``results_dir``.
 
     Reads the complete analysis folders (``summary.json`` with
     ``complete: true``: ``sub-*/encode-*``, ``group/decode-*``,
-    ``group/power-*``, ``group/rsa-*`` and ``rsa-layers.tsv``) and writes each
-    figure as ``<results_dir>/figures/<folder>_<figure>.<format>``, atomically,
-    plus ``figures/figures.json`` recording each figure's source folder,
-    weights and the checksum of its ``summary.json``. Nothing is recomputed.
-    A figure whose input file is missing or unreadable is skipped with a
-    :class:`FigureSkipped` warning; the others are still written.
+    ``group/power-*``, ``group/rsa-*``, ``group/categorize-*``,
+    ``group/network-decoding-*``, naturalistic runs and ``rsa-layers.tsv``)
+    and writes each figure as ``<results_dir>/figures/<folder>_<figure>.<format>``,
+    atomically, plus ``figures/figures.json`` recording each figure's caption
+    (what is shown, n, the test and the correction), source folder, weights
+    and the checksum of its ``summary.json``, and the figures that were
+    skipped. Peak tables of brain maps are written beside their figure as
+    ``<figure>_peaks.tsv``. Nothing is recomputed. A figure whose input file
+    is missing or unreadable is skipped with a :class:`FigureSkipped`
+    warning; the others are still written.
 
     Parameters
     ----------
@@ -1684,15 +2241,22 @@ def make_figures(results_dir: str | Path, formats: Sequence[str] = ("png", "pdf"
         The ``--out`` folder of one or more brainnet analyses.
     formats : sequence of {"png", "pdf", "svg"}
         Formats written for every figure.
+    reuse : bool
+        Keep a figure already in ``figures/`` (not redrawn) when its source
+        file, brainnet version and figure code are unchanged and its files in
+        ``formats`` exist (``brainnet report`` does this).
 
     Returns
     -------
     list of Path
-        The figure files written.
+        The figure files (written or reused).
     """
     import matplotlib.pyplot as plt
 
     results_dir = _check_results_dir(results_dir)
+    for fmt in formats:
+        if fmt not in ("png", "pdf", "svg"):
+            raise BrainnetError(f"--format {fmt}: unknown figure format; use png, pdf or svg")
     jobs = _figure_jobs(results_dir)
     if not jobs:
         raise input_error(
@@ -1701,31 +2265,66 @@ def make_figures(results_dir: str | Path, formats: Sequence[str] = ("png", "pdf"
             "run an analysis (e.g. brainnet decode --out DIR) first and pass that DIR",
         )
     out_dir = results_dir / "figures"
+    previous = {}
+    if reuse:
+        old = read_json(out_dir / "figures.json")
+        previous = {e.get("figure"): e for e in old.get("figures") or [] if isinstance(e, dict)}
+    code = _code_digest()
     written: list[Path] = []
-    manifest = []
+    manifest, skipped = [], []
     for name, run, summary, thunk in jobs:
-        fig = _render(name, thunk)
+        source = _job_source(run, thunk)
+        key = {
+            "source_sha256": sha256_file(source) if source is not None and source.exists() else None,
+            "code": code,
+        }
+        if reuse and key["source_sha256"] and _reusable(previous.get(name), out_dir, key, formats):
+            entry = previous[name]
+            manifest.append(entry)
+            written.extend(out_dir / f for f in entry["files"])
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FigureSkipped)
+            fig = _render(name, thunk)
+        for w in caught:
+            skipped.append({"figure": name, "reason": str(w.message)})
+            warnings.warn(w.message, FigureSkipped, stacklevel=2)
         if fig is None:
             continue
+        caption = getattr(fig, "brainnet_caption", None) or f"{name.replace('_', ', ')}."
+        tables = getattr(fig, "brainnet_tables", None) or {}
         try:
             description = _weights_text(summary) if summary else "rsa layer profile"
             paths = save_figure(
-                fig, out_dir / name, formats, {"Title": name, "Description": description}
+                fig, out_dir / name, formats, {"Title": name, "Description": caption + " " + description}
             )
         finally:
             plt.close(fig)
+        table_files = {}
+        for table_name, frame in tables.items():
+            path = out_dir / f"{name}_{table_name}.tsv"
+            with atomic_path(path, suffix=".tsv") as tmp:
+                frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.4g")
+            table_files[table_name] = path.name
         written.extend(paths)
-        source = run / "summary.json" if run is not None else None
         manifest.append(
             {
                 "figure": name,
                 "files": [p.name for p in paths],
-                "source": str(run.relative_to(results_dir)) if run is not None else None,
-                "summary_sha256": sha256_file(source) if source is not None else None,
+                "caption": caption,
+                "tables": table_files,
+                "source": str(run.relative_to(results_dir))
+                if run is not None
+                else str(source.relative_to(results_dir)) if source is not None else None,
+                "summary_sha256": sha256_file(run / "summary.json") if run is not None else None,
                 "weights": (summary.get("provenance") or {}).get("weights") if summary else None,
+                # what a brain map shows: its threshold and number of voxels drawn
+                "map": getattr(fig, "brainnet_map", None),
+                **key,
             }
         )
     atomic_write_json(
-        out_dir / "figures.json", {"brainnet_version": brainnet_version(), "figures": manifest}
+        out_dir / "figures.json",
+        {"brainnet_version": brainnet_version(), "figures": manifest, "skipped": skipped},
     )
     return written

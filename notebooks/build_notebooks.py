@@ -1,8 +1,12 @@
 """Write the notebooks of this folder from the cell sources below.
 
 The notebooks are generated so that their code stays reviewable as plain
-Python; run ``python notebooks/build_notebooks.py`` after editing. The test
-suite executes every ``.ipynb`` here top to bottom (tests/test_notebooks.py).
+Python; after editing, run ``python notebooks/build_notebooks.py --execute``:
+it runs every notebook (in a temporary folder) and saves it with its outputs,
+figures inline, which is how they are committed. Without ``--execute`` only the
+cell sources are written. The test suite executes every ``.ipynb`` here top to
+bottom and checks that their cell sources match this file
+(tests/test_notebooks.py).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import brainnet
 from brainnet.study import load_study
 
 study = load_study()  # the embedded study
-print(study.root)
+print(study.root.name)  # under $BRAINNET_HOME/studies
 print(len(study.subjects), "subjects,", len(study.stimulus_ids), "stimuli, task", study.task)
 """),
     md("## One subject's data: trials x voxels inside the occipital mask"),
@@ -72,14 +76,42 @@ rsa = brainnet.network_as_subject(study, layers=["fc8"], n_permutations=1000, n_
 s = rsa.summary("fc8")
 print({k: s[k] for k in ("network_human_r", "noise_ceiling_lower", "noise_ceiling_upper", "network_rank", "p_value")})
 """),
-    md("## Figures and the HTML report, from the saved results only"),
+    md("""
+## Figures in the notebook
+
+Every figure function of `brainnet.plotting` takes arrays (or a NIfTI image) and returns a
+matplotlib figure. The encoding map is drawn thresholded at the correction the test
+reports (voxels with p_FWE < 0.05), on nilearn's MNI template:
+"""),
+    code("""
+%matplotlib inline
+from brainnet import plotting
+
+significant = enc.voxel_scores[enc.voxel_scores["p_fwe"] < 0.05]
+fig = plotting.plot_brain_map(
+    out / "sub-01" / "encode-fc8" / "r_map.nii.gz", kind="glass",
+    threshold=significant["r"].min(), two_sided=False,
+    value_label="encoding accuracy (Pearson r)",
+    title=f"sub-01, fc8: the {len(significant)} voxels with p_FWE < 0.05",
+)
+"""),
+    md("Decoding accuracy of every fc8 unit (mean ± SE over held-out subjects; * p_FWE < 0.05):"),
+    code("""
+r = dec.unit_scores.pivot(index="subject", columns="unit", values="r")
+p_fwe = dec.units.set_index("unit").loc[r.columns, "p_fwe"]
+fig = plotting.plot_unit_scores(r.to_numpy(), list(r.columns), p_values=p_fwe, p_label="p_FWE",
+                                title="fc8 units decoded from occipital cortex")
+"""),
+    md("## Every figure and the HTML report, from the saved results only"),
     code("""
 from brainnet.plotting import make_figures
 from brainnet.report import write_report
 
-figures = make_figures(out)
-print(len(figures), "figure files, e.g.", figures[0].name)
-report = write_report(out)
+figures = make_figures(out, formats=("png",))
+manifest = json.loads((out / "figures" / "figures.json").read_text())
+print(len(manifest["figures"]), "figures; each has a caption, e.g.:")
+print(manifest["figures"][0]["figure"], "-", manifest["figures"][0]["caption"])
+report = write_report(out)  # reuses the figures just drawn
 print("report:", report)
 """),
     md("Every result folder records what produced it:"),
@@ -422,7 +454,29 @@ print("subjects recomputed by the rerun:", rerun.computed)
 ]
 
 
-def main() -> None:
+def _execute(nb, name: str) -> None:
+    """Run the notebook in a temporary folder (its results never land in the repository)."""
+    import tempfile
+
+    import nbclient
+
+    with tempfile.TemporaryDirectory(prefix=f"brainnet-{name}-") as tmp:
+        client = nbclient.NotebookClient(
+            nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": tmp}}
+        )
+        client.execute()
+    # tqdm's "IProgress not found" warning describes the executing machine (no ipywidgets),
+    # not the analysis: it is not kept in the committed outputs
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                o for o in cell.outputs
+                if not (o.get("name") == "stderr" and "TqdmWarning" in o.get("text", ""))
+            ]
+
+
+def main(execute: bool = False) -> None:
+    """Write every notebook; with ``execute``, run it first so it is saved with its outputs."""
     for name, cells in [
         ("01_quickstart.ipynb", QUICKSTART),
         ("02_kragel2019_replication.ipynb", PAPER),
@@ -433,8 +487,18 @@ def main() -> None:
         for i, cell in enumerate(nb.cells):
             cell.id = f"cell-{i:02d}"  # stable ids keep the files reproducible
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        if execute:
+            _execute(nb, name)
+            nb.metadata.pop("widgets", None)
         nbformat.write(nb, HERE / name)
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--execute", action="store_true",
+        help="run every notebook and save it with its outputs (figures inline), as committed",
+    )
+    main(execute=parser.parse_args().execute)

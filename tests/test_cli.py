@@ -108,6 +108,11 @@ def test_analysis_runs_offline_on_the_embedded_study(command, tmp_path, capsys):
         assert "untrained" in captured.err  # the one-line notice about untrained weights
         assert summary["provenance"]["weights"] == "untrained-seed0"
     assert summary["provenance"]["brainnet_version"] == "0.1.0"
+    # no --study: stderr says the data are the embedded simulated study
+    assert (
+        "brainnet: no --study given: using the embedded SIMULATED demo study (planted signal, "
+        "not real fMRI); pass --study DIR for your data"
+    ) in captured.err.splitlines()
     assert len(captured.out.strip().splitlines()) <= 12  # a short human summary
 
 

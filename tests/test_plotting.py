@@ -98,7 +98,13 @@ def test_confusion_reordered_by_cluster_with_boundaries_and_limits():
     assert ax.images[0].get_clim() == (0.0, pytest.approx(m.max()))
     horizontal = [ln for ln in ax.get_lines() if np.ptp(ln.get_ydata()) == 0]
     assert sorted(ln.get_ydata()[0] for ln in horizontal) == [1.5, 3.5]
-    assert ax.get_xlabel() == "true category" and ax.get_ylabel() == "decoded category"
+    # true categories on rows, said in the axis labels; the boundaries are named in a legend
+    assert ax.get_ylabel() == "true category (rows)"
+    assert ax.get_xlabel() == "decoded category (columns)"
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "boundary between discriminable clusters (3 clusters)"
+    ]
     assert fig.axes[1].get_ylabel() == "proportion of decodings"
 
 
@@ -157,7 +163,16 @@ def test_pca_points_and_variance_labels():
     ax = _ax(fig)
     np.testing.assert_allclose(ax.collections[0].get_offsets(), scores[:, :2])
     assert "50.0 % of variance" in ax.get_xlabel() and "25.0 % of variance" in ax.get_ylabel()
-    assert [t.get_text() for t in ax.texts] == [f"u{i}" for i in range(10)]
+    labels = [t for t in ax.texts if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == sorted(f"u{i}" for i in range(10))
+    # no two labels overlap (the points sit on a line, the naive placement overlaps them all)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    # each label stays attached to its own point (text at the point, or a leader line to it)
+    for t in labels:
+        i = int(t.get_text()[1:])
+        np.testing.assert_allclose(t.xy, scores[i, :2])
     fig2 = plotting.plot_pca(scores, components=(1, 2))
     np.testing.assert_allclose(_ax(fig2).collections[0].get_offsets(), scores[:, 1:])
     assert _ax(fig2).get_xlabel() == "PC2 score (a.u.)"
@@ -185,14 +200,18 @@ def test_rdm_ordered_by_category_with_block_ticks():
 # ------------------------------------------------------ second order & MDS
 
 
-def test_second_order_highlights_network_and_symmetric_limits():
+def test_second_order_masks_the_diagonal_with_a_sequential_map():
     rng = np.random.default_rng(4)
     m = np.corrcoef(rng.normal(size=(5, 30)))
     names = ["sub-01", "sub-02", "EmoNet", "sub-03", "sub-04"]
     fig = plotting.plot_second_order(m, names, network="EmoNet")
     ax = _ax(fig)
-    lim = np.abs(m[~np.eye(5, dtype=bool)]).max()
-    assert ax.images[0].get_clim() == (pytest.approx(-lim), pytest.approx(lim))
+    off = m[~np.eye(5, dtype=bool)]
+    # the colour range is the off-diagonal range (no unused half, no saturating diagonal)
+    assert ax.images[0].get_clim() == (pytest.approx(off.min()), pytest.approx(off.max()))
+    shown = ax.images[0].get_array()
+    assert shown.mask.tolist() == np.eye(5, dtype=bool).tolist()
+    assert ax.images[0].get_cmap().name.startswith("viridis")
     bold = [t.get_text() for t in ax.get_yticklabels() if t.get_fontweight() == "bold"]
     assert bold == ["EmoNet"]
     rects = [p for p in ax.patches if to_hex(p.get_edgecolor()) == plotting._VERMILLION.lower()]
@@ -222,9 +241,17 @@ def test_layer_profile_line_band_and_ci():
     layers = ["conv1", "conv2", "conv3", "fc8"]
     v = np.array([0.05, 0.1, 0.2, 0.3])
     ci = np.vstack([v - 0.02, v + 0.03])
-    fig = plotting.plot_layer_profile(layers, v, ci=ci, noise_ceiling=(0.4, 0.5))
+    fig = plotting.plot_layer_profile(
+        layers, v, ci=ci, noise_ceiling=(0.4, 0.5), ci_label="95 % bootstrap CI over subjects",
+        p_values=[0.2, 0.01, 0.04, 0.001], p_label="p_FWE",
+    )
     ax = _ax(fig)
-    (network,) = [c for c in ax.containers if c.get_label() == "network"]
+    (network,) = [c for c in ax.containers if c.get_label().startswith("network")]
+    # the legend says what the error bars are and what the stars mean
+    assert network.get_label() == "network (error bars: 95 % bootstrap CI over subjects)"
+    assert "* p_FWE < 0.05" in [t.get_text() for t in ax.get_legend().get_texts()]
+    stars = sorted(round(t.get_position()[0]) for t in ax.texts if t.get_text() == "*")
+    assert stars == [1, 2, 3]
     np.testing.assert_allclose(network.lines[0].get_ydata(), v)
     caps = network.lines[2][0].get_segments()
     np.testing.assert_allclose([(s[0, 1], s[1, 1]) for s in caps], ci.T)
@@ -294,17 +321,72 @@ def _brain_img(shape=(20, 24, 20), values=(0.5, -0.3)):
     return nib.Nifti1Image(data, affine)
 
 
+def _map_layers(fig):
+    """The stat-map images nilearn drew (masked arrays), not the template or the glass outline."""
+    return [
+        im for a in fig.axes for im in a.images
+        if np.ma.isMaskedArray(im.get_array()) and im.get_array().mask.any()
+        and not im.get_cmap().name.lower().startswith(("gray", "grey"))  # the template
+    ]
+
+
 @pytest.mark.parametrize("kind", ["glass", "stat"])
 def test_brain_map_views_colour_limits_and_label(kind):
-    fig = plotting.plot_brain_map(_brain_img(), kind=kind, threshold=0.1, value_label="Pearson r")
-    # the map's layer has symmetric limits; the stat view's template background does not
-    images = [im for a in fig.axes for im in a.images if np.isclose(*np.abs(im.get_clim()))]
+    fig = plotting.plot_brain_map(
+        _brain_img(), kind=kind, threshold=0.1, value_label="Pearson r", display_mode="ortho"
+    )
+    # mixed signs: symmetric limits around 0
+    images = _map_layers(fig)
     assert len(images) == 3  # ortho: sagittal, coronal, axial
     for im in images:
         assert im.get_clim() == (pytest.approx(-0.5), pytest.approx(0.5))
     assert any(a.get_ylabel() == "Pearson r" for a in fig.axes)
+    assert fig.brainnet_map["n_voxels_shown"] == 4 * 4 * 4 + 3 * 3 * 3
     with pytest.raises(ValueError, match="kind"):
         plotting.plot_brain_map(_brain_img(), kind="surface")
+
+
+@pytest.mark.parametrize("kind", ["glass", "stat"])
+def test_brain_map_one_signed_has_no_unused_colour_half_and_cuts_at_the_peak(kind):
+    fig = plotting.plot_brain_map(
+        _brain_img(), kind=kind, threshold=0.1, two_sided=False, title="a title",
+        display_mode="ortho",
+    )
+    # only the positive block passes; the colour bar runs 0..0.5, not -0.5..0.5
+    assert fig.brainnet_map["n_voxels_shown"] == 4 * 4 * 4
+    for im in _map_layers(fig):
+        assert im.get_clim() == (pytest.approx(0.0), pytest.approx(0.5))
+    # the title is the figure's (above nilearn's axes), not a box over the L/R markers
+    assert fig._suptitle.get_text() == "a title"
+    top_of_brain = max(a.get_position().y1 for a in fig.axes)
+    assert top_of_brain <= fig._suptitle.get_position()[1]
+    if kind == "stat":  # the cuts go through the peak voxel (4 mm grid: centre of its block)
+        peak = fig.brainnet_map["peak_mm"]
+        assert fig.brainnet_map["cut_coords"] == peak
+        assert -78 + 8 * 4 <= peak[0] <= -78 + 8 * 7
+
+
+@pytest.mark.parametrize("kind", ["glass", "stat"])
+def test_brain_map_with_no_survivor_draws_the_empty_brain_and_says_so(kind):
+    fig = plotting.plot_brain_map(
+        _brain_img(), kind=kind, threshold=0.9, two_sided=False,
+        empty_note="no voxel survives p_FWE < 0.05",
+    )
+    assert fig.brainnet_map["n_voxels_shown"] == 0
+    assert _map_layers(fig) == []  # nothing of the map is drawn, in no view
+    assert "no voxel survives p_FWE < 0.05" in [t.get_text() for t in fig.texts]
+    # and no colour bar pretends to scale something
+    assert getattr(fig._brainnet_display, "_cbar", None) is None
+
+
+def test_brain_map_passes_nilearn_knobs_through():
+    fig = plotting.plot_brain_map(
+        _brain_img(), kind="stat", threshold=0.1, display_mode="z", cut_coords=[-30, -10, 10],
+        bg_img=_brain_img(values=(1.0, 1.0)), draw_cross=False,
+    )
+    display = fig._brainnet_display
+    assert list(display.cut_coords) == [-30, -10, 10]
+    assert len(_map_layers(fig)) == 3
 
 
 # ------------------------------------------------------------------ saving
@@ -376,13 +458,14 @@ def _encode_run(root, prov):
     enc.write_tsv(
         "voxel_scores.tsv",
         pd.DataFrame(
-            {"voxel": range(3), "i": [1, 2, 3], "j": 0, "k": 0, "r": [0.1, -0.2, 0.3]}
-            | {"p_fwe": [0.5, 0.01, 0.02]}
+            {"voxel": range(3), "i": [5, 6, 7], "j": 3, "k": 7, "r": [0.1, 0.2, 0.3]}
+            | {"p_fwe": [0.5, 0.02, 0.01]}
         ),
     )
     enc.write_nifti("r_map.nii.gz", _brain_img())
     enc.finish(
-        {"analysis": "encode", "layer": "fc8", "model": "ridge", "mean_r": 0.2, "p_value": 0.01}
+        {"analysis": "encode", "layer": "fc8", "model": "ridge", "mean_r": 0.2, "p_value": 0.01,
+         "n_voxels_p_fwe_05": 2, "n_permutations": 100}
     )
 
 
@@ -527,19 +610,70 @@ def results_folder(tmp_path_factory):
 def test_make_figures_writes_every_figure(results_folder):
     with warnings.catch_warnings():
         warnings.simplefilter("error", plotting.FigureSkipped)
-        # SVG here (fast); the default PDF is checked in test_cli_figures
-        paths = plotting.make_figures(results_folder, formats=("png", "svg"))
+        # PNG only here (vector glass brains are slow to write); the default PDF is checked
+        # in test_cli_figures, SVG in test_save_figure_formats_are_vector_and_carry_metadata
+        paths = plotting.make_figures(results_folder, formats=("png",))
     figures = results_folder / "figures"
     assert {p.parent for p in paths} == {figures}
     assert {p.name.rsplit(".", 1)[0] for p in paths} == EXPECTED_FIGURES
-    assert sorted(p.suffix for p in paths) == sorted([".png", ".svg"] * len(EXPECTED_FIGURES))
+    assert sorted(p.suffix for p in paths) == [".png"] * len(EXPECTED_FIGURES)
     for p in paths:
-        head = p.read_bytes()[:8]
-        assert head == b"\x89PNG\r\n\x1a\n" if p.suffix == ".png" else b"<svg" in p.read_bytes()
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads((figures / "figures.json").read_text())
-    entry = {e["figure"]: e for e in manifest["figures"]}["group_decode-fc8_unit-scores"]
+    entries = {e["figure"]: e for e in manifest["figures"]}
+    entry = entries["group_decode-fc8_unit-scores"]
     assert entry["weights"] == "untrained-seed0" and entry["source"] == "group/decode-fc8"
     assert len(entry["summary_sha256"]) == 64
+    # every figure has a caption saying what is shown, and tested ones the test and correction
+    assert set(entries) == EXPECTED_FIGURES and manifest["skipped"] == []
+    for name, e in entries.items():
+        assert len(e["caption"]) > 60, name
+    assert "family-wise error corrected over units" in entry["caption"]
+    assert "untrained EmoNet weights (untrained-seed0)" in entry["caption"]
+    # the encoding maps are thresholded exactly at the reported correction (p_FWE < .05):
+    # the weakest significant r, and as many voxels as the summary counts
+    for view in ("glass", "stat"):
+        shown = entries[f"sub-01_encode-fc8_r-map-{view}"]["map"]
+        assert shown["threshold"] == 0.2 and shown["n_voxels_shown"] == 2
+    assert "the 2 voxels with p_FWE < 0.05 (|r| ≥ 0.200)" in entries["sub-01_encode-fc8_r-map-stat"]["caption"]
+    # the stat map's peak table, with atlas labels
+    peaks = pd.read_csv(figures / entries["sub-01_encode-fc8_r-map-stat"]["tables"]["peaks"], sep="\t")
+    assert list(peaks.columns) == [
+        "cluster ID", "x (mm)", "y (mm)", "z (mm)", "peak r", "cluster size (mm³)", "region"
+    ]
+    assert peaks["peak r"].iloc[0] == pytest.approx(0.3)
+    assert peaks["region"].iloc[0] == plotting.atlas_label(peaks.iloc[0, 1:4].to_numpy(float))
+
+
+def test_encoding_map_with_no_survivor_says_so(tmp_path):
+    root = build_results_folder(tmp_path / "res", parts=("encode",))
+    run = root / "sub-01" / "encode-fc8"
+    scores = pd.read_csv(run / "voxel_scores.tsv", sep="\t")
+    scores["p_fwe"] = 0.5
+    scores.to_csv(run / "voxel_scores.tsv", sep="\t", index=False)
+    plotting.make_figures(root, formats=("png",))
+    entries = {
+        e["figure"]: e for e in json.loads((root / "figures" / "figures.json").read_text())["figures"]
+    }
+    for view in ("glass", "stat"):
+        entry = entries[f"sub-01_encode-fc8_r-map-{view}"]
+        # the unthresholded r map (which has voxels of |r| = 0.5) is never drawn
+        assert entry["map"]["n_voxels_shown"] == 0
+        assert "No voxel survives p_FWE < 0.05; the empty brain is drawn" in entry["caption"]
+    peaks = pd.read_csv(root / "figures" / "sub-01_encode-fc8_r-map-stat_peaks.tsv", sep="\t")
+    assert peaks.empty
+
+
+def test_atlas_labels_come_from_the_shipped_masks():
+    import nibabel as nib
+
+    from brainnet.masks import mask_path
+
+    v1 = nib.load(mask_path("v1"))
+    ijk = np.argwhere(np.asarray(v1.dataobj) > 0)[0]
+    xyz = (v1.affine @ np.r_[ijk, 1.0])[:3]
+    assert plotting.atlas_label(xyz) == ("left" if xyz[0] < 0 else "right") + " V1 (Juelich hOc1)"
+    assert plotting.atlas_label([0.0, 60.0, 0.0]) == "outside the shipped atlases"
 
 
 def test_figures_read_the_saved_numbers(results_folder):
@@ -567,10 +701,15 @@ def test_figures_read_the_saved_numbers(results_folder):
     saved = pd.read_csv(results_folder / "group" / "decode-fc8" / "bootstrap_pca.tsv", sep="\t")
     np.testing.assert_allclose(pca_ax.collections[0].get_offsets(), saved[EMO].to_numpy()[:2].T)
     assert pca_ax.get_xlabel() == "PC1 loading (a.u.; 40.0 % of variance)"
-    # per-unit weight maps in one grid, titled with the unit names
+    # per-unit weight maps: the 8 best-decoded units (all tie at mean_r 0.3 here: the first 8),
+    # labelled with their names and voxel counts
     grid = jobs["group_decode-fc8_weights-z-fdr05"]()
-    titles = [a.get_title() for a in grid.axes if a.get_title()]
-    assert titles == EMO
+    # (the peak: the block of value 1 + k at voxels 4..7, 2..5, 6..9 of the 8 mm grid)
+    labels = grid.brainnet_map["labels"]
+    assert [lab.split(", peak")[0] for lab in labels] == [
+        f"{u}\n{4 * 4 * 4 + 3 * 3 * 3} voxels" for u in EMO[:8]
+    ]
+    assert labels[0].endswith("peak (-46, -96, -22)")
     conf_ax = _ax(jobs["group_decode-fc8_confusion"]())
     assert conf_ax.images[0].get_array().shape == (20, 20)
     assert conf_ax.get_xticklabels()[0].get_text() == "emotion 0"  # cluster 1 first
@@ -587,14 +726,17 @@ def test_figures_read_the_saved_numbers(results_folder):
     expected = squareform(np.arange(36, dtype=float))[np.ix_(order, order)]
     np.testing.assert_allclose(rdm_ax.images[0].get_array(), expected)
     assert [t.get_text() for t in rdm_ax.get_xticklabels()] == ["awe", "fear", "joy"]
-    # the glass brain of the r map shows only voxels with p_FWE < .05 (r = 0.3 here)
+    # the glass brain of the r map shows only the voxels with p_FWE < .05 (r = 0.2 and 0.3)
     threshold = plotting._fwe_threshold(
         results_folder / "sub-01" / "encode-fc8" / "voxel_scores.tsv"
     )
-    assert 0.2 * (1 - 1e-5) < threshold < 0.2  # just below the weakest significant |r|
+    assert threshold == 0.2  # the weakest significant r
     glass = jobs["sub-01_encode-fc8_r-map-glass"]()
-    texts = [t.get_text() for a in glass.axes for t in a.texts]
-    assert any(t.endswith("(p_FWE < 0.05)") for t in texts)
+    assert glass.brainnet_map == {
+        "threshold": pytest.approx(0.2), "n_voxels_shown": 2, "cut_coords": None,
+        "peak_mm": [-78 + 8 * 7, -112 + 8 * 3, -70 + 8 * 7],
+    }
+    assert glass._suptitle.get_text().endswith("voxels with p_FWE < 0.05")
 
 
 def test_make_figures_skips_missing_inputs_and_keeps_going(tmp_path):
@@ -652,42 +794,51 @@ def test_cli_figures(tmp_path, capsys):
     ]
 
 
-def test_weight_maps_3d_glass_4d_grid_and_unreadable(tmp_path):
-    a, b = _brain_img(values=(3.0, -1.0)), _brain_img(values=(0.5, -2.0))
-    img = nib.Nifti1Image(np.stack([a.get_fdata(), b.get_fdata()], axis=-1), a.affine)
+def test_weight_maps_only_components_with_variance_and_unreadable(tmp_path):
+    maps = [_brain_img(values=(3.0, -1.0)), _brain_img(values=(0.5, -2.0)), _brain_img()]
+    img = nib.Nifti1Image(np.stack([m.get_fdata() for m in maps], axis=-1), maps[0].affine)
     nib.save(img, tmp_path / "bootstrap_pca.nii.gz")
-    nib.save(a, tmp_path / "extra_map.nii.gz")
-    (tmp_path / "broken.nii.gz").write_bytes(b"not a nifti")
-    jobs = dict(plotting._weight_map_figures(tmp_path, {}))
-    assert sorted(jobs) == ["bootstrap-pca", "broken", "extra-map"]
+    pd.DataFrame(
+        {"component": [1, 2, 3], "explained_variance_ratio": [0.7, 0.25, 0.001], "a": 0.0}
+    ).to_csv(tmp_path / "bootstrap_pca.tsv", sep="\t", index=False)
+    (tmp_path / "weights_z_fdr05.nii.gz").write_bytes(b"not a nifti")
+    jobs = dict(plotting._weight_map_figures(tmp_path, {"layer": "fc8"}))
+    assert sorted(jobs) == ["bootstrap-pca", "weights-z-fdr05"]
     grid = jobs["bootstrap-pca"]()
-    panels = [ax for ax in grid.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == ["PC1", "PC2"]
-    # signed axial maximum-intensity projection, shared symmetric colour limits
-    mip = panels[1].images[0].get_array()
-    assert mip.min() == pytest.approx(-2.0) and mip.max() == pytest.approx(0.5)
-    assert {im.get_clim() for ax in panels for im in ax.images} == {(-3.0, 3.0)}
-    assert grid.axes[-1].get_ylabel() == "PC score (a.u.)"
-    single = jobs["extra-map"]()
-    assert any(a.get_ylabel() == "bootstrap z" for a in single.axes)
-    with pytest.warns(plotting.FigureSkipped, match="broken.nii.gz is not a readable NIfTI"):
-        assert plotting._render("broken", jobs["broken"]) is None
+    # the third component explains 0.1 %: not drawn; the others say how much they explain
+    assert grid.brainnet_map["labels"] == [
+        "PC1\n70.0 % of variance", "PC2\n25.0 % of variance"
+    ]
+    assert "2 components explaining at least 1 %" in grid.brainnet_caption
+    assert grid.axes[-1].get_ylabel() == "PC score / its largest |score|"
+    # each component scaled to its largest |score|: one shared -1..1 colour scale
+    assert grid.axes[-1].get_ylim() == (pytest.approx(-1.0), pytest.approx(1.0))
+    with pytest.warns(plotting.FigureSkipped, match="weights_z_fdr05.nii.gz is not a readable NIfTI"):
+        assert plotting._render("broken", jobs["weights-z-fdr05"]) is None
 
 
 def test_brain_map_grid_layout_and_threshold():
-    data = np.zeros((6, 7, 5, 7))
-    data[2, 3, 1, :] = np.arange(1, 8)
-    data[4, 4, 3, :] = -0.5
-    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    data = np.zeros((20, 24, 20, 7))
+    data[8, 6, 8, :] = np.arange(1, 8)
+    data[12, 4, 8, :] = -0.5
+    affine = _brain_img().affine
     fig = plotting.plot_brain_map_grid(
-        nib.Nifti1Image(data, affine), list("abcdefg"), threshold=1.0, n_cols=3, vmax=10
+        nib.Nifti1Image(data, affine), list("abcdefg"), threshold=1.0, n_cols=3, vmax=10,
+        title="grid",
     )
-    panels = [ax for ax in fig.axes if ax.get_title()]
-    assert len(panels) == 7 and len(fig.axes) == 3 * 3 + 1  # 9 cells + colour bar
-    mip = panels[6].images[0].get_array()
-    assert mip.shape == (7, 6)  # (y, x): axial view
-    assert mip[3, 2] == 7 and mip.mask[4, 4]  # |-0.5| < threshold is hidden
-    assert panels[6].images[0].get_clim() == (-10, 10)
+    # one nilearn glass brain per map, plus the shared colour bar
+    assert len(fig._brainnet_display) == 7
+    assert fig.brainnet_map["n_voxels_shown"] == [1] * 7  # |-0.5| < threshold is hidden
+    labels = [t for t in fig.texts if t is not fig._suptitle]
+    assert [t.get_text() for t in labels] == list("abcdefg")
+    # positive values only pass: the colour bar has no unused negative half
+    assert fig.axes[-1].get_ylim() == (0.0, 10.0)
+    layers = _map_layers(fig)
+    assert layers and all(im.get_clim() == (0.0, 10.0) for im in layers)
+    # the second row's labels sit below the first row's brains
+    first_row_bottom = min(d.axes[k].ax.get_position().y0 for d in fig._brainnet_display[:3]
+                           for k in d.axes)
+    assert all(t.get_position()[1] < first_row_bottom for t in labels[3:])
 
 
 def test_unit_scores_of_a_wide_layer_show_its_best_units():
@@ -718,3 +869,58 @@ def test_unit_scores_figure_keeps_units_that_are_nan_everywhere(tmp_path):
     frame.to_csv(tmp_path / "unit_scores.tsv", sep="\t", index=False)
     fig = _unit_scores_figure(tmp_path, {"layer": "fc7"})
     assert sorted(t.get_text() for t in fig.axes[0].get_xticklabels()) == ["a", "b", "c"]
+
+
+def test_figures_of_categorize_network_decoding_and_naturalistic(tmp_path):
+    """Every analysis gets figures with captions (n, test, correction), from its saved files."""
+    root = tmp_path / "res"
+    prov = _provenance("untrained-seed0")
+    classes = ["awe", "fear", "joy"]
+    cat = ResultDir(root / "group" / "categorize-occipital", prov)
+    cat.write_tsv("category_scores.tsv", pd.DataFrame(
+        {"subject": ["01", "02", "03"], "fold": [0, 1, 2], "n_trials": 9, "accuracy": [0.5, 0.6, 0.4]}))
+    confusion = pd.DataFrame(np.eye(3) * 0.5 + 1 / 6, columns=classes)
+    confusion.insert(0, "true", classes)
+    cat.write_tsv("category_confusion.tsv", confusion)
+    cat.finish({"analysis": "categorize", "model": "plsda", "n_subjects": 3, "n_trials": 27,
+                "n_voxels": 120, "n_classes": 3, "n_folds": 3, "accuracy": 0.5, "chance": 1 / 3,
+                "p_value": 0.01, "n_permutations": 99, "permutation_unit": "stimulus"})
+    net = ResultDir(root / "group" / "network-decoding-fc8", prov)
+    names = ["sub-01", "sub-02", "sub-03", "network"]
+    net.write_tsv("subjects.tsv", pd.DataFrame(
+        {"subject": names, "accuracy": [0.4, 0.5, 0.45, 0.9], "is_network": [False] * 3 + [True]}))
+    sim = pd.DataFrame(np.corrcoef(np.random.default_rng(0).normal(size=(4, 9))), columns=names)
+    sim.insert(0, "subject", names)
+    net.write_tsv("confusion_similarity.tsv", sim)
+    net.finish({"analysis": "network-category-decoding", "layer": "fc8", "classifier": "plsda",
+                "n_subjects": 3, "n_classes": 3, "n_folds": 3, "chance": 1 / 3,
+                "network_rank": 1, "network_rank_of": 4, "network_accuracy_p": 0.001})
+    nat = ResultDir(root / "movie", prov)
+    img = _brain_img()
+    r = img.get_fdata()[img.get_fdata() != 0]
+    nat.write_nifti("r.nii.gz", img)
+    nat.write_npz("scores.npz", r=r)
+    nat.finish({"analysis": "naturalistic_encoding", "n_voxels": int(r.size), "n_volumes": 300,
+                "n_censored": 4, "mean_r": float(r.mean())})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.FigureSkipped)
+        plotting.make_figures(root, formats=("png",))
+    entries = {e["figure"]: e for e in json.loads((root / "figures" / "figures.json").read_text())["figures"]}
+    assert set(entries) == {
+        "group_categorize-occipital_accuracy", "group_categorize-occipital_confusion",
+        "group_network-decoding-fc8_accuracy", "group_network-decoding-fc8_confusion-similarity",
+        "movie_r-map-glass", "movie_r-histogram",
+    }
+    assert "3 subjects, 27 trials, 120 voxels" in entries["group_categorize-occipital_accuracy"]["caption"]
+    assert "99 permutations" in entries["group_categorize-occipital_confusion"]["caption"]
+    assert "ranks 1 of 4" in entries["group_network-decoding-fc8_accuracy"]["caption"]
+    # no test for movie encoding: the caption says the threshold is for display only
+    glass = entries["movie_r-map-glass"]
+    assert "not a significance threshold" in glass["caption"]
+    assert glass["map"]["threshold"] == pytest.approx(np.quantile(r, 0.95))
+    # the network's bar is the vermillion one, chance is drawn
+    jobs = {name: thunk for name, _, _, thunk in plotting._figure_jobs(root)}
+    ax = _ax(jobs["group_network-decoding-fc8_accuracy"]())
+    colours = [to_hex(b.get_facecolor()) for b in ax.patches]
+    assert colours[0] == plotting._VERMILLION.lower() and colours.count(colours[0]) == 1
+    assert any(np.allclose(line.get_ydata(), 1 / 3) for line in ax.get_lines())

@@ -126,6 +126,15 @@ def notice_if_untrained(args: argparse.Namespace) -> None:
         )
 
 
+def notice_if_embedded_study(args: argparse.Namespace) -> None:
+    """The one-line notice of every study command run without ``--study``."""
+    if getattr(args, "study", None) is None:
+        notice(
+            "no --study given: using the embedded SIMULATED demo study (planted signal, not real "
+            "fMRI); pass --study DIR for your data"
+        )
+
+
 def check_at_least(args: argparse.Namespace, minimum: int, *options: str) -> None:
     """Refuse count options (``--permutations`` …) below ``minimum`` with a one-line error."""
     from brainnet._checks import check_count

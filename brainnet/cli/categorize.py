@@ -8,6 +8,7 @@ from brainnet.cli._common import (
     add_output_args,
     add_scheduler_arg,
     check_at_least,
+    notice_if_embedded_study,
     split_list,
 )
 
@@ -78,6 +79,7 @@ def run(args) -> int:
     from brainnet.categories import categorize_study
 
     check_at_least(args, 0, "permutations")
+    notice_if_embedded_study(args)
     subjects = split_list(args.subjects)
     result = categorize_study(
         args.study,

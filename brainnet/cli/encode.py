@@ -11,6 +11,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
     several_networks,
     split_list,
@@ -100,6 +101,7 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations")
     check_at_least(args, 1, "components")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     if args.networks:
         subjects = split_list(args.subject)
         return several_networks(args, "encode", args.layer, None if subjects == ["all"] else subjects,

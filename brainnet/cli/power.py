@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_output_args,
     add_study_args,
     add_weights_args,
+    notice_if_embedded_study,
     notice_if_untrained,
     split_list,
 )
@@ -124,5 +125,6 @@ def run(args) -> int:
     needed = s["min_subjects_80"]
     print(f"80 % power reached with {needed} subjects" if needed else "80 % power not reached")
     print(f"results: {result.path}")
+    notice_if_embedded_study(args)
     notice_if_untrained(args)  # after the run, so that a bad-input error stays the only stderr line
     return 0

@@ -14,7 +14,10 @@ EXAMPLES = """  brainnet report                                   writes brainne
 
 # command -> one-line help: `brainnet --help` lists these without importing the command.
 COMMANDS = {
-    "report": "write one self-contained HTML report (tables, figures, provenance) of saved results",
+    "report": (
+        "write one self-contained HTML report (methods paragraph, tables, figures with captions, "
+        "provenance) of saved results; figures already in <results>/figures are reused when up to date"
+    ),
 }
 
 

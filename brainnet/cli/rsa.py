@@ -11,6 +11,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
     several_networks,
     split_list,
@@ -122,6 +123,7 @@ def run_decoding(args) -> int:
     from brainnet.network_subject import network_category_decoding
 
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     result = network_category_decoding(
         args.study,
         layer=args.layer,
@@ -162,6 +164,7 @@ def run(args) -> int:
 
     check_at_least(args, 0, "permutations", "bootstrap")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     subjects = split_list(args.subjects)
     if args.networks:
         return several_networks(args, "rsa", args.layers, subjects, rdm=args.rdm, compare=args.compare,
