@@ -450,7 +450,8 @@ def _refuse_bids_folder(root: Path) -> None:
     description = read_json(root / "dataset_description.json")
     makers = [str(g.get("Name", "")) for g in description.get("GeneratedBy", []) if isinstance(g, dict)]
     fmriprep = any("fmriprep" in m.lower() for m in makers) or root.name.lower() == "fmriprep"
-    runs = [p.name for pattern in ("sub-*/func/*_bold.nii*", "sub-*/ses-*/func/*_bold.nii*") for p in root.glob(pattern)]
+    runs = [p.name for folder in ("sub-*/func", "sub-*/ses-*/func") for kind in ("_bold.nii*", "_events.tsv")
+            for p in root.glob(f"{folder}/*{kind}")]
     if not fmriprep and not (description and runs):
         return
     tasks = sorted({m.group(1) for name in runs if (m := re.search(r"_task-([A-Za-z0-9]+)", name))})
