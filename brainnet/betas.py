@@ -25,13 +25,14 @@ volumes) enter the GLM as one spike regressor each, which for least squares
 is the same as leaving them out and keeps the run's timing intact for the
 trial regressors.
 
-pybids cost, measured on the miniature dataset of
+pybids cost (``python benchmarks/bench_bids_index.py``, 2-core shared
+machine, 2026-12-02): on the miniature dataset of
 :func:`brainnet.datasets.miniature.simulate_fmriprep_dataset` (3 subjects x
-2 runs, 111 files) on a shared 2-core machine: ``import bids`` 1.4 s,
-indexing the raw folder 0.6 s and the fMRIPrep folder 0.5 s (metadata not
-indexed), against ~10 s for one subject's LSS fit; not worth a hand-written
-path matcher. Both folders are indexed once per call, however many subjects
-are built.
+2 runs, 68 files) ``import bids`` took 1.75 s and indexing the raw and
+fMRIPrep folders 0.88 s, against 6.8 s for one subject's LSA fit (ratio
+0.39); with 20 subjects (340 files) indexing took 1.84 s. Usable, so BIDS
+queries go through pybids rather than hand-written path matching; both
+folders are indexed once per call however many subjects are built.
 """
 
 from __future__ import annotations
