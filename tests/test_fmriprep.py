@@ -132,37 +132,31 @@ def test_acompcor_recovers_planted_betas_better_than_motion_only(mini, tmp_path)
     assert reliability["acompcor"] > reliability["motion24"] + 0.1, reliability
 
 
-def test_betas_all_resumes_with_the_subject_in_progress(mini, tmp_path, capsys):
-    out = tmp_path / "study"
-    kwargs = {"out": out, "method": "lsa", "noise_model": "ols", "confounds": "motion6"}
-    write_betas_study(mini.root, "all", TASK, **kwargs)
-    first = _betas(out, "01", mini.space)
-    second = _betas(out, "02", mini.space)
+def test_betas_all_resumes_with_the_subject_in_progress_and_equals_a_dask_run(mini, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    kwargs = {"method": "lsa", "noise_model": "ols", "confounds": "wmcsf"}
+    out = write_betas_study(mini.root, "all", TASK, out=tmp_path / "here", **kwargs)
+    first, second = _betas(out, "01", mini.space), _betas(out, "02", mini.space)
     reference = np.asarray(nib.load(second).dataobj).copy()
     stamp = first.stat().st_mtime_ns
     # As if killed while writing sub-02: its betas are there, its provenance sidecar (written last) is not.
     second.with_suffix("").with_suffix(".json").unlink()
     nib.save(nib.Nifti1Image(np.zeros_like(reference), nib.load(second).affine), second)
     capsys.readouterr()
-    write_betas_study(mini.root, "all", TASK, **kwargs)
+    write_betas_study(mini.root, "all", TASK, out=out, **kwargs)
     err = capsys.readouterr().err
     assert "sub-01: betas already in" in err and "sub-02: an earlier run did not finish this subject" in err
     assert first.stat().st_mtime_ns == stamp  # the finished subject was not recomputed
     np.testing.assert_array_equal(np.asarray(nib.load(second).dataobj), reference)
     assert load_study(out).subjects == mini.subjects
-
-
-def test_betas_all_on_a_dask_cluster_equals_one_process(mini, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    kwargs = {"method": "lsa", "noise_model": "ols", "confounds": "wmcsf"}
-    here = write_betas_study(mini.root, "all", TASK, out=tmp_path / "here", **kwargs)
+    # One Dask task per subject gives the same betas as one process.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         there = write_betas_study(mini.root, "all", TASK, out=tmp_path / "there", scheduler=client, **kwargs)
     for label in mini.subjects:
-        a, b = (np.asarray(nib.load(_betas(o, label, mini.space)).dataobj) for o in (here, there))
+        a, b = (np.asarray(nib.load(_betas(o, label, mini.space)).dataobj) for o in (out, there))
         np.testing.assert_array_equal(a, b)
-    assert load_study(there).subjects == load_study(here).subjects
+    assert load_study(there).subjects == mini.subjects
 
 
 def test_events_from_real_nod_runs_time_the_miniature(tmp_path):
