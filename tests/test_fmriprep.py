@@ -182,3 +182,40 @@ def test_study_option_on_a_bids_or_fmriprep_folder_gives_the_betas_command(mini,
     assert main(["rsa", "--study", str(raw_only)]) == 2
     assert capsys.readouterr().err.strip().endswith(
         f"run: brainnet betas --bids {raw_only} --subject all --task {TASK} --derivatives none --out {tmp_path / 'raw_study'}")
+
+
+@pytest.mark.slow
+def test_sigkilled_betas_all_resumes_and_equals_an_uninterrupted_run(mini, tmp_path):
+    """SIGKILL `brainnet betas --subject all` once sub-01 is complete; the rerun keeps sub-01 and finishes sub-02."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "study"
+    argv = ["betas", "--bids", str(mini.root), "--subject", "all", "--task", TASK, *QUICK, "--confounds", "motion6",
+            "--out", str(out)]
+    done = _betas(out, "01", mini.space).with_suffix("").with_suffix(".json")
+    pending = _betas(out, "02", mini.space).with_suffix("").with_suffix(".json")
+    proc = subprocess.Popen([sys.executable, "-m", "brainnet", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None and not done.exists():
+            time.sleep(0.02)
+        if proc.poll() is not None or pending.exists():
+            pytest.fail(f"the run ended before sub-02 was in progress: {proc.stderr.read()!r}")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    stamp = _betas(out, "01", mini.space).stat().st_mtime_ns
+    assert main(argv) == 0
+    assert _betas(out, "01", mini.space).stat().st_mtime_ns == stamp
+    reference = write_betas_study(mini.root, "02", TASK, out=tmp_path / "reference", method="lsa", noise_model="ols",
+                                  confounds="motion6")
+    np.testing.assert_array_equal(np.asarray(nib.load(_betas(out, "02", mini.space)).dataobj),
+                                  np.asarray(nib.load(_betas(reference, "02", mini.space)).dataobj))
+    assert load_study(out).subjects == mini.subjects

@@ -7,10 +7,11 @@ from pathlib import Path
 from brainnet.cli._common import add_command, notice, split_list
 
 EXAMPLES = """\
-  brainnet betas --bids ds004496/ --subject 01 --task imagenet --out nod_study/
+  brainnet betas --bids my_bids/ --subject 01 --task faces --out my_study/
+  brainnet betas --bids ds004496/ --subject 01 --task imagenet --mask sub-01_brain_T1w.nii.gz --out nod_study/
   brainnet betas --bids my_bids/ --subject all --task faces --confounds acompcor --out my_study/
   brainnet betas --bids my_bids/ --subject all --task faces --scheduler tcp://host:8786 --out my_study/
-  brainnet betas --bids ds004496/ --subject 01 --task imagenet --space MNI152NLin2009cAsym --method lsa --out nod_study/
+  brainnet betas --bids my_bids/ --subject 01 --task faces --space MNI152NLin2009cAsym --method lsa --out my_study/
   brainnet betas --bids ds004192/ --subject 01 --task things --trial-types exp --confounds motion12 --out things_study/
   brainnet betas --bids raw/ --subject 02 --task faces --derivatives none --tr 2 --out study/
 """
