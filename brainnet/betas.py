@@ -626,7 +626,12 @@ def _plan_subject(raw, prep, bids, deriv, label, task, out, *, space, method, co
         model_mask, mask_label, mask_inputs = mask, ("computed by nilearn" if mask is None else "every voxel"), []
     else:
         model_mask = _check_mask(mask, headers[0], runs[0].bold)
-        mask_label = str(mask) if isinstance(mask, str | Path) else "image given"
+        if isinstance(mask, str | Path):
+            mask_label = str(mask)
+        else:  # an in-memory image: its voxels identify it
+            import hashlib
+
+            mask_label = "image sha256:" + hashlib.sha256(np.ascontiguousarray(np.asarray(model_mask.dataobj) > 0).tobytes()).hexdigest()
         mask_inputs = [Path(mask)] if isinstance(mask, str | Path) else []
     space_label = (runs[0].bold.name.split("_space-")[1].split("_")[0]) if "_space-" in runs[0].bold.name else "orig"
     func = Path(out) / f"sub-{label}" / "func"
