@@ -445,8 +445,8 @@ def _refuse_bids_folder(root: Path) -> None:
     """A raw BIDS or fMRIPrep folder given as a study: say that ``brainnet betas`` makes one, with the command."""
     from brainnet.results import read_json
 
-    if (root / "stimuli.tsv").is_file():
-        return
+    if (root / "stimuli.tsv").is_file() or any(root.glob("sub-*/func/*_desc-singletrial_betas.nii*")):
+        return  # a study, maybe a broken one: its own checks name what is missing
     description = read_json(root / "dataset_description.json")
     makers = [str(g.get("Name", "")) for g in description.get("GeneratedBy", []) if isinstance(g, dict)]
     fmriprep = any("fmriprep" in m.lower() for m in makers) or root.name.lower() == "fmriprep"
