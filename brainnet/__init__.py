@@ -107,6 +107,7 @@ _API: dict[str, str] = {
     "peak_table": "brainnet.plotting",
     "fetch_dataset": "brainnet.datasets.openneuro",
     "build_image_study": "brainnet.datasets.openneuro",
+    "simulate_fmriprep_dataset": "brainnet.datasets.miniature",
     "load_manifest": "brainnet.datasets.manifests",
     "available_datasets": "brainnet.datasets.manifests",
     "download": "brainnet.datasets.download",

@@ -25,6 +25,19 @@ CATEGORIZE_MODELS = ("plsda", "logistic")
 # single-trial beta estimators (brainnet.betas.BETA_METHODS), the default first
 BETA_METHODS = ("glmsingle", "lss", "lsa")
 
+# confound strategies of `brainnet betas` (brainnet.betas.CONFOUND_STRATEGIES): name -> description
+CONFOUND_STRATEGIES = {
+    "none": "no confounds",
+    "motion6": "6 motion parameters",
+    "motion12": "6 motion parameters + derivatives",
+    "motion24": "6 motion parameters + derivatives + squares of both (Friston 24)",
+    "wmcsf": "Friston 24 + mean white-matter and CSF signals (nilearn's 'simple')",
+    "acompcor": ("Friston 24 + fMRIPrep's combined-mask aCompCor components and its cosine regressors "
+                 "(nilearn's 'compcor')"),
+    "scrubbing": ("Friston 24 + WM/CSF with derivatives and squares; volumes with framewise displacement > 0.5 mm "
+                  "or standardised DVARS > 1.5 censored (nilearn's 'scrubbing')"),
+}
+
 # RSA
 RDM_METRICS = ("correlation", "euclidean", "cosine", "crossnobis")
 COMPARISONS = ("spearman", "pearson", "tau-a", "cosine", "whitened-cosine", "whitened-pearson")

@@ -15,35 +15,48 @@
   doubles the split-half reliability of canonical LSS on simulated rapid
   event-related designs (``benchmarks/bench_betas.py``).
 
-:data:`BETA_METHODS` names every estimator; the CLI's ``--method`` choices
-come from it. LSS and LSA add a cosine drift basis and the chosen confounds. Confounds come
-from fMRIPrep's ``*_desc-confounds_timeseries.tsv`` through
-:func:`fmriprep_confounds`, which selects a documented subset (``motion6``,
-``motion12`` = + derivatives, ``motion24`` = + squares of both, Friston 24)
-and fills the ``n/a`` of first rows (derivatives) with 0. nilearn's
-``load_confounds`` needs the full fMRIPrep file layout next to the BOLD
-file; selecting columns here keeps brainnet usable on copied or trimmed
-derivative folders.
+:data:`BETA_METHODS` names every estimator; the CLI's ``--method`` choices come from it.
+LSS and LSA add a cosine drift basis and the chosen confounds.
 
-:func:`write_betas_study` finds a subject's runs in a BIDS dataset (raw or
-fMRIPrep derivatives), estimates the betas and writes them in brainnet's
-study format (see :mod:`brainnet.study`).
+:func:`write_betas_study` is the front door from a researcher's data: a BIDS
+folder with fMRIPrep derivatives. For each subject (or ``"all"``) it finds
+the runs, events, fMRIPrep's brain masks and confounds tables with pybids,
+estimates the betas and writes them in brainnet's study format (see
+:mod:`brainnet.study`). By default the voxels modelled are those inside
+fMRIPrep's own ``*_desc-brain_mask`` of every run, and the confounds are
+one of :data:`CONFOUND_STRATEGIES`, loaded by nilearn's fMRIPrep interface
+(``nilearn.interfaces.fmriprep.load_confounds``): motion (6, 12 or 24
+parameters), white matter + CSF, aCompCor, or scrubbing of high-motion
+volumes. Volumes that nilearn removes (scrubbing, fMRIPrep's non-steady-state
+volumes) enter the GLM as one spike regressor each, which for least squares
+is the same as leaving them out and keeps the run's timing intact for the
+trial regressors.
+
+pybids cost (``python benchmarks/bench_bids_index.py``, 2-core shared
+machine, 2026-12-02): on the miniature dataset of
+:func:`brainnet.datasets.miniature.simulate_fmriprep_dataset` (3 subjects x
+2 runs, 68 files) ``import bids`` took 1.75 s and indexing the raw and
+fMRIPrep folders 0.88 s, against 6.8 s for one subject's LSA fit (ratio
+0.39); with 20 subjects (340 files) indexing took 1.84 s. Usable, so BIDS
+queries go through pybids rather than hand-written path matching; both
+folders are indexed once per call however many subjects are built.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brainnet import _defaults
 from brainnet.errors import BrainnetError, input_error, notice
 
 __all__ = [
@@ -59,9 +72,31 @@ __all__ = [
 # The same search order as brainnet.stimuli for events files, with our own column first.
 STIMULUS_COLUMNS = ("stimulus_id", "stim_file", "file_path", "ImgName", "identifier", "stimulus")
 _MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
-CONFOUND_STRATEGIES = ("none", "motion6", "motion12", "motion24")
+
+#: ``--confounds`` choices: a description and the arguments of nilearn's
+#: ``load_confounds`` (None: no confounds). fMRIPrep's cosine regressors
+#: (nilearn's ``high_pass``) are left out where nilearn allows it, as the GLM
+#: has its own cosine drift basis; aCompCor needs them (fMRIPrep computes the
+#: components on high-pass filtered data; nilearn refuses it without), and
+#: then they replace the GLM's drift basis.
+_LOAD_CONFOUNDS: dict[str, dict[str, Any] | None] = {
+    "none": None,
+    "motion6": {"strategy": ("motion",), "motion": "basic"},
+    "motion12": {"strategy": ("motion",), "motion": "derivatives"},
+    "motion24": {"strategy": ("motion",), "motion": "full"},
+    "wmcsf": {"strategy": ("motion", "wm_csf"), "motion": "full", "wm_csf": "basic"},
+    "acompcor": {"strategy": ("high_pass", "motion", "compcor"), "motion": "full", "compcor": "anat_combined", "n_compcor": "all"},
+    "scrubbing": {"strategy": ("motion", "wm_csf", "scrub"), "motion": "full", "wm_csf": "full", "scrub": 5, "fd_threshold": 0.5, "std_dvars_threshold": 1.5},
+}
+CONFOUND_STRATEGIES: dict[str, dict[str, Any]] = {
+    name: {"description": _defaults.CONFOUND_STRATEGIES[name], "load_confounds": spec}
+    for name, spec in _LOAD_CONFOUNDS.items()
+}
 _MISSING = {"", "n/a", "nan", "none", "null"}
-_ENTITY = re.compile(r"_(ses|run)-([A-Za-z0-9]+)")
+_SUFFIXES = {"basic": ("",), "derivatives": ("", "_derivative1"), "power2": ("", "_power2"),
+             "full": ("", "_derivative1", "_power2", "_derivative1_power2")}
+# Entities that tell runs apart (events, BOLD, masks and confounds are matched on them).
+_RUN_ENTITIES = ("session", "acquisition", "run", "echo")
 
 
 def read_events(events, stimulus_column: str | None = None, trial_types: Sequence[str] | None = None) -> pd.DataFrame:
@@ -118,44 +153,93 @@ def read_events(events, stimulus_column: str | None = None, trial_types: Sequenc
     return out.sort_values("onset", kind="stable").reset_index(drop=True)
 
 
-def fmriprep_confounds(path, strategy: str = "motion24") -> pd.DataFrame | None:
-    """Selected columns of an fMRIPrep confounds table, ``n/a`` filled with 0.
+def fmriprep_confounds(bold, strategy: str = "motion24", confounds_file=None) -> pd.DataFrame | None:
+    """Confounds of one fMRIPrep run, loaded by nilearn's ``load_confounds``.
 
     Parameters
     ----------
-    path : str or Path
-        ``*_desc-confounds_timeseries.tsv`` (or the older ``_regressors.tsv``).
-    strategy : {"none", "motion6", "motion12", "motion24"}
-        ``motion6``: translations and rotations; ``motion12``: + their
-        temporal derivatives; ``motion24``: + squares of both (Friston 24).
-        Derivatives and squares missing from the table are computed.
+    bold : str or Path
+        The run's ``*_desc-preproc_bold.nii.gz``; its confounds table
+        ``*_desc-confounds_timeseries.tsv`` (and, for aCompCor, the JSON
+        sidecar) must sit beside it, as fMRIPrep writes them.
+    strategy : str
+        A key of :data:`CONFOUND_STRATEGIES`.
+    confounds_file : str or Path, optional
+        The confounds table, when already known (default: found beside ``bold``).
 
     Returns
     -------
     DataFrame of shape (n_volumes, n_confounds), or None for ``"none"``.
+        Demeaned by nilearn; each volume nilearn censors (scrubbing,
+        non-steady-state volumes) is one spike column ``censored_<volume>``.
     """
     if strategy not in CONFOUND_STRATEGIES:
         raise BrainnetError(f"--confounds {strategy}: unknown strategy; use one of {', '.join(CONFOUND_STRATEGIES)}")
-    if strategy == "none":
+    spec = CONFOUND_STRATEGIES[strategy]["load_confounds"]
+    if spec is None:
         return None
-    path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "confounds table not found", "run fMRIPrep or pass --confounds none")
-    table = pd.read_csv(path, sep="\t", na_values=["n/a"])
-    missing = [c for c in _MOTION if c not in table.columns]
+    bold = Path(bold)
+    tsv = Path(confounds_file) if confounds_file is not None else _confounds_beside(bold)
+    if tsv is None or not tsv.is_file():
+        raise input_error(tsv or bold, "no fMRIPrep confounds table (*_desc-confounds_timeseries.tsv) beside this run",
+                          "give the fMRIPrep outputs as fMRIPrep wrote them, or pass --confounds none")
+    table = pd.read_csv(tsv, sep="\t", nrows=0)
+    missing = _missing_confounds(spec, list(table.columns), tsv)
     if missing:
-        raise input_error(path, f"missing motion columns {missing}", "give an fMRIPrep confounds table or pass --confounds none")
-    cols = {}
-    for base in _MOTION:
-        x = table[base].astype(float).fillna(0.0)
-        cols[base] = x
-        if strategy in ("motion12", "motion24"):
-            d = table[f"{base}_derivative1"] if f"{base}_derivative1" in table else x.diff()
-            cols[f"{base}_derivative1"] = d.astype(float).fillna(0.0)
-        if strategy == "motion24":
-            cols[f"{base}_power2"] = x**2
-            cols[f"{base}_derivative1_power2"] = cols[f"{base}_derivative1"] ** 2
-    return pd.DataFrame(cols)
+        usable = [name for name, other in CONFOUND_STRATEGIES.items()
+                  if other["load_confounds"] is None or not _missing_confounds(other["load_confounds"], list(table.columns), tsv)]
+        raise input_error(tsv, f"missing confound columns {', '.join(missing)} wanted by --confounds {strategy}",
+                          f"choose a strategy this table supports ({', '.join(usable)}) or re-run fMRIPrep")
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame, sample_mask = load_confounds(str(bold), **spec)
+    except ValueError as err:
+        reason = str(err).split(". ")[0].replace("\n", " ")
+        raise input_error(tsv, f"nilearn could not load --confounds {strategy} ({reason})",
+                          "check the fMRIPrep outputs of this run or choose another --confounds") from None
+    frame = frame.reset_index(drop=True)
+    if sample_mask is not None:
+        n = len(frame)
+        for volume in sorted(set(range(n)) - {int(v) for v in sample_mask}):
+            frame[f"censored_{volume:04d}"] = (np.arange(n) == volume).astype(float)
+    return frame
+
+
+def _confounds_beside(bold: Path) -> Path | None:
+    """fMRIPrep's confounds table of a preprocessed run: the run's entities + ``_desc-confounds_timeseries.tsv``."""
+    stem = bold.name.split("_space-")[0].split("_desc-")[0].split("_res-")[0]
+    for suffix in ("timeseries", "regressors"):
+        candidate = bold.parent / f"{stem}_desc-confounds_{suffix}.tsv"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing_confounds(spec: dict[str, Any], columns: list[str], tsv: Path) -> list[str]:
+    """Columns (or column families) a nilearn strategy needs that the table lacks."""
+    need: list[str] = []
+    for component in spec["strategy"]:
+        if component == "motion":
+            need += [f"{base}{sfx}" for base in _MOTION for sfx in _SUFFIXES[spec["motion"]]]
+        elif component == "wm_csf":
+            need += [f"{base}{sfx}" for base in ("csf", "white_matter") for sfx in _SUFFIXES[spec["wm_csf"]]]
+        elif component == "high_pass":
+            need += [] if any(c.startswith("cosine") for c in columns) else ["cosine*"]
+        elif component == "scrub":
+            need += ["framewise_displacement", "std_dvars"]
+        elif component == "compcor":
+            sidecar = tsv.with_suffix(".json")
+            meta = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+            wanted = [name for name, m in meta.items() if name.startswith("a_comp_cor_")
+                      and isinstance(m, dict) and m.get("Mask") == "combined"]
+            if not wanted:
+                need.append(f"a_comp_cor_* (listed with Mask 'combined' in {sidecar.name})")
+                continue
+            need += wanted
+    return [c for c in need if c not in columns]
 
 
 def _as_list(value) -> list:
@@ -247,6 +331,10 @@ def single_trial_betas(
         data = np.asarray(img.dataobj)
         _check_finite(data, where)
         img = nib.Nifti1Image(data, img.affine, img.header)
+        if r == 1:
+            first = (where, img.shape[:3], img.affine)
+        else:
+            _check_grid(where, img.shape[:3], img.affine, first)
         if r == 1 and mask is not None and mask is not False:
             mask = _check_mask(mask, img, where)
         trials = read_events(table, stimulus_column, trial_types)
@@ -263,6 +351,8 @@ def single_trial_betas(
             # nilearn warns that it uses the given mask rather than computing one: intended.
             warnings.filterwarnings("ignore", message=".*Generation of a mask has been requested.*")
             warnings.filterwarnings("ignore", message=".*Computed an empty mask.*")  # refused below
+            # The contrast's standard error (unused: only effect sizes are kept) can be NaN for spike-regressed volumes.
+            warnings.filterwarnings("ignore", message="invalid value encountered in sqrt", category=RuntimeWarning)
             try:
                 maps = fit(img, trials, cf, _model(tr, hrf_model, drift_model, high_pass, noise_model, mask, smoothing_fwhm, n_jobs))
             except ValueError as err:
@@ -323,6 +413,16 @@ def _load_bold(img, where):
 def _check_bold(img, where) -> None:
     if img.ndim != 4:
         raise input_error(where, f"BOLD run must be 4-D (x, y, z, time), got shape {img.shape}", "pass the 4-D run, not a single volume")
+
+
+def _check_grid(where, shape, affine, first) -> None:
+    """Every run of a subject on the grid of its first run (the betas are stacked voxel by voxel)."""
+    name, first_shape, first_affine = first
+    if tuple(shape) != tuple(first_shape) or not np.allclose(affine, first_affine, atol=1e-3):
+        raise input_error(
+            where, f"grid (shape {tuple(shape)}) differs from that of {Path(str(name)).name} (shape {tuple(first_shape)}) or its affine",
+            "give runs on one grid (fMRIPrep writes every run of one --space on one grid: choose it with --space)",
+        )
 
 
 def _check_finite(data: np.ndarray, where) -> None:
@@ -414,19 +514,113 @@ BETA_METHODS: dict[str, _Estimator] = {
 # ---------------------------------------------------------------------------
 # BIDS -> study
 # ---------------------------------------------------------------------------
-def _entities(name: str) -> tuple[str | None, str | None]:
-    found = dict(_ENTITY.findall(name))
-    return found.get("ses"), found.get("run")
+@dataclass
+class _Run:
+    """One run's files, found by pybids."""
+
+    bold: Path
+    events: Path
+    confounds: Path | None
+    mask: Path | None
+    session: str | None
 
 
-def _find(folder: Path, label: str, pattern: str) -> list[Path]:
-    sub = folder / f"sub-{label}"
-    return sorted(sub.glob(f"**/func/{pattern}")) if sub.is_dir() else []
+@dataclass
+class _SubjectPlan:
+    """Everything needed to estimate and write one subject, checked before any fit."""
+
+    label: str
+    runs: list[_Run]
+    tr: float
+    confounds: list
+    mask: Any
+    options: dict[str, Any]
+    provenance: dict[str, Any]
+    betas_path: Path
+    events_path: Path
+    trials: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def sidecar(self) -> Path:
+        return self.betas_path.with_name(self.betas_path.name.replace(".nii.gz", ".json"))
 
 
-def _space(path: Path) -> str | None:
-    m = re.search(r"_space-([A-Za-z0-9]+)", path.name)
-    return m.group(1) if m else None
+def _layouts(bids: Path, deriv: Path | None):
+    """pybids layouts of the raw folder and of the fMRIPrep folder (metadata not indexed: sidecars are read directly)."""
+    from bids import BIDSLayout, BIDSLayoutIndexer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pybids warns about layout details that do not matter here
+        raw = BIDSLayout(bids, validate=False, indexer=BIDSLayoutIndexer(validate=False, index_metadata=False))
+        prep = None
+        if deriv is not None:
+            prep = BIDSLayout(deriv, validate=False, is_derivative=True, config=["bids", "derivatives"],
+                              indexer=BIDSLayoutIndexer(validate=False, index_metadata=False))
+    return raw, prep
+
+
+def _key(entities: dict) -> tuple:
+    return tuple(str(int(v)) if k == "run" and v is not None else v for k in _RUN_ENTITIES for v in [entities.get(k)])
+
+
+def _query(entities: dict, *names: str) -> dict:
+    """A pybids query matching ``entities`` exactly on ``names`` (absent entities must be absent)."""
+    from bids.layout import Query
+
+    return {n: entities[n] if entities.get(n) is not None else Query.NONE for n in names}
+
+
+def _subject_labels(raw, bids: Path, subject, task: str) -> list[str]:
+    have = sorted(raw.get_subjects(task=task, suffix="events"))
+    if isinstance(subject, str) and subject.strip().lower() == "all":
+        if not have:
+            tasks = ", ".join(sorted(raw.get_tasks())) or "none"
+            raise input_error(bids, f"no events files for task {task!r}", f"check --bids and --task (tasks: {tasks})")
+        return have
+    labels = [s.strip() for s in subject.split(",")] if isinstance(subject, str) else [str(s) for s in subject]
+    labels = [s.removeprefix("sub-") for s in labels if s]
+    for label in labels:
+        if label in have:
+            continue
+        if label not in raw.get_subjects():
+            known = f"subjects: {', '.join(sorted(raw.get_subjects())) or 'none'}"
+        else:
+            known = f"tasks of sub-{label}: {', '.join(sorted(raw.get_tasks(subject=label))) or 'none'}"
+        raise input_error(bids / f"sub-{label}", f"no events files for task {task!r}", f"check --bids, --subject and --task ({known})")
+    return labels
+
+
+def _find_runs(raw, prep, bids: Path, deriv: Path | None, label: str, task: str, space: str | None) -> list[_Run]:
+    """Events, BOLD, brain mask and confounds of each run, matched on session, acquisition, run and echo."""
+    images = [".nii", ".nii.gz"]
+    events = {_key(f.get_entities()): Path(f.path) for f in raw.get(subject=label, task=task, suffix="events", extension=".tsv")}
+    if prep is not None:
+        bolds = prep.get(subject=label, task=task, desc="preproc", suffix="bold", extension=images)
+        spaces = sorted({f.get_entities().get("space") or "none" for f in bolds})
+        if space is not None:
+            bolds = [f for f in bolds if f.get_entities().get("space") == space]
+        elif len(spaces) > 1:
+            raise input_error(deriv, f"preprocessed BOLD in several spaces ({', '.join(spaces)})", "choose one with --space")
+    else:
+        bolds = [f for f in raw.get(subject=label, task=task, suffix="bold", extension=images) if "desc" not in f.get_entities()]
+    if not bolds:
+        where = deriv if deriv is not None else bids
+        raise input_error(where / f"sub-{label}", f"no BOLD runs for task {task!r}" + (f" in space {space}" if space else ""), "check --derivatives, --space and --task")
+    runs = []
+    for f in sorted(bolds, key=lambda f: f.path):
+        ents = f.get_entities()
+        bold = Path(f.path)
+        if _key(ents) not in events:
+            raise input_error(bold, "has no matching events file (same session and run)", f"add sub-{label}_..._events.tsv for it")
+        mask = confounds = None
+        if prep is not None:
+            who = {"subject": label, "task": task, **_query(ents, *_RUN_ENTITIES)}
+            masks = prep.get(**who, **_query(ents, "space", "res"), desc="brain", suffix="mask", extension=images, return_type="filename")
+            mask = Path(masks[0]) if masks else None
+            tables = prep.get(**who, desc="confounds", suffix=["timeseries", "regressors"], extension=".tsv", return_type="filename")
+            confounds = Path(tables[0]) if tables else None
+        runs.append(_Run(bold, events[_key(ents)], confounds, mask, ents.get("session")))
+    return runs
 
 
 def _repetition_time(bold: Path, bids: Path, task: str) -> float:
@@ -442,47 +636,138 @@ def _repetition_time(bold: Path, bids: Path, task: str) -> float:
     raise input_error(bold, "no RepetitionTime in its sidecar or header", "pass --tr")
 
 
-def _runs(bids: Path, label: str, task: str, derivatives: Path | None, space: str | None):
-    """(bold, events, confounds-or-None) per run, matched on session and run."""
-    events = {_entities(p.name): p for p in _find(bids, label, f"sub-{label}_*task-{task}_*events.tsv")}
-    if not events:
-        if not (bids / f"sub-{label}").is_dir():
-            found = sorted(p.name.removeprefix("sub-") for p in bids.glob("sub-*") if p.is_dir())
-            known = f"subjects: {', '.join(found) or 'none'}"
-        else:
-            names = _find(bids, label, f"sub-{label}_*events.tsv")
-            tasks = sorted({m.group(1) for p in names if (m := re.search(r"_task-([A-Za-z0-9]+)", p.name))})
-            known = f"tasks of sub-{label}: {', '.join(tasks) or 'none'}"
-        raise input_error(bids / f"sub-{label}", f"no events files for task {task!r}", f"check --bids, --subject and --task ({known})")
-    if derivatives is not None:
-        bolds = _find(derivatives, label, f"sub-{label}_*task-{task}_*desc-preproc_bold.nii*")
-        spaces = sorted({_space(p) or "none" for p in bolds})
-        if space is not None:
-            bolds = [p for p in bolds if _space(p) == space]
-        elif len(spaces) > 1:
-            raise input_error(derivatives, f"preprocessed BOLD in several spaces ({', '.join(spaces)})", "choose one with --space")
+def _fmriprep_mask(runs: list[_Run], first_bold) -> nib.Nifti1Image:
+    """Voxels inside fMRIPrep's brain mask of every run (a voxel modelled in one run is modelled in all)."""
+    inside = None
+    for run in runs:
+        if run.mask is None:
+            expected = run.bold.name.replace("_desc-preproc_bold", "_desc-brain_mask")
+            raise input_error(run.bold, f"no fMRIPrep brain mask of this run and space ({expected} not found beside it)",
+                              "pass --mask with the voxels to model (a NIfTI on the BOLD grid)")
+        img = _check_mask(run.mask, first_bold, runs[0].bold)
+        inside = (np.asarray(img.dataobj) > 0) if inside is None else inside & (np.asarray(img.dataobj) > 0)
+    if not inside.any():
+        raise input_error(runs[0].mask, "the fMRIPrep brain masks of the runs have no voxel in common",
+                          "pass --mask with the voxels to model (a NIfTI on the BOLD grid)")
+    return nib.Nifti1Image(inside.astype(np.uint8), first_bold.affine)
+
+
+def _input_record(path: Path) -> dict[str, Any]:
+    from brainnet.study import _cached_sha256
+
+    return {"path": str(path.resolve()), "sha256": _cached_sha256(path), "size": path.stat().st_size}
+
+
+def _plan_subject(raw, prep, bids, deriv, label, task, out, *, space, method, confounds, mask, tr, stimulus_column,
+                  trial_types, hrf_model, noise_model, n_jobs) -> _SubjectPlan:
+    """Find and check one subject's inputs (headers, events, confounds, mask) without fitting anything."""
+    from brainnet.results import make_provenance
+
+    runs = _find_runs(raw, prep, bids, deriv, label, task, space)
+    headers = []
+    for run in runs:
+        img = _load_bold(run.bold, run.bold)
+        _check_bold(img, run.bold)
+        if headers:
+            _check_grid(run.bold, img.shape[:3], img.affine, (runs[0].bold, headers[0].shape[:3], headers[0].affine))
+        headers.append(img)
+    t_r = tr or _repetition_time(runs[0].bold, bids, task)
+    trials = []
+    for run, img in zip(runs, headers, strict=True):
+        table = read_events(run.events, stimulus_column, trial_types)
+        _check_onsets(table, img.shape[3], t_r, run.events)
+        trials.append(table)
+    conf = []
+    for run, img in zip(runs, headers, strict=True):
+        table = fmriprep_confounds(run.bold, confounds, run.confounds) if prep is not None else None
+        if table is not None and len(table) != img.shape[3]:
+            raise input_error(run.confounds, f"{len(table)} rows but {run.bold.name} has {img.shape[3]} volumes",
+                              "use the confounds table fMRIPrep wrote for this run (one row per volume)")
+        conf.append(table)
+    if mask is None and prep is not None:
+        model_mask, mask_label = _fmriprep_mask(runs, headers[0]), "fmriprep desc-brain_mask (intersection over runs)"
+        mask_inputs = [run.mask for run in runs]
+    elif mask is None or mask is False:
+        model_mask, mask_label, mask_inputs = mask, ("computed by nilearn" if mask is None else "every voxel"), []
     else:
-        bolds = [p for p in _find(bids, label, f"sub-{label}_*task-{task}_*bold.nii*") if "desc-" not in p.name]
-    if not bolds:
-        where = derivatives if derivatives is not None else bids
-        raise input_error(where / f"sub-{label}", f"no BOLD runs for task {task!r}" + (f" in space {space}" if space else ""), "check --derivatives, --space and --task")
-    out = []
-    for bold in bolds:
-        key = _entities(bold.name)
-        if key not in events:
-            raise input_error(bold, "has no matching events file (same session and run)", f"add sub-{label}_..._events.tsv for it")
-        conf = None
-        if derivatives is not None:
-            stem = bold.name.split("_space-")[0].split("_desc-")[0]
-            cands = sorted(bold.parent.glob(f"{stem}_desc-confounds_*.tsv"))
-            conf = cands[0] if cands else None
-        out.append((bold, events[key], conf, key))
-    return out
+        model_mask = _check_mask(mask, headers[0], runs[0].bold)
+        if isinstance(mask, str | Path):
+            mask_label = str(mask)
+        else:  # an in-memory image: its voxels identify it
+            import hashlib
+
+            mask_label = "image sha256:" + hashlib.sha256(np.ascontiguousarray(np.asarray(model_mask.dataobj) > 0).tobytes()).hexdigest()
+        mask_inputs = [Path(mask)] if isinstance(mask, str | Path) else []
+    space_label = (runs[0].bold.name.split("_space-")[1].split("_")[0]) if "_space-" in runs[0].bold.name else "orig"
+    func = Path(out) / f"sub-{label}" / "func"
+    params = {"method": method, "confounds": confounds, "hrf_model": hrf_model, "noise_model": noise_model, "tr": t_r,
+              "space": space_label, "mask": mask_label, "stimulus_column": stimulus_column,
+              "trial_types": list(trial_types) if trial_types else None}
+    inputs = [_input_record(p) for run in runs for p in (run.bold, run.events, run.confounds) if p is not None]
+    inputs += [_input_record(p) for p in mask_inputs]
+    # With fMRIPrep's cosine regressors among the confounds (aCompCor), a second cosine basis would duplicate them.
+    spec = CONFOUND_STRATEGIES[confounds]["load_confounds"]
+    drift_model = None if prep is not None and spec and "high_pass" in spec["strategy"] else "cosine"
+    params["drift_model"] = drift_model
+    options = {"method": method, "tr": t_r, "hrf_model": hrf_model, "noise_model": noise_model, "drift_model": drift_model,
+               "stimulus_column": stimulus_column, "trial_types": trial_types, "n_jobs": n_jobs}
+    return _SubjectPlan(
+        label=label, runs=runs, tr=t_r, confounds=conf, mask=model_mask, options=options,
+        provenance=make_provenance(parameters=params, inputs=inputs),
+        betas_path=func / f"sub-{label}_task-{task}_space-{space_label}_desc-singletrial_betas.nii.gz",
+        events_path=func / f"sub-{label}_task-{task}_desc-singletrial_events.tsv", trials=trials,
+    )
+
+
+def _status(plan: _SubjectPlan) -> str:
+    """``"done"`` (same inputs and parameters), ``"other"`` (made otherwise), ``"partial"`` or ``"absent"``."""
+    from brainnet.results import fingerprint, read_json
+
+    if plan.sidecar.is_file():
+        return "done" if read_json(plan.sidecar).get("fingerprint") == fingerprint(plan.provenance) else "other"
+    return "partial" if plan.betas_path.exists() or plan.events_path.exists() else "absent"
+
+
+def _estimate(plan: _SubjectPlan) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
+    """One subject's betas ``(x, y, z, n_trials)`` float32, their affine, the trials table and the
+    estimator's per-voxel maps (GLMsingle-class; empty for LSS/LSA). Runs on Dask workers too."""
+    o = plan.options
+    betas, trials, maps = single_trial_betas(
+        [r.bold for r in plan.runs], [r.events for r in plan.runs], method=o["method"], tr=o["tr"],
+        confounds=plan.confounds, mask=plan.mask, hrf_model=o["hrf_model"], stimulus_column=o["stimulus_column"],
+        trial_types=o["trial_types"], noise_model=o["noise_model"], drift_model=o["drift_model"], n_jobs=o["n_jobs"],
+        return_maps=True,
+    )
+    trials.insert(2, "session", [plan.runs[r - 1].session or "n/a" for r in trials["run"]])
+    return np.asarray(betas.dataobj, dtype=np.float32), betas.affine, trials, maps
+
+
+def _write_subject(plan: _SubjectPlan, data: np.ndarray, affine: np.ndarray, trials: pd.DataFrame, maps: dict) -> None:
+    """Betas, maps, then events, then the provenance sidecar: the sidecar marks the subject complete."""
+    from brainnet.results import (
+        atomic_write_json,
+        atomic_write_nifti,
+        atomic_write_tsv,
+        fingerprint,
+    )
+
+    atomic_write_nifti(plan.betas_path, nib.Nifti1Image(data, affine))
+    maps = dict(maps)
+    info = maps.pop("info", None)
+    map_files = {}
+    for name, img in maps.items():
+        path = plan.betas_path.with_name(plan.betas_path.name.replace("_desc-singletrial_betas", f"_desc-{name.replace('_', '')}_map"))
+        atomic_write_nifti(path, img)
+        map_files[name] = path.name
+    atomic_write_tsv(plan.events_path, trials)
+    extra = {"glmsingle": info, "maps": map_files} if info is not None else {}
+    provenance = {**plan.provenance, **extra}
+    atomic_write_json(plan.sidecar, {**provenance, "fingerprint": fingerprint(plan.provenance)})
 
 
 def write_betas_study(
     bids_dir: str | Path,
-    subject: str,
+    subject: str | Sequence[str],
     task: str,
     *,
     out: str | Path,
@@ -499,22 +784,30 @@ def write_betas_study(
     copy_stimuli: bool = True,
     overwrite: bool = False,
     n_jobs: int = 1,
+    scheduler: Any = None,
 ) -> Path:
-    """Estimate one subject's single-trial betas from BIDS and add them to a study folder.
+    """Estimate single-trial betas from a BIDS + fMRIPrep folder and add the subjects to a study folder.
+
+    Every subject's inputs are found (pybids) and checked before anything is
+    fitted or written. A subject is written as betas, events, then its
+    provenance sidecar; a subject whose sidecar records the same inputs and
+    parameters is reused, so a killed run is resumed by running it again
+    (the subject in progress is estimated again).
 
     Parameters
     ----------
     bids_dir : str or Path
         BIDS dataset root (events are read from the raw tree).
-    subject : str
-        Label with or without ``sub-``.
+    subject : str or sequence of str
+        A label (with or without ``sub-``), several (``"01,02"`` or a list),
+        or ``"all"``: every subject with events for ``task``.
     task : str
         Task label.
     out : str or Path
-        Study folder to create or add the subject to.
+        Study folder to create or add the subjects to.
     derivatives : str or Path or None
         fMRIPrep output: a name under ``<bids>/derivatives/`` or a path;
-        None uses the raw BOLD runs (no confounds).
+        None uses the raw BOLD runs (no confounds, no fMRIPrep mask).
     space : str, optional
         ``space-`` entity of the preprocessed BOLD when several exist.
     method : {"glmsingle", "lss", "lsa"}
@@ -522,10 +815,12 @@ def write_betas_study(
         per-voxel maps beside the betas (``desc-hrfindex``, ``desc-r2``,
         ``desc-fraction``, ``desc-ncsnr``; ``_map.nii.gz``), lists them in the
         provenance and records what it chose there (``glmsingle``).
-    confounds : {"none", "motion6", "motion12", "motion24"}
-        See :func:`fmriprep_confounds`.
-    mask : niimg-like, optional
-        Voxels to model (default: nilearn's mask computed from the data).
+    confounds : str
+        A key of :data:`CONFOUND_STRATEGIES` (see :func:`fmriprep_confounds`).
+    mask : niimg-like, path or False, optional
+        Voxels to model. Default: with ``derivatives``, the voxels inside
+        fMRIPrep's ``*_desc-brain_mask`` of every run; without, nilearn's
+        mask computed from the data. False models every voxel.
     tr : float, optional
         Repetition time; default from the BOLD sidecar or header.
     stimulus_column, trial_types
@@ -535,70 +830,74 @@ def write_betas_study(
     copy_stimuli : bool
         Copy the images found in ``<bids>/stimuli/`` into ``<out>/stimuli/``.
     overwrite : bool
-        Replace this subject's betas if they already exist in ``out``.
+        Replace subjects that ``out`` holds with other inputs or parameters
+        (default: refuse them before anything is computed).
+    n_jobs : int
+        Parallel workers of each GLM.
+    scheduler : str or dask.distributed.Client, optional
+        Estimate each subject as one Dask task (workers read the BIDS
+        folder, so they must see it at the same path); this process writes
+        each subject as its task finishes. Default: one subject at a time here.
 
     Returns
     -------
     Path
         ``out``.
     """
-    from brainnet.results import (
-        atomic_write_json,
-        atomic_write_nifti,
-        atomic_write_tsv,
-        file_record,
-        make_provenance,
-    )
-
     bids = Path(bids_dir).expanduser()
     if not bids.is_dir():
         raise input_error(bids, "BIDS folder not found", "give --bids the dataset root")
-    label = str(subject).removeprefix("sub-")
     deriv = None
     if derivatives is not None:
         deriv = Path(derivatives) if Path(derivatives).is_dir() else bids / "derivatives" / str(derivatives)
         if not deriv.is_dir():
             raise input_error(deriv, "derivatives folder not found", "give --derivatives a folder or a name under <bids>/derivatives")
+    if confounds not in CONFOUND_STRATEGIES:
+        raise BrainnetError(f"--confounds {confounds}: unknown strategy; use one of {', '.join(CONFOUND_STRATEGIES)}")
+    if method not in BETA_METHODS:
+        raise BrainnetError(f"--method {method}: unknown; use one of {', '.join(BETA_METHODS)}")
     out = Path(out).expanduser()
-    func = out / f"sub-{label}" / "func"
-    if func.exists() and any(func.glob(f"sub-{label}_task-{task}_*")) and not overwrite:
-        raise input_error(func, f"already holds task-{task} betas of sub-{label}", "choose another --out or pass --overwrite")
-    runs = _runs(bids, label, task, deriv, space)
-    for bold, _, _, _ in runs:  # before the TR is looked up in its header (values are checked when fitted)
-        _check_bold(_load_bold(bold, bold), bold)
-    t_r = tr or _repetition_time(runs[0][0], bids, task)
-    conf = [fmriprep_confounds(c, confounds) if c is not None else None for _, _, c, _ in runs]
-    for (bold, _, path, _), table in zip(runs, conf, strict=True):
-        n_volumes = nib.load(str(bold)).shape[3]
-        if table is not None and len(table) != n_volumes:
-            raise input_error(path, f"{len(table)} rows but {bold.name} has {n_volumes} volumes", "use the confounds table fMRIPrep wrote for this run (one row per volume)")
-    if deriv is not None and confounds != "none" and any(c is None for _, _, c, _ in runs):
-        notice(f"sub-{label}: no fMRIPrep confounds table beside some runs; those runs are fitted without confounds")
-    betas, trials, maps = single_trial_betas(
-        [b for b, _, _, _ in runs], [e for _, e, _, _ in runs], method=method, tr=t_r, confounds=conf,
-        mask=mask, hrf_model=hrf_model, stimulus_column=stimulus_column, trial_types=trial_types,
-        noise_model=noise_model, n_jobs=n_jobs, return_maps=True,
-    )
-    sessions = [runs[r - 1][3][0] or "n/a" for r in trials["run"]]
-    trials.insert(2, "session", sessions)
-    space_label = _space(runs[0][0]) or "orig"
-    betas_path = func / f"sub-{label}_task-{task}_space-{space_label}_desc-singletrial_betas.nii.gz"
-    atomic_write_nifti(betas_path, nib.Nifti1Image(np.asarray(betas.dataobj, dtype=np.float32), betas.affine))
-    atomic_write_tsv(func / f"sub-{label}_task-{task}_desc-singletrial_events.tsv", trials)
-    info = maps.pop("info", None)
-    map_files = {}
-    for name, img in maps.items():
-        path = func / f"sub-{label}_task-{task}_space-{space_label}_desc-{name.replace('_', '')}_map.nii.gz"
-        atomic_write_nifti(path, img)
-        map_files[name] = path.name
-    params = {"method": method, "confounds": confounds, "hrf_model": hrf_model, "noise_model": noise_model, "tr": t_r, "space": space_label,
-              "stimulus_column": stimulus_column, "trial_types": list(trial_types) if trial_types else None}
-    inputs = [file_record(p) for b, e, c, _ in runs for p in (b, e, c) if p is not None]
-    extra = {"glmsingle": info, "maps": map_files} if info is not None else {}
-    atomic_write_json(betas_path.with_name(betas_path.name.replace(".nii.gz", ".json")),
-                      make_provenance(parameters=params, inputs=inputs, **extra))
-    _update_tables(out, label, trials, bids, copy_stimuli)
+    raw, prep = _layouts(bids, deriv)
+    labels = _subject_labels(raw, bids, subject, task)
+    plans = [
+        _plan_subject(raw, prep, bids, deriv, label, task, out, space=space, method=method, confounds=confounds,
+                      mask=mask, tr=tr, stimulus_column=stimulus_column, trial_types=trial_types,
+                      hrf_model=hrf_model, noise_model=noise_model, n_jobs=n_jobs)
+        for label in labels
+    ]
+    status = {plan.label: _status(plan) for plan in plans}
+    other = [label for label, s in status.items() if s == "other"]
+    if other and not overwrite:
+        func = plans[labels.index(other[0])].betas_path.parent
+        raise input_error(func, f"already holds task-{task} betas of sub-{other[0]} made from other inputs or parameters",
+                          "choose another --out or pass --overwrite")
+    pending = [plan for plan in plans if status[plan.label] != "done"]
+    for plan in plans:
+        if status[plan.label] == "done":
+            notice(f"sub-{plan.label}: betas already in {out} with the same inputs and parameters; reused")
+            _update_tables(out, plan.label, pd.read_csv(plan.events_path, sep="\t", dtype=str, keep_default_na=False), bids, copy_stimuli)
+        elif status[plan.label] == "partial":
+            notice(f"sub-{plan.label}: an earlier run did not finish this subject; estimating it again")
+    for plan, result in _estimated(pending, scheduler):
+        _write_subject(plan, *result)
+        _update_tables(out, plan.label, result[2], bids, copy_stimuli)
     return out
+
+
+def _estimated(plans: list[_SubjectPlan], scheduler):
+    """``(plan, (betas, affine, trials))`` of each subject as it finishes, here or one Dask task per subject."""
+    if scheduler is None or not plans:
+        for plan in plans:
+            yield plan, _estimate(plan)
+        return
+    from dask.distributed import as_completed
+
+    from brainnet.permutation import dask_client
+
+    with dask_client(scheduler) as client:
+        futures = {client.submit(_estimate, plan, pure=False): plan for plan in plans}
+        for future in as_completed(list(futures)):
+            yield futures[future], future.result()
 
 
 def _update_tables(out: Path, label: str, trials: pd.DataFrame, bids: Path, copy_stimuli: bool) -> None:
@@ -634,4 +933,3 @@ def _update_tables(out: Path, label: str, trials: pd.DataFrame, bids: Path, copy
         if missing:
             notice(f"{missing} of {len(new)} stimulus images not found under {source}; put them in {out / 'stimuli'} "
                     "or pass --features to analyses")
-

@@ -182,6 +182,7 @@ class Study:
         if not self.root.is_dir():
             raise input_error(self.root, "study folder not found", "give --study a folder in the brainnet study format (see brainnet simulate)")
         _refuse_links_out(self.root)
+        _refuse_bids_folder(self.root)
         self.subjects = self._read_participants()
         self.stimulus_ids, self.stimulus_files, self.categories = self._read_stimuli()
         self.task = self._find_task(task)
@@ -569,6 +570,35 @@ def _refuse_links_out(root: Path) -> None:
     for path in root.rglob("*"):  # rglob does not descend into linked folders
         if path.is_symlink():
             inside(root, path.relative_to(root).as_posix(), path, what="folder" if path.is_dir() else "file")
+
+
+def _refuse_bids_folder(root: Path) -> None:
+    """A raw BIDS or fMRIPrep folder given as a study: say that ``brainnet betas`` makes one, with the command."""
+    from brainnet.results import read_json
+
+    if (root / "stimuli.tsv").is_file() or any(root.glob("sub-*/func/*_desc-singletrial_betas.nii*")):
+        return  # a study, maybe a broken one: its own checks name what is missing
+    description = read_json(root / "dataset_description.json")
+    makers = [str(g.get("Name", "")) for g in description.get("GeneratedBy", []) if isinstance(g, dict)]
+    fmriprep = any("fmriprep" in m.lower() for m in makers) or root.name.lower() == "fmriprep"
+    runs = [p.name for folder in ("sub-*/func", "sub-*/ses-*/func") for kind in ("_bold.nii*", "_events.tsv")
+            for p in root.glob(f"{folder}/*{kind}")]
+    if not fmriprep and not (description and runs):
+        return
+    tasks = sorted({m.group(1) for name in runs if (m := re.search(r"_task-([A-Za-z0-9]+)", name))})
+    task = tasks[0] if len(tasks) == 1 else "<" + "|".join(tasks or ["task"]) + ">"
+    if fmriprep:
+        bids = root.parent.parent if root.parent.name == "derivatives" else None
+        extra = "" if bids is not None and root.name == "fmriprep" else f" --derivatives {root}"
+        kind, bids_arg = "an fMRIPrep output folder", bids if bids is not None else "<raw BIDS folder with the events>"
+    else:
+        bids, bids_arg, kind = root, root, "a BIDS dataset"
+        extra = "" if (root / "derivatives" / "fmriprep").is_dir() else " --derivatives none"
+    out = (bids if bids is not None else root).parent / f"{(bids if bids is not None else root).name}_study"
+    raise input_error(
+        root, f"{kind}, not a brainnet study; a study is made with brainnet betas",
+        f"run: brainnet betas --bids {bids_arg} --subject all --task {task}{extra} --out {out}",
+    )
 
 
 def _refuse_unusable_betas(data: np.ndarray, path: Path) -> None:

@@ -255,14 +255,16 @@ sorted(p.name for p in figs)[:10]
 
 BYO = [
     md("""
-# Bring your own stimuli and BIDS data
+# Bring your own stimuli and BIDS + fMRIPrep data
 
 1. Extract EmoNet (or any PyTorch model's) activations for your own images.
-2. Turn a BIDS dataset (BOLD + events) into single-trial betas in brainnet's study format.
-3. Run the analyses on it.
+2. Turn a BIDS dataset preprocessed by fMRIPrep into single-trial betas in brainnet's study
+   format, with fMRIPrep's brain masks and confounds.
+3. Run encoding, decoding and RSA on it.
 
-The BIDS dataset below is synthetic and tiny so that this notebook runs anywhere;
-with real data, point the same calls at your folders.
+The dataset below is a miniature written by brainnet in fMRIPrep's layout (three subjects,
+two runs each, a 6 x 6 x 6 grid) with a planted truth, so that this notebook runs anywhere
+in a few minutes; with real data, point the same calls at your folders.
 """),
     md("## 1. Your images -> activations"),
     code("""
@@ -294,69 +296,80 @@ mine = brainnet.extract_activations(images, model=tiny, layers=["pool", "fc"])
 {name: arr.shape for name, arr in mine.layers.items()}
 """),
     md("""
-## 2. A BIDS dataset -> single-trial betas (least-squares-separate)
+## 2. A BIDS + fMRIPrep dataset -> single-trial betas
 
-We write a miniature BIDS dataset: one subject, one run, 12 images shown for 3 s,
-BOLD in which one voxel responds to each image with a known amplitude.
+The miniature has what fMRIPrep writes: `*_desc-preproc_bold.nii.gz`, `*_desc-brain_mask.nii.gz`,
+`*_desc-confounds_timeseries.tsv` with its JSON sidecar (aCompCor metadata), and the raw tree
+with the events. Six voxels respond to each image through a fixed mix of its (untrained)
+EmoNet fc8 units; the noise contains motion, aCompCor-like signals, drift and a few
+high-motion volumes.
 """),
     code("""
-import json
-import shutil
-
-import nibabel as nib
 import pandas as pd
-from nilearn.glm.first_level import compute_regressor
 
-bids = Path("my_bids")
-func = bids / "sub-01" / "func"
-func.mkdir(parents=True, exist_ok=True)
-shutil.copytree(images, bids / "stimuli", dirs_exist_ok=True)   # BIDS keeps stimuli in stimuli/
-(bids / "dataset_description.json").write_text(json.dumps({"Name": "demo", "BIDSVersion": "1.8.0"}))
-tr, n_vols = 2.0, 150
-onsets = 10.0 + 22.0 * np.arange(12)
-events = pd.DataFrame({"onset": onsets, "duration": 3.0, "trial_type": "image",
-                       "stim_file": [Path(f).name for f in files]})
-events.to_csv(func / "sub-01_task-demo_run-1_events.tsv", sep="\\t", index=False)
-frame_times = np.arange(n_vols) * tr
-amplitudes = np.linspace(-1, 1, 12)
-rng = np.random.default_rng(0)
-signal = sum(a * compute_regressor([[o], [3.0], [1.0]], "spm", frame_times)[0][:, 0]
-             for a, o in zip(amplitudes, onsets, strict=True))
-data = rng.normal(0, 0.05, (3, 3, 3, n_vols)) + 100
-data[1, 1, 1] += signal
-img = nib.Nifti1Image(data.astype("float32"), np.diag([4, 4, 4, 1]))
-img.header.set_zooms((4, 4, 4, tr))
-img.to_filename(func / "sub-01_task-demo_run-1_bold.nii.gz")
-(func / "sub-01_task-demo_run-1_bold.json").write_text(json.dumps({"RepetitionTime": tr}))
-sorted(p.name for p in func.iterdir())
-"""),
-    code("""
-from brainnet.study import load_study
-
-mask = nib.Nifti1Image(np.ones((3, 3, 3), dtype="uint8"), np.diag([4, 4, 4, 1]))
-mask.to_filename("my_mask.nii.gz")
-study_dir = brainnet.write_betas_study(bids, "01", "demo", out="my_study", derivatives=None,
-                                       method="lss", confounds="none", stimulus_column="stim_file",
-                                       mask="my_mask.nii.gz", overwrite=True)
-study = load_study(study_dir)
-sub = study.load_subject("01", mask="my_mask.nii.gz")
-voxel = np.flatnonzero((sub.voxel_ijk == [1, 1, 1]).all(axis=1))[0]
-order = [list(study.stimulus_ids).index(s) for s in sub.stimulus_ids]
-print("recovered vs planted amplitudes: r =",
-      round(np.corrcoef(sub.patterns[:, voxel], amplitudes[order])[0, 1], 3))
+mini = brainnet.simulate_fmriprep_dataset("my_bids", n_subjects=3, n_runs=2, seed=0)
+bids = mini.root
+prep = bids / "derivatives" / "fmriprep" / "sub-01" / "func"
+print(sorted(p.name for p in prep.iterdir())[:5])
+confounds = pd.read_csv(prep / "sub-01_task-images_run-01_desc-confounds_timeseries.tsv", sep="\\t")
+print(confounds.shape[1], "confound columns, e.g.", list(confounds.columns[:6]))
+pd.read_csv(bids / "sub-01" / "func" / "sub-01_task-images_run-01_events.tsv", sep="\\t").head(3)
 """),
     md("""
-## 3. Analyses on your study
+`write_betas_study` (on the command line `brainnet betas --bids my_bids --subject all --task images
+--confounds acompcor --out my_study`) finds every subject's runs with pybids, models the voxels
+inside fMRIPrep's brain mask, loads the confounds through nilearn's fMRIPrep interface and writes
+one beta map per trial. The confound strategies come from one table:
+"""),
+    code("""
+from brainnet.betas import CONFOUND_STRATEGIES
 
-Every analysis accepts `study=` (a path or a loaded study), `mask=` (a region name or
-a NIfTI path), `weights=` and `features=` (your precomputed `.npz`/`.tsv`). For a real
-study with many voxels and subjects, e.g.:
+for name, spec in CONFOUND_STRATEGIES.items():
+    print(f"{name:10s} {spec['description']}")
+"""),
+    code("""
+study_dir = brainnet.write_betas_study(bids, "all", "images", out="my_study", confounds="acompcor",
+                                       method="lsa")   # LSS (the default) fits one model per trial: slower
+study = brainnet.load_study(study_dir)
+print(study)
+"""),
+    md("""
+Running the same call again reuses finished subjects (a killed run resumes with the subject in
+progress); `scheduler=` (or `--scheduler tcp://host:8786`) runs one Dask task per subject.
+"""),
+    code("""
+brainnet.write_betas_study(bids, "all", "images", out="my_study", confounds="acompcor", method="lsa");
+"""),
+    md("""
+## 3. Encoding, decoding and RSA on your study
 
-```python
-brainnet.encode_subject("my_study", "01", layer="fc7", weights="emonet.pth", n_permutations=1000)
-brainnet.decode_units("my_study", layer="fc8", n_permutations=10_000)
-brainnet.network_as_subject("my_study", layers=["conv1", "conv5", "fc7", "fc8"])
-```
+The analyses take the study folder and a mask; here fMRIPrep's brain mask (all subjects share
+one grid, as after normalisation to MNI).
+"""),
+    code("""
+mask = prep / f"sub-01_task-images_run-01_space-{mini.space}_desc-brain_mask.nii.gz"
+out = Path("my_results")
+enc = brainnet.encode_subjects(study, "all", out, layer="fc8", mask=mask, n_permutations=100, cv=4)
+print(enc.table[["subject", "mean_r", "n_voxels_p_fwe_05", "n_voxels"]].to_string(index=False))
+scores = pd.read_csv(enc.folders["01"] / "voxel_scores.tsv", sep="\\t")
+flat = np.ravel_multi_index((scores["i"], scores["j"], scores["k"]), mini.brain_mask.shape)
+top = flat[np.argsort(scores["r"].to_numpy())[::-1][:len(mini.planted)]]
+print("six best-predicted voxels of sub-01 are the planted ones:", set(top) == set(mini.planted))
+"""),
+    code("""
+dec = brainnet.decode_units(study, layer="fc8", mask=mask, n_components=4, n_permutations=100,
+                            n_bootstrap=0, n_cluster_draws=0, out=out)
+print({k: dec.summary[k] for k in ("mean_r", "p_value", "n_subjects")})
+"""),
+    code("""
+rsa = brainnet.network_as_subject(study, layers=["fc8"], mask=mask, n_permutations=200, n_bootstrap=0, out=out)
+s = rsa.summary("fc8")
+print({k: s[k] for k in ("network_human_r", "p_value")})
+"""),
+    md("""
+For a real dataset: `brainnet betas --bids /data/my_bids --subject all --task TASK --out my_study`
+(add `--space MNI152NLin2009cAsym` when fMRIPrep wrote several spaces), then
+`brainnet encode|decode|rsa --study my_study --mask ...`. See `docs/fmriprep.md`.
 """),
 ]
 

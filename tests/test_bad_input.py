@@ -831,6 +831,8 @@ _RUN = "sub-01_task-x_run-01"
 _PREP = f"derivatives/fmriprep/sub-01/func/{_RUN}_space-T1w_desc-preproc_bold.nii.gz"
 _CONF = f"derivatives/fmriprep/sub-01/func/{_RUN}_desc-confounds_timeseries.tsv"
 _EVENTS = f"sub-01/func/{_RUN}_events.tsv"
+_MASK = f"derivatives/fmriprep/sub-01/func/{_RUN}_space-T1w_desc-brain_mask.nii.gz"
+_MOTION6 = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
 @pytest.fixture
@@ -846,8 +848,12 @@ def bids(tmp_path):
     img = nib.Nifti1Image((100 + rng.standard_normal((4, 4, 4, 60))).astype(np.float32), np.diag([3.0, 3, 3, 1]))
     img.header.set_zooms((3.0, 3.0, 3.0, 2.0))
     img.to_filename(root / _PREP)
-    pd.DataFrame({c: rng.normal(0, 0.01, 60) for c in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")}) \
-        .to_csv(root / _CONF, sep="\t", index=False)
+    motion = pd.DataFrame({c: rng.normal(0, 0.01, 60) for c in _MOTION6})
+    for c in _MOTION6:  # fMRIPrep's Friston-24 expansion (the default --confounds motion24)
+        motion[f"{c}_derivative1"] = motion[c].diff()
+        motion[f"{c}_power2"] = motion[c] ** 2
+        motion[f"{c}_derivative1_power2"] = motion[f"{c}_derivative1"] ** 2
+    motion.to_csv(root / _CONF, sep="\t", index=False, na_rep="n/a")
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), img.affine), tmp_path / "mask.nii.gz")
     return root
 
@@ -879,6 +885,13 @@ def _mask_other_space(bids):
     nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.uint8), affine), bids.parent / "mask.nii.gz")
 
 
+def _second_run_on_another_grid(bids):
+    shutil.copy(bids / _EVENTS, bids / _EVENTS.replace("run-01", "run-02"))
+    shutil.copy(bids / _CONF, bids / _CONF.replace("run-01", "run-02"))
+    img = nib.Nifti1Image(np.full((5, 5, 5, 60), 100, np.float32), np.diag([3.0, 3, 3, 1]))
+    nib.save(img, bids / _PREP.replace("run-01", "run-02"))
+
+
 BAD_BETAS = {
     "bids-missing": (lambda b: shutil.rmtree(b), [],
                      "{b}: BIDS folder not found; give --bids the dataset root"),
@@ -903,6 +916,27 @@ BAD_BETAS = {
                        ["--confounds", "motion6"],
                        "{b}/" + _CONF + f": 57 rows but {Path(_PREP).name} has 60 volumes; use the confounds table "
                        "fMRIPrep wrote for this run (one row per volume)"),
+    "runs-of-different-grids": (_second_run_on_another_grid, [],
+                                "{b}/" + _PREP.replace("run-01", "run-02") + ": grid (shape (5, 5, 5)) differs from that of "
+                                + Path(_PREP).name + " (shape (4, 4, 4)) or its affine; give runs on one grid (fMRIPrep "
+                                "writes every run of one --space on one grid: choose it with --space)"),
+    "confounds-columns-missing": (lambda b: None, ["--confounds", "wmcsf"],
+                                  "{b}/" + _CONF + ": missing confound columns csf, white_matter wanted by --confounds wmcsf; "
+                                  "choose a strategy this table supports (none, motion6, motion12, motion24) or re-run fMRIPrep"),
+    "confounds-scrubbing-without-fd": (lambda b: None, ["--confounds", "scrubbing"],
+                                       "{b}/" + _CONF + ": missing confound columns csf, csf_derivative1, csf_power2, "
+                                       "csf_derivative1_power2, white_matter, white_matter_derivative1, white_matter_power2, "
+                                       "white_matter_derivative1_power2, framewise_displacement, std_dvars wanted by "
+                                       "--confounds scrubbing; choose a strategy this table supports (none, motion6, "
+                                       "motion12, motion24) or re-run fMRIPrep"),
+    "confounds-acompcor-without-sidecar": (lambda b: None, ["--confounds", "acompcor"],
+                                           "{b}/" + _CONF + ": missing confound columns cosine*, a_comp_cor_* (listed with "
+                                           "Mask 'combined' in " + Path(_CONF).with_suffix(".json").name + ") wanted by "
+                                           "--confounds acompcor; choose a strategy this table supports (none, motion6, "
+                                           "motion12, motion24) or re-run fMRIPrep"),
+    "confounds-table-missing": (lambda b: (b / _CONF).unlink(), ["--confounds", "motion6"],
+                                "{b}/" + _PREP + ": no fMRIPrep confounds table (*_desc-confounds_timeseries.tsv) beside "
+                                "this run; give the fMRIPrep outputs as fMRIPrep wrote them, or pass --confounds none"),
     "mask-4d": (lambda b: nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 2), np.uint8), np.diag([3.0, 3, 3, 1])),
                                    b.parent / "mask.nii.gz"), [],
                 "{m}: mask must be 3-D, got shape (4, 4, 4, 2); give a single 3-D mask volume"),
@@ -922,11 +956,56 @@ def test_betas_refuses_bad_bids_input(kind, bids, capsys):
     assert line == message.format(b=bids, m=bids.parent / "mask.nii.gz")
 
 
+def _without_mask(argv):
+    return [a for a in argv if not (isinstance(a, Path) and a.name == "mask.nii.gz") and a != "--mask"]
+
+
 def test_betas_with_an_empty_automatic_mask_asks_for_one(bids, capsys):
-    argv = [a for a in _betas_argv(bids) if a not in ("--mask", bids.parent / "mask.nii.gz")]
-    line = _refused_line(capsys, argv, bids.parent / "study")
-    assert line == (f"{bids / _PREP}: the brain mask nilearn computed from this run is empty; "
+    raw = bids / _EVENTS.replace("_events.tsv", "_bold.nii.gz")
+    shutil.copy(bids / _PREP, raw)  # --derivatives none models the raw BOLD, with a mask nilearn computes
+    line = _refused_line(capsys, [*_without_mask(_betas_argv(bids)), "--derivatives", "none"], bids.parent / "study")
+    assert line == (f"{raw}: the brain mask nilearn computed from this run is empty; "
                     "pass --mask with the voxels to model (a NIfTI on the BOLD grid)")
+
+
+def test_betas_without_fmriprep_brain_mask_asks_for_one(bids, capsys):
+    line = _refused_line(capsys, _without_mask(_betas_argv(bids)), bids.parent / "study")
+    assert line == (f"{bids / _PREP}: no fMRIPrep brain mask of this run and space ({Path(_MASK).name} not found "
+                    "beside it); pass --mask with the voxels to model (a NIfTI on the BOLD grid)")
+
+
+def test_betas_with_an_fmriprep_mask_on_another_grid_is_refused(bids, capsys):
+    _mask_other_space(bids)
+    shutil.move(bids.parent / "mask.nii.gz", bids / _MASK)
+    line = _refused_line(capsys, _without_mask(_betas_argv(bids)), bids.parent / "study")
+    assert line == (f"{bids / _MASK}: mask grid (shape (8, 8, 8)) differs from the BOLD grid of {Path(_PREP).name} "
+                    "(shape (4, 4, 4)) or its affine; resample the mask to the BOLD, e.g. "
+                    "nilearn.image.resample_to_img(mask, bold, interpolation='nearest')")
+
+
+def test_betas_all_with_one_bad_subject_writes_no_subject(bids, capsys):
+    """Every subject is checked before any is fitted: a bad sub-02 leaves no sub-01 behind."""
+    for rel in (_PREP, _CONF, _EVENTS):
+        target = bids / rel.replace("sub-01", "sub-02")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bids / rel, target)
+    events = bids / _EVENTS.replace("sub-01", "sub-02")
+    _edit_events(bids, lambda f: f)  # sub-01 stays good
+    pd.read_csv(events, sep="\t").assign(onset=lambda f: f.onset + 200).to_csv(events, sep="\t", index=False)
+    argv = [a if a != "01" else "all" for a in _betas_argv(bids)]
+    line = _refused_line(capsys, argv, bids.parent / "study")
+    assert line == (f"{events}: 6 trial(s) start after the run ends (60 volumes x TR 2 s = 120 s; latest onset 284 s); "
+                    "check --tr and that the events file belongs to this BOLD run")
+
+
+@pytest.mark.parametrize("where", ["raw", "fmriprep"])
+def test_study_option_on_a_bids_folder_names_the_betas_command(where, bids, study, fc8, tmp_path, capsys):
+    folder = bids if where == "raw" else bids / "derivatives" / "fmriprep"
+    kind = "a BIDS dataset" if where == "raw" else "an fMRIPrep output folder"
+    out = tmp_path / "results"
+    line = _refused_line(capsys, ["encode", "--study", folder, "--subject", "01", "--features", fc8, *QUICK, "--out", out], out)
+    assert line == (f"{folder}: {kind}, not a brainnet study; a study is made with brainnet betas; "
+                    f"run: brainnet betas --bids {bids} --subject all --task x --out {bids.parent / 'bids_study'}")
 
 
 def test_write_betas_study_api_refuses_events_past_the_scan(bids):

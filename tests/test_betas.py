@@ -104,25 +104,33 @@ def test_planted_responses_come_back(method):
 
 
 def test_confounds_selection(tmp_path):
+    """nilearn's fMRIPrep loader behind --confounds motion*: the table's columns, demeaned, first-row n/a filled."""
     n = 20
     rng = np.random.default_rng(1)
     table = pd.DataFrame({c: rng.normal(size=n) for c in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z", "csf")})
-    table["trans_x_derivative1"] = table["trans_x"].diff()
+    for c in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"):
+        table[f"{c}_derivative1"] = table[c].diff()
+        table[f"{c}_power2"] = table[c] ** 2
+        table[f"{c}_derivative1_power2"] = table[f"{c}_derivative1"] ** 2
+    bold = tmp_path / "sub-01_task-t_space-T1w_desc-preproc_bold.nii.gz"
+    nib.Nifti1Image(np.zeros((2, 2, 2, n), np.float32), np.eye(4)).to_filename(bold)
     path = tmp_path / "sub-01_task-t_desc-confounds_timeseries.tsv"
     table.to_csv(path, sep="\t", index=False, na_rep="n/a")
-    assert fmriprep_confounds(path, "none") is None
-    six = fmriprep_confounds(path, "motion6")
-    assert list(six.columns) == ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
-    full = fmriprep_confounds(path, "motion24")
+    assert fmriprep_confounds(bold, "none") is None
+    six = fmriprep_confounds(bold, "motion6")
+    assert sorted(six.columns) == sorted(["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+    np.testing.assert_allclose(six["rot_y"], table["rot_y"] - table["rot_y"].mean())
+    full = fmriprep_confounds(bold, "motion24")
     assert full.shape == (n, 24) and not full.isna().any().any()
-    assert full["trans_x_derivative1"].iloc[0] == 0.0  # n/a of the first row
-    np.testing.assert_allclose(full["rot_z_derivative1"].iloc[1:], np.diff(table["rot_z"]))
-    np.testing.assert_allclose(full["trans_y_derivative1_power2"], full["trans_y_derivative1"] ** 2)
+    d = table["rot_z_derivative1"].to_numpy().copy()
+    d[0] = d[1]  # nilearn fills the first row's n/a with the second row
+    np.testing.assert_allclose(full["rot_z_derivative1"], d - d.mean())
     with pytest.raises(BrainnetError, match=r"^--confounds friston: unknown strategy; use one of none, motion6"):
-        fmriprep_confounds(path, "friston")
+        fmriprep_confounds(bold, "friston")
     table.drop(columns="rot_z").to_csv(path, sep="\t", index=False)
-    with pytest.raises(BrainnetError, match=r"missing motion columns \['rot_z'\]; give an fMRIPrep confounds table or pass --confounds none"):
-        fmriprep_confounds(path, "motion6")
+    with pytest.raises(BrainnetError, match=r"missing confound columns rot_z wanted by --confounds motion6; choose a strategy "
+                                             r"this table supports \(none\) or re-run fMRIPrep"):
+        fmriprep_confounds(bold, "motion6")
 
 
 def _bids(tmp_path: Path, rng) -> tuple[Path, dict]:
@@ -151,7 +159,8 @@ def test_write_betas_study_from_bids(tmp_path):
     rng = np.random.default_rng(2)
     bids, truth = _bids(tmp_path, rng)
     with pytest.warns(BrainnetNotice, match="99 of 100 stimulus images not found"):
-        out = write_betas_study(bids, "01", "imagenet", out=tmp_path / "study", method="lsa", mask=False, noise_model="ols")
+        out = write_betas_study(bids, "01", "imagenet", out=tmp_path / "study", method="lsa", mask=False,
+                                noise_model="ols", confounds="motion6")
     func = out / "sub-01" / "func"
     betas = func / "sub-01_task-imagenet_space-T1w_desc-singletrial_betas.nii.gz"
     assert betas.is_file() and (out / "stimuli" / read_events(_nod_events(1))["stimulus_id"].iloc[0]).is_file()
@@ -170,8 +179,9 @@ def test_write_betas_study_from_bids(tmp_path):
     order = np.ravel_multi_index(sub.voxel_ijk.T, (4, 4, 4))
     r = [np.corrcoef(sub.patterns[:, v], planted[:, order[v]])[0, 1] for v in range(64)]
     assert np.median(r) > 0.8
-    with pytest.raises(BrainnetError, match=r"already holds task-imagenet betas of sub-01; choose another --out or pass --overwrite"):
-        write_betas_study(bids, "01", "imagenet", out=out, method="lsa", mask=False)
+    with pytest.raises(BrainnetError, match=r"already holds task-imagenet betas of sub-01 made from other inputs or parameters; "
+                                             r"choose another --out or pass --overwrite"):
+        write_betas_study(bids, "01", "imagenet", out=out, method="lsa", mask=False, confounds="motion6")
 
 
 def test_bids_errors(tmp_path):
@@ -199,5 +209,8 @@ def test_cli_betas(tmp_path, capsys):
             "--noise-model", "ols", "--confounds", "motion6", "--mask", str(mask), "--out", str(out)]
     assert main(args) == 0
     assert load_study(out).load_subject("01", mask=mask).patterns.shape == (100, 64)
-    assert main(args) == 2
+    capsys.readouterr()
+    assert main(args) == 0  # the same command again: the finished subject is reused
+    assert "sub-01: betas already in" in capsys.readouterr().err
+    assert main([*args[:-2], "--noise-model", "ar1", *args[-2:]]) == 2  # other parameters: refused
     assert "brainnet betas: error: " in capsys.readouterr().err
