@@ -120,15 +120,28 @@ def _rsa_scores(data, common, grid, feats, rdm, compare, noise):
     humans = np.vstack([compute_rdm(sd.patterns, sd.stimulus_ids, metric=rdm, runs=sd.runs, noise=noise,
                                     order=common).vector for sd in data])
     net_metric = "euclidean" if rdm == "crossnobis" else rdm
-    keys, vectors = [], []
+    keys, vectors, done = [], [], {}
     for label, _net, names in grid:
         rows = feats[label].rows_for(common)
         for name in names:
             keys.append((label, name))
-            vectors.append(compute_rdm(feats[label].layer(name)[rows], common, metric=net_metric).vector)
+            # two entries with the same weights, code, preprocessing and pool (emonet and
+            # emonet-untrained without a weights file) have the same activations: one RDM
+            same = _identity(feats[label].provenance, name)
+            if same not in done:
+                done[same] = compute_rdm(feats[label].layer(name)[rows], common, metric=net_metric).vector
+            vectors.append(done[same])
     network = np.vstack(vectors)
     lower, upper = noise_ceiling(humans, method)
     return keys, compare_rdms(network, humans, method), (lower, upper), (network, humans, method)
+
+
+def _identity(provenance, layer: str) -> str:
+    import json
+
+    network = {k: v for k, v in dict(provenance.get("network", {})).items() if k not in ("name", "source")}
+    return json.dumps([network, provenance.get("preprocessing"), provenance.get("pool"),
+                       provenance.get("stimuli"), layer], sort_keys=True, default=str)
 
 
 def rsa_grid_inference(network, humans, method, *, n_permutations, n_bootstrap, seed, n_jobs=1, checkpoint_dir=None):

@@ -299,6 +299,8 @@ def load_thingsvision(path: str | Path, layer: str | None = None) -> Features:
     import re
 
     path = Path(path)
+    if not path.exists():
+        raise input_error(path, "features file not found", "check the --features path")
     folder = path if path.is_dir() else path.parent
     if not folder.is_dir():
         raise input_error(path, "THINGSvision output not found", _THINGSVISION_FIX)
