@@ -456,8 +456,6 @@ def extract_activations(
     from brainnet.models.registry import Network, get_network
     from brainnet.models.weights import _device
 
-    if pool not in POOLS:
-        raise BrainnetError(f"--pool {pool}: unknown pooling; use one of {', '.join(POOLS)}")
     from brainnet._checks import check_count
 
     check_count(batch_size, "batch_size", 1)
