@@ -539,6 +539,7 @@ class _SubjectPlan:
     betas_path: Path
     events_path: Path
     trials: list[pd.DataFrame] = field(default_factory=list)
+    parcellations: list[Path] = field(default_factory=list)
 
     @property
     def sidecar(self) -> Path:
@@ -711,12 +712,27 @@ def _plan_subject(raw, prep, bids, deriv, label, task, out, *, space, method, co
     params["drift_model"] = drift_model
     options = {"method": method, "tr": t_r, "hrf_model": hrf_model, "noise_model": noise_model, "drift_model": drift_model,
                "stimulus_column": stimulus_column, "trial_types": trial_types, "n_jobs": n_jobs}
+    parcellations = _parcellations(prep, label, space_label)
+    inputs += [_input_record(p) for p in parcellations]
     return _SubjectPlan(
+        parcellations=parcellations,
         label=label, runs=runs, tr=t_r, confounds=conf, mask=model_mask, options=options,
         provenance=make_provenance(parameters=params, inputs=inputs),
         betas_path=func / f"sub-{label}_task-{task}_space-{space_label}_desc-singletrial_betas.nii.gz",
         events_path=func / f"sub-{label}_task-{task}_desc-singletrial_events.tsv", trials=trials,
     )
+
+
+def _parcellations(prep, label: str, space: str) -> list[Path]:
+    """fMRIPrep's FreeSurfer parcellation of the subject in the space of its betas (for ``--mask occipital-aparc``).
+
+    fMRIPrep writes the T1w-space ``desc-aparcaseg_dseg`` without a space entity.
+    """
+    if prep is None:
+        return []
+    found = prep.get(subject=label, desc="aparcaseg", suffix="dseg", extension=[".nii", ".nii.gz"])
+    same = [Path(f.path) for f in found if (f.get_entities().get("space") or "T1w") == space]
+    return same[:1]
 
 
 def _status(plan: _SubjectPlan) -> str:
@@ -759,6 +775,10 @@ def _write_subject(plan: _SubjectPlan, data: np.ndarray, affine: np.ndarray, tri
         path = plan.betas_path.with_name(plan.betas_path.name.replace("_desc-singletrial_betas", f"_desc-{name.replace('_', '')}_map"))
         atomic_write_nifti(path, img)
         map_files[name] = path.name
+    for parcellation in plan.parcellations:  # the subject's own regions travel with its betas
+        anat = plan.betas_path.parent.parent / "anat"
+        anat.mkdir(parents=True, exist_ok=True)
+        atomic_write_nifti(anat / f"sub-{plan.label}_desc-aparcaseg_dseg.nii.gz", nib.load(str(parcellation)))
     atomic_write_tsv(plan.events_path, trials)
     extra = {"glmsingle": info, "maps": map_files} if info is not None else {}
     provenance = {**plan.provenance, **extra}

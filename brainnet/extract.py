@@ -453,10 +453,9 @@ def extract_activations(
         preprocessing, layers, pool, stimuli).
     """
     global _last_stats
+    from brainnet._checks import check_count
     from brainnet.models.registry import Network, get_network
     from brainnet.models.weights import _device
-
-    from brainnet._checks import check_count
 
     check_count(batch_size, "batch_size", 1)
     if model is not None and weights is not None:

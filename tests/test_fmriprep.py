@@ -21,6 +21,7 @@ import pytest
 from brainnet.betas import CONFOUND_STRATEGIES, fmriprep_confounds, write_betas_study
 from brainnet.cli import main
 from brainnet.datasets.miniature import simulate_fmriprep_dataset
+from brainnet.errors import BrainnetError
 from brainnet.study import load_study
 
 TASK = "images"
@@ -223,3 +224,25 @@ def test_sigkilled_betas_all_resumes_and_equals_an_uninterrupted_run(mini, tmp_p
     np.testing.assert_array_equal(np.asarray(nib.load(_betas(out, "02", mini.space)).dataobj),
                                   np.asarray(nib.load(_betas(reference, "02", mini.space)).dataobj))
     assert load_study(out).subjects == mini.subjects
+
+
+def test_t1w_betas_carry_the_subjects_parcellation_and_run_with_its_own_regions(tmp_path, capsys):
+    # fMRIPrep in T1w space: `brainnet betas` copies each subject's aparc parcellation into the study,
+    # so per-subject analyses run with --mask occipital-aparc; an MNI atlas region is refused.
+    from brainnet.encoding import encode_subjects
+
+    mini = simulate_fmriprep_dataset(tmp_path / "bids", n_subjects=2, n_runs=2, n_stimuli=16, space="T1w", seed=2)
+    out = tmp_path / "study"
+    argv = ["betas", "--bids", mini.root, "--subject", "all", "--task", TASK, *QUICK, "--out", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    study = load_study(out)
+    assert [study.subject_space(s) for s in study.subjects] == ["T1w", "T1w"]
+    for label in study.subjects:
+        assert (out / f"sub-{label}" / "anat" / f"sub-{label}_desc-aparcaseg_dseg.nii.gz").is_file()
+        data = study.load_subject(label, mask="occipital-aparc")
+        flat = np.ravel_multi_index(tuple(data.voxel_ijk.T), mini.brain_mask.shape)
+        assert set(flat.tolist()) == set(mini.planted.tolist())  # lateral occipital = the planted voxels
+    encoded = encode_subjects(study, "all", tmp_path / "results", mask="occipital-aparc", n_permutations=20, cv=4)
+    assert all(encoded.table["mean_r"] > 0.5)
+    with pytest.raises(BrainnetError, match=r"^--mask occipital: an MNI152 atlas region, but sub-01's betas are in space T1w"):
+        study.load_subject("01", mask="occipital")

@@ -210,6 +210,15 @@ def simulate_fmriprep_dataset(
             table, meta = conf
             table.to_csv(dfunc / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
             _write_json(dfunc / f"{stem}_desc-confounds_timeseries.json", meta)
+        # fMRIPrep's FreeSurfer parcellation (T1w space: no space entity): the planted voxels are
+        # lateral occipital cortex (1011), the rest of the brain superior frontal (1028).
+        anat = deriv / f"sub-{subject}" / "anat"
+        anat.mkdir(parents=True)
+        labels = np.where(brain.ravel(), 1028, 0)
+        labels[planted] = 1011
+        entity = "" if space == "T1w" else f"_space-{space}"
+        nib.Nifti1Image(labels.reshape(shape).astype(np.int16), affine).to_filename(
+            anat / f"sub-{subject}{entity}_desc-aparcaseg_dseg.nii.gz")
     return MiniatureDataset(root, task, subjects, space, planted, brain, list(files), high_motion)
 
 
