@@ -1670,8 +1670,8 @@ def test_dataset_download_target_linking_outside_is_refused(tmp_path):
     with pytest.raises(BrainnetError) as info:
         safe_target(root, "sub-01/a.tsv")
     assert str(info.value) == (f"{root / 'sub-01/a.tsv'}: file 'sub-01/a.tsv' links outside {root} "
-                               f"(to {(tmp_path / 'elsewhere' / 'a.tsv').resolve()}); copy it into the folder "
-                               "instead of linking to it")
+                               f"(to {(tmp_path / 'elsewhere' / 'a.tsv').resolve()}); remove the link or choose "
+                               "another data folder")
 
 
 # ---------------------------------------------------------------- damaged result folders
@@ -1799,3 +1799,12 @@ def test_every_command_refuses_bad_input_cleanly(study, fc8, generic_inputs, cap
         assert len(lines) == 1 and lines[0].startswith(f"brainnet {command}: error: "), (command, kind, err)
         assert "; " in lines[0], (command, kind, lines[0])
         assert sorted(p.name for p in out.rglob("*")) == ["keep.txt"], (command, kind)
+
+
+@pytest.mark.parametrize(("command", "name"), [("extract", "activations.npz"), ("report", "report.html")])
+def test_file_output_that_is_a_folder_is_refused(command, name, tmp_path, capsys):
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    argv = ["extract", "--demo"] if command == "extract" else ["report", "--results", tmp_path]
+    assert _line(capsys, [*argv, "--out", folder], folder) == (
+        f"--out {folder}: is a folder; give a file name, e.g. --out {folder / name}")
