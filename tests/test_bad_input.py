@@ -1,4 +1,4 @@
-"""Catalogue of bad inputs (issue 9), each through a user-facing entry point.
+"""Catalogue of bad inputs (issues 9 and 13), each through a user-facing entry point.
 
 Every refused case must give exit status 2, exactly one error line on
 stderr that names the file or option and the fix, no traceback, and leave
@@ -7,8 +7,15 @@ nothing behind in ``--out``. Odd but valid images must succeed.
 
 from __future__ import annotations
 
+import errno
+import gzip
 import io
+import json
+import os
 import shutil
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -1118,14 +1125,6 @@ def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, t
 #
 # Every case below broke a promise of the README's "Failure behaviour" section (a traceback,
 # a file written outside --out, run.json left behind, or a message without the option or fix).
-
-import errno  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import struct  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 GB = 10**9
 
