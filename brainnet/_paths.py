@@ -21,7 +21,8 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
-def inside(root: str | Path, name: str | Path, where: str | Path, what: str = "file") -> Path:
+def inside(root: str | Path, name: str | Path, where: str | Path, what: str = "file",
+           link_fix: str = "copy it into the folder instead of linking to it") -> Path:
     """``root / name``, refused unless it stays inside ``root`` (the one path policy).
 
     Every path brainnet builds from something it read or was given (a file
@@ -40,7 +41,9 @@ def inside(root: str | Path, name: str | Path, where: str | Path, what: str = "f
     where : str or Path
         The file or option that named it (first in the error).
     what : str
-        What ``name`` is, for the error ("file", "subject label", ...).
+        What ``name`` is, for the error ("file", "folder", ...).
+    link_fix : str
+        The fix given for a symbolic link that leads out.
 
     Returns
     -------
@@ -64,6 +67,5 @@ def inside(root: str | Path, name: str | Path, where: str | Path, what: str = "f
     except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
         raise input_error(where, f"{what} {text!r} cannot be resolved ({err})", f"fix or remove {path}") from None
     if real != real_root and not real.is_relative_to(real_root):
-        raise input_error(where, f"{what} {text!r} links outside {root} (to {real})",
-                          "copy it into the folder instead of linking to it")
+        raise input_error(where, f"{what} {text!r} links outside {root} (to {real})", link_fix)
     return path

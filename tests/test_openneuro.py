@@ -222,7 +222,7 @@ def test_symlink_out_of_root_is_refused(server, tmp_path):
     outside.mkdir()
     root.mkdir()
     (root / "sub-01").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(BrainnetError, match=r"sub-01/func/.*outside the data folder .*; remove the link"):
+    with pytest.raises(BrainnetError, match=r"sub-01/func/.* links outside .*; remove the link or choose another data folder"):
         O.fetch_dataset(_manifest(tmp_path), root, what="events", mirror=server.url, progress=False)
     assert list(outside.iterdir()) == [] and server.requests == []
 

@@ -176,8 +176,9 @@ def test_dask_cluster_gives_identical_null():
 def test_bad_arguments_are_one_line_errors():
     with pytest.raises(BrainnetError, match="groups has shape"):
         permutation_indices(5, 0, 2, 0, groups=np.zeros(4))
-    with pytest.raises(BrainnetError, match="batch_size >= 1"):
+    with pytest.raises(BrainnetError) as info:
         permutation_test(lambda p: p[:, :1].astype(float), 5, n_permutations=3, batch_size=0)
+    assert str(info.value) == "batch_size=0: must be 1 or more; pass batch_size=1 or a larger number"
 
 
 def test_use_scheduler_sends_every_enclosed_test_to_dask():

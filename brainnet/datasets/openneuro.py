@@ -139,7 +139,7 @@ def safe_target(root: Path, relpath: str) -> Path:
     """
     from brainnet._paths import inside
 
-    return inside(root, relpath, root / relpath, what="file")
+    return inside(root, relpath, root / relpath, what="file", link_fix="remove the link or choose another data folder")
 
 
 def _hash(path: Path, algo: str) -> str:
