@@ -39,23 +39,17 @@ QUICK = ["--permutations", "2", "--cv", "2"]
 
 
 @pytest.fixture(scope="session")
-
-
 def study(tmp_path_factory):
     return simulate_study(tmp_path_factory.mktemp("bad") / "study", n_subjects=3, n_stimuli=16, seed=3)
 
 
 @pytest.fixture
-
-
 def copy(study, tmp_path):
     """A private, corruptible copy of the study."""
     return Path(shutil.copytree(study, tmp_path / "study"))
 
 
 @pytest.fixture(scope="session")
-
-
 def fc8(study, tmp_path_factory):
     """fc8 features of the study's stimuli, extracted once."""
     out = tmp_path_factory.mktemp("feat") / "fc8.npz"
@@ -120,8 +114,6 @@ BAD_IMAGES = {
 
 
 @pytest.mark.parametrize("kind", list(BAD_IMAGES), ids=list(BAD_IMAGES))
-
-
 def test_bad_image_is_refused(kind, tmp_path, capsys):
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -156,8 +148,6 @@ ODD_IMAGES = {"cmyk": _cmyk, "16-bit": _sixteen_bit, "palette": _palette, "alpha
 
 
 @pytest.mark.parametrize("kind", list(ODD_IMAGES), ids=list(ODD_IMAGES))
-
-
 def test_odd_but_valid_image_succeeds(kind, tmp_path, capsys):
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -185,8 +175,6 @@ STIMULI_EDITS = {
 
 
 @pytest.mark.parametrize("kind", list(STIMULI_EDITS), ids=list(STIMULI_EDITS))
-
-
 def test_bad_stimuli_tsv_is_refused(kind, copy, tmp_path, capsys):
     edit, name = STIMULI_EDITS[kind]
     path = _edit_stimuli(copy, edit)
@@ -260,8 +248,6 @@ UNSAFE = {"absolute": _unsafe_abs, "dotdot": _unsafe_dotdot, "symlink-out": _uns
 
 
 @pytest.mark.parametrize("kind", list(UNSAFE), ids=list(UNSAFE))
-
-
 def test_stimulus_path_escaping_its_root_is_refused(kind, copy, tmp_path, capsys):
     name = UNSAFE[kind](copy, tmp_path)
     path = _edit_stimuli(copy, lambda f: f.assign(file=[name] + list(f.file[1:])))
@@ -291,8 +277,6 @@ def test_betas_with_wrong_dimensionality_are_refused(copy, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
-
-
 def test_betas_with_a_few_nonfinite_voxels_drop_them_with_a_notice(bad, copy, tmp_path, capsys):
     from brainnet.masks import load_mask
 
@@ -312,11 +296,7 @@ def test_betas_with_a_few_nonfinite_voxels_drop_them_with_a_notice(bad, copy, tm
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
-
-
 @pytest.mark.parametrize("command", ["encode", "decode"])
-
-
 def test_betas_that_are_all_nonfinite_are_refused(bad, command, copy, tmp_path, capsys):
     # the file is at fault, not the mask: the message must say so (it used to
     # blame a mask that "does not overlap the data")
@@ -360,8 +340,6 @@ def _mask_like(study: Path, tmp_path: Path, kind: str) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["all-zero", "4-d", "other-space"])
-
-
 def test_bad_mask_is_refused(kind, study, fc8, tmp_path, capsys):
     mask = _mask_like(study, tmp_path, kind)
     out = tmp_path / "out"
@@ -430,8 +408,6 @@ def test_unknown_subject_is_refused(study, fc8, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["encode", "extract"])
-
-
 def test_unknown_layer_is_refused(command, study, fc8, tmp_path, capsys):
     if command == "encode":
         out = tmp_path / "out"
@@ -477,8 +453,6 @@ WEIGHTS = ["not-a-state-dict", "wrong-keys", "wrong-shapes", "pickled-code", "ga
 
 
 @pytest.mark.parametrize("kind", WEIGHTS)
-
-
 def test_bad_weights_file_is_refused(kind, tmp_path, capsys):
     path, flag = tmp_path / "bad.pt", tmp_path / "code_ran"
     _bad_weights(kind, path, flag)
@@ -492,8 +466,6 @@ def test_bad_weights_file_is_refused(kind, tmp_path, capsys):
 
 
 @pytest.fixture
-
-
 def http_server():
     """Serves the same non-weights bytes at every address on 127.0.0.1."""
     import http.server
@@ -543,8 +515,6 @@ def test_fetched_weights_that_fail_verification_are_deleted(http_server, tmp_pat
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400))
-
-
 def test_stimuli_parser_never_crashes_on_bytes(data, tmp_path):
     path = tmp_path / "stimuli.tsv"
     path.write_bytes(data)
@@ -560,8 +530,6 @@ _cell = st.text(alphabet=st.sampled_from("ab1./_\t\n é\\\"'x"), max_size=8)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=st.lists(st.sampled_from(["stimulus_id", "file", "category", "x", ""]), max_size=4),
        rows=st.lists(st.lists(_cell, max_size=4), max_size=4))
-
-
 def test_stimuli_parser_never_crashes_on_tables(header, rows, tmp_path):
     (tmp_path / "ab.png").write_bytes(_png_bytes())
     path = tmp_path / "stimuli.tsv"
@@ -574,8 +542,6 @@ def test_stimuli_parser_never_crashes_on_tables(header, rows, tmp_path):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400), suffix=st.sampled_from([".npz", ".tsv"]))
-
-
 def test_features_parser_never_crashes_on_bytes(data, suffix, tmp_path):
     path = tmp_path / f"features{suffix}"
     path.write_bytes(data)
@@ -595,8 +561,6 @@ _arrays = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(arrays=st.dictionaries(st.sampled_from(["stimulus_ids", "fc8", "fc7", "x"]), _arrays, max_size=3))
-
-
 def test_features_parser_never_crashes_on_npz_contents(arrays, tmp_path):
     path = tmp_path / "features.npz"
     np.savez(path, **arrays)  # object arrays are pickled: must be refused, not loaded
@@ -610,8 +574,6 @@ def test_features_parser_never_crashes_on_npz_contents(arrays, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["decode", "rsa"])
-
-
 def test_too_few_subjects_for_a_group_analysis_leave_nothing(command, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, [command, "--study", study, "--features", fc8, "--subjects", "01,02", "--permutations", "2",
@@ -665,8 +627,6 @@ API_CALLS = {
 
 
 @pytest.mark.parametrize("call", list(API_CALLS))
-
-
 def test_public_api_refuses_nan_features_and_leaves_nothing(call, study, fc8, tmp_path):
     import brainnet
 
@@ -691,11 +651,7 @@ def test_too_many_folds_leave_nothing(study, fc8, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["figures", "report"])
-
-
 @pytest.mark.parametrize("state", ["missing", "incomplete"])
-
-
 def test_results_folder_that_is_missing_or_incomplete_is_refused(command, state, tmp_path, capsys):
     results = tmp_path / "results"
     if state == "incomplete":  # e.g. a killed run: run.json, no summary.json with complete: true
@@ -742,8 +698,6 @@ def test_dataset_manifest_with_wrong_checksum_is_refused(http_server, tmp_path, 
 
 
 @pytest.fixture
-
-
 def movie(tmp_path):
     """A 4x4x4 x 120-volume BOLD run (TR 1 s) and 2 frames/s features that match it."""
     rng = np.random.default_rng(0)
@@ -780,8 +734,6 @@ BAD_FRAMES = {
 
 
 @pytest.mark.parametrize("kind", list(BAD_FRAMES))
-
-
 def test_naturalistic_refuses_bad_frame_features(kind, movie, capsys):
     write, message = BAD_FRAMES[kind]
     write(movie / "frames.npy")
@@ -794,8 +746,6 @@ def test_naturalistic_refuses_bad_frame_features(kind, movie, capsys):
     ("--tr", "0", "give the repetition time in seconds, e.g. --tr 2"),
     ("--n-splits", "1", "use at least 2 test blocks, e.g. --n-splits 5"),
 ], ids=["frame-rate-0", "frame-rate-negative", "tr-0", "n-splits-1"])
-
-
 def test_naturalistic_refuses_impossible_numbers(option, value, fix, movie, capsys):
     line = _refused_line(capsys, _naturalistic(movie, option, value), movie / "out")
     assert line == f"{option} {value}: out of range; {fix}"
@@ -893,8 +843,6 @@ _MOTION6 = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
 @pytest.fixture
-
-
 def bids(tmp_path):
     """One 60-volume run (TR 2 s), its events, fMRIPrep BOLD + confounds, and a mask on its grid."""
     rng = np.random.default_rng(0)
@@ -1007,8 +955,6 @@ BAD_BETAS = {
 
 
 @pytest.mark.parametrize("kind", list(BAD_BETAS))
-
-
 def test_betas_refuses_bad_bids_input(kind, bids, capsys):
     edit, extra, message = BAD_BETAS[kind]
     edit(bids)
@@ -1060,8 +1006,6 @@ def test_betas_all_with_one_bad_subject_writes_no_subject(bids, capsys):
 
 
 @pytest.mark.parametrize("where", ["raw", "fmriprep"])
-
-
 def test_study_option_on_a_bids_folder_names_the_betas_command(where, bids, study, fc8, tmp_path, capsys):
     folder = bids if where == "raw" else bids / "derivatives" / "fmriprep"
     kind = "a BIDS dataset" if where == "raw" else "an fMRIPrep output folder"
@@ -1080,6 +1024,7 @@ def test_write_betas_study_api_refuses_events_past_the_scan(bids):
         write_betas_study(bids, "01", "x", out=out, method="lsa", mask=bids.parent / "mask.nii.gz")
     assert str(info.value) == BAD_BETAS["events-past-the-scan"][2].format(b=bids)
     assert _nothing_in(out)
+
 
 
 def test_betas_glmsingle_with_an_empty_noise_pool_is_refused(bids, capsys):
@@ -1124,8 +1069,6 @@ BAD_CATEGORIZE = {
 
 
 @pytest.mark.parametrize("kind", list(BAD_CATEGORIZE))
-
-
 def test_categorize_refuses_bad_input(kind, copy, tmp_path, capsys):
     edit, extra, message = BAD_CATEGORIZE[kind]
     if edit is not None:
@@ -1139,8 +1082,6 @@ def test_categorize_refuses_bad_input(kind, copy, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["unknown-classifier", "one-category", "too-many-components"])
-
-
 def test_categorize_study_api_refuses_and_leaves_nothing(kind, copy, tmp_path):
     from brainnet.categories import categorize_study
 
@@ -1225,8 +1166,6 @@ def test_the_unchanged_manifest_of_the_property_tests_is_valid(tmp_path):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.sampled_from(_MANIFEST_NODES), value=_json_values, delete=st.booleans())
-
-
 def test_manifest_loader_with_any_one_field_changed_gives_a_manifest_or_a_one_line_error(where, value, delete,
                                                                                           tmp_path):
     import json
@@ -1244,8 +1183,6 @@ def test_manifest_loader_with_any_one_field_changed_gives_a_manifest_or_a_one_li
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=300), suffix=st.sampled_from([".json", ".json.gz"]), gz=st.booleans())
-
-
 def test_manifest_loader_never_crashes_on_bytes(data, suffix, gz, tmp_path):
     import gzip
 
@@ -1253,8 +1190,6 @@ def test_manifest_loader_never_crashes_on_bytes(data, suffix, gz, tmp_path):
 
 
 @pytest.mark.parametrize("path", ["../outside.tsv", "/etc/passwd", "sub-01/../../x", "a\\..\\b"])
-
-
 def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
     import json
 
@@ -1269,8 +1204,6 @@ def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
     ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"),
     ("rsa", "--permutations"), ("categorize", "--permutations"), ("searchlight", "--permutations"),
 ])
-
-
 def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     argv = [command, "--study", study, "--out", out, option, "-1"]
@@ -1288,8 +1221,6 @@ GB = 10**9
 
 
 @pytest.fixture
-
-
 def memory(monkeypatch):
     """Pretend this machine has 8 GB of memory available, so the figures in messages are fixed."""
     import brainnet._checks
@@ -1316,11 +1247,7 @@ SEED_COMMANDS = {
 
 
 @pytest.mark.parametrize("value", ["-1", str(2**70)], ids=["negative", "2**70"])
-
-
 @pytest.mark.parametrize("command", [*SEED_COMMANDS, "simulate"])
-
-
 def test_impossible_seed_is_one_message_for_every_command(command, value, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     if command == "simulate":
@@ -1348,8 +1275,6 @@ def test_api_names_the_python_parameter(study, fc8, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["encode", "decode", "rsa", "categorize", "power", "betas", "naturalistic"])
-
-
 def test_n_jobs_0_names_the_option_and_the_fix(command, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     argv = {
@@ -1388,8 +1313,6 @@ def test_permutation_engine_names_each_parameter_on_its_own():
     ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"), ("rsa", "--permutations"),
     ("rsa", "--bootstrap"), ("categorize", "--permutations"), ("power", "--permutations"),
 ])
-
-
 def test_permutation_counts_that_cannot_fit_in_memory_are_refused_up_front(command, option, memory, study, fc8,
                                                                            tmp_path, capsys, monkeypatch):
     import brainnet.study
@@ -1481,11 +1404,7 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(study, fc8, tmp_
 
 
 @pytest.mark.slow
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="ulimit is POSIX")
-
-
 def test_file_size_limit_in_a_real_process_is_one_line_and_leaves_nothing(study, fc8, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), BRAINNET_HOME=str(tmp_path / "home"))
@@ -1582,8 +1501,6 @@ def test_features_layer_with_zero_units_is_refused(study, fc8, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("command", ["encode", "decode"])
-
-
 def test_features_that_are_constant_are_refused(command, study, fc8, tmp_path, capsys):
     n = len(load_features(fc8).stimulus_ids)
     path = _features_with(tmp_path / "const.npz", fc8, fc8=np.full((n, 20), 0.5))
@@ -1616,8 +1533,6 @@ def test_features_npz_bomb_is_refused_from_its_directory(monkeypatch, study, fc8
     ('{"weights": ', "provenance sidecar is not readable JSON (JSONDecodeError)"),
     ("[1, 2]", "provenance sidecar holds a JSON list, not an object"),
 ], ids=["corrupt", "not-an-object"])
-
-
 def test_bad_features_sidecar_is_refused(text, problem, study, fc8, tmp_path, capsys):
     path = _features_with(tmp_path / "f.npz", fc8, sidecar=text, fc8=load_features(fc8).layer("fc8"))
     out = tmp_path / "out"
@@ -1629,8 +1544,6 @@ def test_bad_features_sidecar_is_refused(text, problem, study, fc8, tmp_path, ca
 
 
 @pytest.mark.parametrize("command", ["extract", "encode"])
-
-
 def test_nul_byte_in_a_stimulus_path_is_refused(command, copy, tmp_path, capsys):
     path = _edit_stimuli(copy, lambda f: f.assign(file=["stim\x00001.png"] + list(f.file[1:])))
     if command == "extract":
@@ -1658,8 +1571,6 @@ BAD_POWER = {
 
 
 @pytest.mark.parametrize("kind", list(BAD_POWER))
-
-
 def test_power_argument_errors_leave_no_run_json(kind, study, fc8, tmp_path, capsys):
     extra, message = BAD_POWER[kind]
     out = tmp_path / "out"
@@ -1736,8 +1647,6 @@ STUDY_COMMANDS = {
 
 
 @pytest.mark.parametrize("command", [*STUDY_COMMANDS, "study info"])
-
-
 def test_participant_label_walking_out_of_the_study_is_refused(command, copy, fc8, tmp_path, capsys):
     _label_walking_out(copy)
     out = tmp_path / "out"
@@ -1773,8 +1682,6 @@ LINK_COMMANDS = {
 
 
 @pytest.mark.parametrize("command", list(LINK_COMMANDS))
-
-
 def test_study_stimuli_folder_linking_outside_is_refused_by_every_command(command, copy, fc8, tmp_path, capsys):
     outside = _stimuli_linked_outside(copy, tmp_path)
     if command == "extract":
@@ -1800,8 +1707,6 @@ def test_subject_folder_linking_outside_the_study_is_refused(copy, fc8, tmp_path
 
 
 @pytest.mark.parametrize("command", ["encode", "decode", "rsa", "network-decoding", "power"])
-
-
 def test_result_folder_names_cannot_leave_out(command, study, fc8, tmp_path, capsys):
     feats = load_features(fc8)
     path = tmp_path / "evil.npz"
@@ -1863,8 +1768,6 @@ def test_dataset_download_target_linking_outside_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="session")
-
-
 def finished(study, fc8, tmp_path_factory):
     """A complete encode + decode result folder (copied before each damage)."""
     out = tmp_path_factory.mktemp("finished") / "results"
@@ -1903,11 +1806,7 @@ DAMAGE = {"tampered-provenance": _tamper_provenance, "truncated-map": _truncate_
 
 
 @pytest.mark.parametrize("command", ["figures", "report"])
-
-
 @pytest.mark.parametrize("kind", list(DAMAGE))
-
-
 def test_damaged_result_folder_is_refused_naming_the_file(kind, command, finished, tmp_path, capsys):
     results = Path(shutil.copytree(finished, tmp_path / "results"))
     path, problem = DAMAGE[kind](results)
@@ -1961,8 +1860,6 @@ def _accepts(command: str, option: str) -> bool:
 
 
 @pytest.fixture
-
-
 def generic_inputs(tmp_path):
     np.save(tmp_path / "frames.npy", np.ones((10, 3)))
     nib.save(nib.Nifti1Image(np.ones((2, 2, 2, 5), np.float32), np.eye(4)), tmp_path / "bold.nii.gz")
@@ -2005,16 +1902,12 @@ def test_searchlight_radius_must_be_positive(study, fc8, tmp_path, capsys):
                           "(e.g. --layers conv1,fc8) or add --controls pixels"),
     (["--controls", "edges"], "--controls edges: unknown control features; use one or more of pixels, gabor"),
 ])
-
-
 def test_partition_refusals(extra, message, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, ["partition", "--study", study, "--features", fc8, *extra, "--out", out], message, out=out)
 
 
 @pytest.mark.parametrize("command", ["extract", "encode", "rsa", "layers"])
-
-
 def test_unknown_network_is_refused(command, study, tmp_path, capsys):
     out = tmp_path / ("out.npz" if command == "extract" else "out")
     argv = [command, "--network", "vit-nowhere"]
@@ -2050,8 +1943,6 @@ def test_retrain_refusals(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("command", "name"), [("extract", "activations.npz"), ("report", "report.html")])
-
-
 def test_file_output_that_is_a_folder_is_refused(command, name, tmp_path, capsys):
     folder = tmp_path / "existing"
     folder.mkdir()
