@@ -844,11 +844,24 @@ class _ChunkStore:
         return self.folder / f"voxels-{start}-{stop}.npz"
 
     def get(self, start: int, stop: int) -> dict[str, np.ndarray] | None:
-        try:
-            with np.load(self._path(start, stop), allow_pickle=False) as data:
-                return {key: data[key] for key in ("r", "r2", "r_folds")}
-        except (OSError, ValueError, KeyError, EOFError):
+        import zipfile
+        import zlib
+
+        from brainnet.permutation import _discard
+
+        path = self._path(start, stop)
+        if not path.exists():
             return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                part = {key: data[key] for key in ("r", "r2", "r_folds")}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            _discard(path, f"is unreadable or truncated ({type(err).__name__})")
+            return None
+        if part["r"].shape != (stop - start,) or part["r2"].shape != (stop - start,) or part["r_folds"].shape[-1] != stop - start:
+            _discard(path, f"does not hold voxels {start}-{stop}")
+            return None
+        return part
 
     def put(self, start: int, stop: int, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from brainnet.results import atomic_save_npz

@@ -40,6 +40,7 @@ from brainnet.errors import BrainnetError
 from brainnet.results import atomic_save_npz
 
 __all__ = [
+    "CheckpointDiscarded",
     "use_scheduler",
     "current_scheduler",
     "dask_client",
@@ -240,18 +241,54 @@ class PermutationResult(Record):
         return max_stat_p_values(self.observed, self.null, self.alternative)
 
 
-def _load_checkpoint(path: Path, meta: dict[str, Any]) -> np.ndarray | None:
+class CheckpointDiscarded(UserWarning):
+    """A checkpoint was unreadable or made by another run: it was set aside and the work is redone."""
+
+
+def _discard(path: Path, reason: str) -> None:
+    import warnings
+
+    warnings.warn(f"{path}: checkpoint {reason}; discarded, this part of the run starts again",
+                  CheckpointDiscarded, stacklevel=3)
+
+
+def _same(stored: np.ndarray, value: Any) -> bool:
+    value = np.asarray(value)
+    if stored.shape != value.shape or stored.dtype.kind != value.dtype.kind:
+        return False
+    if value.dtype.kind in "fc":
+        return bool(np.array_equal(stored, value, equal_nan=True))  # a NaN observed value is the same value
+    return bool(np.array_equal(stored, value))
+
+
+def _load_checkpoint(path: Path, meta: dict[str, Any], n_max: int | None = None,
+                     row_shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """The draws of a checkpoint made by this very run (``meta``), or None, with a warning, if it is not one.
+
+    A checkpoint is checked before use: readable (a truncated or corrupt file
+    is not), made with the same ``meta`` (seed, sizes, observed statistic),
+    at most ``n_max`` finite-typed rows of shape ``row_shape``.
+    """
+    import zipfile
+    import zlib
+
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             stored = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError):
-        return None  # unreadable checkpoint: start again rather than trust it
-    for key, value in meta.items():
-        if key not in stored or not np.array_equal(stored[key], value):
-            return None  # made for another run: never mix it into this one
-    return stored["draws"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        _discard(path, f"is unreadable or truncated ({type(err).__name__})")
+        return None
+    draws = stored.get("draws")
+    if draws is None or any(key not in stored or not _same(stored[key], value) for key, value in meta.items()):
+        _discard(path, "was made by another run (other seed, sizes or data)")
+        return None  # never mix it into this one
+    if (draws.ndim < 1 or draws.dtype.kind not in "fiub" or (n_max is not None and draws.shape[0] > n_max)
+            or (row_shape is not None and draws.shape[1:] != tuple(row_shape))):
+        _discard(path, f"holds draws of shape {draws.shape}, which this run cannot have made")
+        return None
+    return draws
 
 
 def _run_draws(
@@ -273,7 +310,9 @@ def _run_draws(
     check_count(batch_size, "batch_size", 1)
     check_n_jobs(n_jobs)
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    done = _load_checkpoint(ckpt, checkpoint_meta) if ckpt is not None else None
+    observed = checkpoint_meta.get("observed")
+    done = None if ckpt is None else _load_checkpoint(
+        ckpt, checkpoint_meta, n_max=n_draws, row_shape=None if observed is None else np.shape(observed))
     chunks: list[np.ndarray] = [] if done is None else [done]
     start = 0 if done is None else done.shape[0]
     bounds = [(b, min(b + batch_size, n_draws)) for b in range(start, n_draws, batch_size)]

@@ -181,7 +181,7 @@ def _run_resumable(run, jobs: list, n_jobs: int, checkpoint: Path | None, meta: 
     from brainnet import permutation
     from brainnet.results import atomic_save_npz
 
-    done = permutation._load_checkpoint(checkpoint, meta) if checkpoint is not None else None
+    done = None if checkpoint is None else permutation._load_checkpoint(checkpoint, meta, n_max=len(jobs), row_shape=(2,))
     outcomes = [] if done is None else [(float(a), float(b)) for a, b in done]
 
     def save() -> None:

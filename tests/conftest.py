@@ -43,7 +43,7 @@ def _isolated_cache(tmp_path_factory):
 #: (set by .ci/run) each runs while one process per core spins.
 BUSY_MODULES = frozenset({
     "test_reproducibility", "test_resume", "test_extract", "test_multi_subject", "test_threads",
-    "test_permutation", "test_results",
+    "test_permutation", "test_results", "test_checkpoints", "test_provenance",
 })
 
 # Spins until its parent (the test process) is gone, so a killed test run leaves no spinner behind.
@@ -109,3 +109,20 @@ def interrupt_after_write():
         return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory):
+    """``(study, fc8.npz)``: a simulated 4-subject, 16-stimulus study and its EmoNet fc8 features.
+
+    Shared by the reproducibility, resume, checkpoint and provenance tests
+    (tests that edit files work on copies).
+    """
+    from brainnet.cli import main
+    from brainnet.simulate import simulate_study
+
+    root = tmp_path_factory.mktemp("small_study")
+    study = simulate_study(root / "study", n_subjects=4, n_stimuli=16, seed=5)
+    feats = root / "fc8.npz"
+    assert main(["extract", "--stimuli", str(study / "stimuli.tsv"), "--out", str(feats), "--quiet"]) == 0
+    return study, feats

@@ -18,19 +18,15 @@ import pytest
 
 from brainnet.cli import main
 from brainnet.masks import load_mask
-from brainnet.simulate import simulate_study
 
-LABELS = ("01", "02", "03")
+LABELS = ("01", "02", "03", "04")
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prov")
-    study = simulate_study(root / "study", n_subjects=3, n_stimuli=16, snr=1.0, seed=8)
-    feats = root / "fc8.npz"
-    assert main(["extract", "--stimuli", str(study / "stimuli.tsv"), "--out", str(feats), "--quiet"]) == 0
+def study(small_study, tmp_path_factory):
+    study, feats = small_study
     betas = next((study / "sub-01" / "func").glob("*_betas.nii.gz"))
-    mask = root / "mask.nii.gz"
+    mask = tmp_path_factory.mktemp("prov") / "mask.nii.gz"
     nib.save(load_mask("occipital", target_img=nib.load(betas)), mask)
     return study, feats, mask
 

@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 
 from brainnet.cli import main
-from brainnet.simulate import simulate_study
 
 
 @pytest.fixture(scope="session")
-def study4(tmp_path_factory):
-    root = tmp_path_factory.mktemp("repro")
-    study = simulate_study(root / "study", n_subjects=4, n_stimuli=16, seed=11)
-    feats = root / "fc8.npz"
-    assert main(["extract", "--stimuli", str(study / "stimuli.tsv"), "--out", str(feats), "--quiet"]) == 0
-    return study, feats
+def study4(small_study):
+    return small_study
 
 
 def _arrays(folder: Path) -> dict[str, np.ndarray | bytes]:
