@@ -39,8 +39,8 @@ def _isolated_cache(tmp_path_factory):
     mp.undo()
 
 
-#: Modules whose promises must hold on a busy machine: with BRAINNET_TEST_BUSY=1
-#: (set by .ci/run) each runs while one process per core spins.
+#: Modules whose promises must hold on a busy machine: in CI (CI=true, as .ci/run is run) or
+#: with BRAINNET_TEST_BUSY=1, each runs while one process per core spins.
 BUSY_MODULES = frozenset({
     "test_reproducibility", "test_resume", "test_extract", "test_multi_subject", "test_threads",
     "test_permutation", "test_results", "test_checkpoints", "test_provenance",
@@ -52,13 +52,14 @@ _SPIN = "import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent
 
 @pytest.fixture(autouse=True, scope="module")
 def _busy_cores(request):
-    """Keep every core busy during the modules of ``BUSY_MODULES`` when BRAINNET_TEST_BUSY=1."""
+    """Keep every core busy during the modules of ``BUSY_MODULES`` in CI or when BRAINNET_TEST_BUSY=1."""
     import os
     import subprocess
     import sys
 
     name = request.module.__name__.rsplit(".", 1)[-1]
-    if os.environ.get("BRAINNET_TEST_BUSY") != "1" or name not in BUSY_MODULES:
+    busy = os.environ.get("BRAINNET_TEST_BUSY", "1" if os.environ.get("CI") == "true" else "0") == "1"
+    if not busy or name not in BUSY_MODULES:
         yield
         return
     spinners = [subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid())])
