@@ -161,8 +161,9 @@ the image labels identically for all subjects (the paper ran 10,000 permutations
 use `n_permutations=10_000` - brainnet's batched engine makes that minutes, not days).
 """),
     code("""
-# algorithm="simpls": MATLAB's plsregress, the paper's PLS (brainnet's default is scikit-learn's NIPALS)
-dec = brainnet.decode_units(study, layer="fc8", weights=WEIGHTS, n_components=10, algorithm="simpls",
+# add algorithm="simpls" for MATLAB's plsregress, the paper's PLS (default: scikit-learn's NIPALS;
+# the two agree on the first component)
+dec = brainnet.decode_units(study, layer="fc8", weights=WEIGHTS, n_components=10,
                             n_permutations=200, n_bootstrap=20, n_cluster_draws=50,
                             out=out, overwrite=True)
 s = dec.summary
