@@ -344,6 +344,9 @@ def single_trial_betas(
         rows.append(trials.assign(run=r)[["stimulus_id", "run", "onset", "duration"]])
         if BETA_METHODS[method].joint:  # fitted on all runs at once, below
             mask = _joint_mask(mask, img)
+            if img.shape[:3] != mask.shape:
+                raise input_error(where, f"grid {img.shape[:3]} differs from that of run 1 {mask.shape}",
+                                  "give every run on one grid (e.g. fMRIPrep outputs of one --space)")
             joint.append((data[mask].astype(np.float32, copy=False), trials, cf))
             continue
         fit = BETA_METHODS[method].fit

@@ -419,14 +419,18 @@ def glmsingle(
     r2 = np.empty(n_vox)
     # The betas of every fraction for a chunk take n_trials x fractions x voxels floats: cap them at 256 MB.
     ridge_chunk = min(chunk_size, max(64, 2**28 // (4 * n_trials * len(use))))
+    # Voxels in HRF order: a chunk then holds one or two HRFs, so fracridge (which decomposes the
+    # design on every call) runs about twice per run and chunk rather than once per HRF present.
+    order = np.argsort(hrf_index, kind="stable")
     for sl in _chunks(n_vox, ridge_chunk):
         nv = sl.stop - sl.start
-        idx = hrf_index[sl]
+        vox = order[sl]
+        idx = hrf_index[vox]
         est = np.zeros((n_trials, len(use), nv), dtype=np.float32)
         xy_c, xx_c, yy_c = np.empty((n_runs, nv)), np.empty((n_runs, nv)), np.empty((n_runs, nv))
         for r, y in enumerate(data):
             basis = noise[r]
-            yr = _residualise(bases[r], _psc(y[:, sl]))
+            yr = _residualise(bases[r], _psc(y[:, vox]))
             if basis.shape[1]:
                 yr = _residualise(basis, yr)
             xo = onoff[r][idx].T
@@ -441,17 +445,17 @@ def glmsingle(
                     x = _residualise(basis, x)
                 coef, _ = fracridge(x, yr[:, cols], use, jit=False)
                 est[rows, :, cols] = coef
-        r2[sl] = _cv_r2(xy_c, xx_c, yy_c)
+        r2[vox] = _cv_r2(xy_c, xx_c, yy_c)
         if cv_fraction:
             ols = est[:, -1, :].astype(np.float64)
             err = np.stack([((ols - avg @ est[:, f, :]) ** 2)[avg.getnnz(axis=1) > 0].sum(0) for f in range(len(use))])
             best = np.argmin(err, axis=0)
             chosen = est[:, best, np.arange(nv)].astype(np.float64)
-            fraction[sl] = use[best]
+            fraction[vox] = use[best]
             chosen = _rescale(chosen, ols)
         else:
             chosen = est[:, 0, :]
-        betas[:, sl] = chosen
+        betas[:, vox] = chosen
     ncsnr = _ncsnr(betas, ids)
     info = {
         "hrf_library": f"{n_k} SPM double-gamma HRFs stretched to times-to-peak {HRF_PEAKS[0]:g}..{HRF_PEAKS[-1]:g} s",

@@ -221,3 +221,11 @@ def test_realdata_manifest_matches_the_files_read():
         path = HAXBY / rec["name"]
         assert path.stat().st_size == rec["size"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
+
+
+def test_runs_on_different_grids_are_refused():
+    sim = simulate_runs("event", shape=(3, 3, 3), n_runs=2, n_stimuli=8, n_repeats=2, seed=8)
+    small = nib.Nifti1Image(np.asarray(sim["bold"][1].dataobj)[:2], sim["bold"][1].affine)
+    with pytest.raises(BrainnetError, match=r"^BOLD run 2: grid \(2, 3, 3\) differs from that of run 1 \(3, 3, 3\); "
+                                            r"give every run on one grid \(e.g. fMRIPrep outputs of one --space\)$"):
+        single_trial_betas([sim["bold"][0], small], sim["events"], tr=sim["tr"], mask=False)
