@@ -915,7 +915,7 @@ def _estimated(plans: list[_SubjectPlan], scheduler):
         return
     from dask.distributed import as_completed
 
-    from brainnet.permutation import dask_client
+    from brainnet._execution import dask_client
 
     with dask_client(scheduler) as client:
         futures = {client.submit(_estimate, plan, pure=False): plan for plan in plans}

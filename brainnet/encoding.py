@@ -964,7 +964,7 @@ def _subject_list(study, subjects) -> list[str]:
 
 def _client(scheduler):
     """A Dask client for ``scheduler`` (address or client), or the one of ``use_scheduler``, or None."""
-    from brainnet.permutation import current_scheduler, dask_client
+    from brainnet._execution import current_scheduler, dask_client
 
     scheduler = scheduler if scheduler is not None else current_scheduler()
     return contextlib.nullcontext(None) if scheduler is None else dask_client(scheduler)

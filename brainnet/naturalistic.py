@@ -896,7 +896,7 @@ def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=
                     for future in as_completed(running):
                         keep(running[future], future.result())
             return [done[ab] for ab in bounds]
-        from brainnet.permutation import dask_client
+        from brainnet._execution import dask_client
 
         with dask_client(scheduler) as client:
             from distributed import as_completed
