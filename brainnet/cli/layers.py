@@ -11,13 +11,17 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "layers",
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "layers": (
         "list a network's layers with their output shape and number of units (one blank image, "
-        "the network's own preprocessing)",
-        EXAMPLES,
-    )
+        "the network's own preprocessing)"
+    ),
+}
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "layers", COMMANDS["layers"], EXAMPLES)
     add_network_arg(parser)
     add_weights_args(parser)
     parser.add_argument("--pool", choices=("none", "mean", "max", "cls"), default=None,

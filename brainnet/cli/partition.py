@@ -20,16 +20,19 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "partition": (
+        "variance partitioning: banded ridge per voxel, unique and shared cross-validated R² of each "
+        "feature space, permutation tests of the unique parts (max-statistic FWE)"
+    ),
+}
+
+
 def register(subparsers) -> None:
     from brainnet.lowlevel import CONTROLS
 
-    parser = add_command(
-        subparsers,
-        "partition",
-        "variance partitioning: banded ridge per voxel, unique and shared cross-validated R² of each "
-        "feature space, permutation tests of the unique parts (max-statistic FWE)",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "partition", COMMANDS["partition"], EXAMPLES)
     add_study_args(parser)
     add_weights_args(parser)
     parser.add_argument("--subject", default=None, help="subject label (default: the first)")

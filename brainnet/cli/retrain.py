@@ -13,13 +13,17 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "retrain",
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "retrain": (
         "freeze a network, train a new final linear layer on a labelled image folder (one subfolder per "
-        "class), report held-out accuracy, AUC per class and the confusion matrix",
-        EXAMPLES,
-    )
+        "class), report held-out accuracy, AUC per class and the confusion matrix"
+    ),
+}
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "retrain", COMMANDS["retrain"], EXAMPLES)
     parser.add_argument("--network", default="emonet", help="backbone network (default emonet)")
     parser.add_argument("--images", type=Path, required=True, help="folder with one subfolder of images per class")
     parser.add_argument("--layer", default=None, help="backbone layer feeding the head (default EmoNet fc7, else the last)")

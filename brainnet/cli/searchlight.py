@@ -21,16 +21,19 @@ EXAMPLES = """\
 """
 
 
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "searchlight": (
+        "searchlight RSA: each sphere's RDM vs a layer's RDM, group map with voxelwise, "
+        "max-statistic FWE and cluster-mass FWE permutation p-values"
+    ),
+}
+
+
 def register(subparsers) -> None:
     from brainnet.searchlight import SEARCHLIGHT_COMPARISONS
 
-    parser = add_command(
-        subparsers,
-        "searchlight",
-        "searchlight RSA: each sphere's RDM vs a layer's RDM, group map with voxelwise, "
-        "max-statistic FWE and cluster-mass FWE permutation p-values",
-        EXAMPLES,
-    )
+    parser = add_command(subparsers, "searchlight", COMMANDS["searchlight"], EXAMPLES)
     add_study_args(parser)
     parser.set_defaults(mask="whole-brain")
     add_weights_args(parser)

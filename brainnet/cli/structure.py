@@ -12,13 +12,17 @@ EXAMPLES = """\
 """
 
 
-def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "network-structure",
+# command -> one-line help: `brainnet --help` lists these without importing the command.
+COMMANDS = {
+    "network-structure": (
         "a network's own structure on a labelled image folder: cross-validated confusion matrix, number of "
-        "discriminable categories, PCA dimensionality, and linear valence/arousal read-outs of user ratings",
-        EXAMPLES,
-    )
+        "discriminable categories, PCA dimensionality, and linear valence/arousal read-outs of user ratings"
+    ),
+}
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "network-structure", COMMANDS["network-structure"], EXAMPLES)
     parser.add_argument("--network", default="emonet", help="network (default emonet)")
     parser.add_argument("--images", type=Path, required=True, help="folder with one subfolder of images per category")
     parser.add_argument("--layer", default=None, help="layer (default the network's last, EmoNet fc8)")
