@@ -35,7 +35,7 @@ import numpy as np
 
 from brainnet._display import Record
 from brainnet._execution import current_scheduler, dask_client, use_scheduler
-from brainnet.errors import BrainnetError
+from brainnet.errors import BrainnetError, BrainnetNotice
 from brainnet.results import atomic_save_npz
 
 __all__ = [
@@ -178,8 +178,11 @@ class PermutationResult(Record):
         return max_stat_p_values(self.observed, self.null, self.alternative)
 
 
-class CheckpointDiscarded(UserWarning):
-    """A checkpoint was unreadable or made by another run: it was set aside and the work is redone."""
+class CheckpointDiscarded(BrainnetNotice):
+    """A checkpoint was unreadable or made by another run: it was set aside and the work is redone.
+
+    A :class:`~brainnet.errors.BrainnetNotice`, so the command line shows it as one line.
+    """
 
 
 def _discard(path: Path, reason: str) -> None:
