@@ -201,6 +201,13 @@ _TABLES: dict[str, str] = {
     "clusters.tsv": "Discriminable cluster of each unit.",
 }
 
+# Notes of tables whose meaning depends on the analysis: (analysis, file) -> note.
+_KIND_TABLES: dict[tuple[str, str], str] = {
+    ("searchlight", "clusters.tsv"): "Clusters of the group r map above the cluster-forming threshold: "
+    "number of centres, cluster mass and its cluster-mass FWE p, the peak with its voxel and MNI "
+    "coordinates and the shipped atlas regions containing it.",
+}
+
 _TITLES = {
     "encode": "Encoding: network units → voxels",
     "decode": "Decoding network units from voxels",
@@ -267,8 +274,10 @@ def _key_value_table(items: Mapping[str, Any], css_class: str) -> str:
     return f'<table class="{css_class}">{rows}</table>'
 
 
-def _frame_table(frame: pd.DataFrame, css_class: str, max_rows: int = 60) -> str:
-    head = "".join(f"<th>{_esc(_COLUMNS.get(str(c), _words(c)))}</th>" for c in frame.columns)
+def _frame_table(frame: pd.DataFrame, css_class: str, max_rows: int = 60,
+                 columns: Mapping[str, str] | None = None) -> str:
+    names = {**_COLUMNS, **(columns or {})}
+    head = "".join(f"<th>{_esc(names.get(str(c), _words(c)))}</th>" for c in frame.columns)
     body = []
     for row in frame.head(max_rows).itertuples(index=False):
         values = [v.item() if isinstance(v, np.generic) else v for v in row]
@@ -579,9 +588,9 @@ def _overview(results_dir: Path, runs: list[tuple[Path, dict[str, Any]]]) -> str
 # -------------------------------------------------------------- per result
 
 
-def _tsv_html(path: Path, heading: str, note: str) -> str:
+def _tsv_html(path: Path, heading: str, note: str, columns: Mapping[str, str] | None = None) -> str:
     try:
-        table = _frame_table(_read_tsv(path), "data")
+        table = _frame_table(_read_tsv(path), "data", columns=columns)
     except (OSError, ValueError) as exc:
         return f'<p class="skipped">{_esc(path.name)} unreadable: {_esc(exc)}</p>'
     return f'<h4>{_esc(heading)}</h4><p class="note">{_esc(note)}</p>{table}'
@@ -651,8 +660,10 @@ def _section(
         banner = f'<p class="banner">Computed with untrained network weights ({_esc(weights)}).</p>'
     if _is_simulated(summary):
         banner += '<p class="banner">Computed on simulated data, not real fMRI.</p>'
+    own_columns = {"cluster": "cluster"} if kind == "searchlight" else None
     tables = "".join(
-        _tsv_html(run / name, _words(name.removesuffix(".tsv")).capitalize(), note)
+        _tsv_html(run / name, _words(name.removesuffix(".tsv")).capitalize(),
+                  f"{_KIND_TABLES.get((kind, name), note)} ({name})", own_columns)
         for name, note in _TABLES.items()
         if (run / name).exists()
     )
