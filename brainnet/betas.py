@@ -908,19 +908,20 @@ def write_betas_study(
 
 
 def _estimated(plans: list[_SubjectPlan], scheduler):
-    """``(plan, (betas, affine, trials))`` of each subject as it finishes, here or one Dask task per subject."""
+    """``(plan, (betas, affine, trials, maps))`` of each subject in order, here or one Dask task per subject."""
     if scheduler is None or not plans:
         for plan in plans:
             yield plan, _estimate(plan)
         return
-    from dask.distributed import as_completed
 
     from brainnet._execution import dask_client
 
     with dask_client(scheduler) as client:
-        futures = {client.submit(_estimate, plan, pure=False): plan for plan in plans}
-        for future in as_completed(list(futures)):
-            yield futures[future], future.result()
+        futures = [client.submit(_estimate, plan, pure=False) for plan in plans]
+        # Written in the subjects' order, as in one process: participants.tsv and stimuli.tsv
+        # then do not depend on which task finished first.
+        for plan, future in zip(plans, futures, strict=True):
+            yield plan, future.result()
 
 
 def _update_tables(out: Path, label: str, trials: pd.DataFrame, bids: Path, copy_stimuli: bool) -> None:

@@ -652,7 +652,7 @@ def _compute(model, layers, pool, dev, files, shas, rows, out, store, preprocess
     from brainnet._progress import progress_bar
 
     workers = n_workers if n_workers is not None else _default_workers()
-    bar = progress_bar(len(files), unit="img", desc="extract", enabled=progress)
+    bar = progress_bar(len(files), unit="img", desc="extract", enabled=progress, leave=True)
 
     def on_batch(start: int, acts: dict[str, np.ndarray]) -> None:
         for j in range(next(iter(acts.values())).shape[0]):

@@ -226,6 +226,6 @@ def test_realdata_manifest_matches_the_files_read():
 def test_runs_on_different_grids_are_refused():
     sim = simulate_runs("event", shape=(3, 3, 3), n_runs=2, n_stimuli=8, n_repeats=2, seed=8)
     small = nib.Nifti1Image(np.asarray(sim["bold"][1].dataobj)[:2], sim["bold"][1].affine)
-    with pytest.raises(BrainnetError, match=r"^BOLD run 2: grid \(2, 3, 3\) differs from that of run 1 \(3, 3, 3\); "
-                                            r"give every run on one grid \(e.g. fMRIPrep outputs of one --space\)$"):
+    with pytest.raises(BrainnetError, match=r"^BOLD run 2: grid \(shape \(2, 3, 3\)\) differs from that of BOLD run 1 "
+                                            r"\(shape \(3, 3, 3\)\) or its affine; give runs on one grid"):
         single_trial_betas([sim["bold"][0], small], sim["events"], tr=sim["tr"], mask=False)
