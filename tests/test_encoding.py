@@ -450,4 +450,6 @@ def test_cli_draws_progress_bars_on_a_terminal_unless_quiet(sim_study, tmp_path,
             "--out", str(tmp_path), *(["--quiet"] if quiet else [])]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert ("7/7" in err) is not quiet, err  # tqdm's "done/total" of the permutation bar
+    # The bar's total is drawn when it opens; its later states depend on tqdm's refresh timer,
+    # so only the opening "0/7 ... perm/s" is asserted.
+    assert ("/7 [" in err and "perm/s" in err) is not quiet, err
