@@ -1155,6 +1155,10 @@ def _check_run(summary_path: Path, summary: dict[str, Any]) -> None:
                 img = nib.load(path)
             except Exception as err:  # nibabel raises many types for non-images
                 raise input_error(path, f"not a readable NIfTI ({type(err).__name__})", fix) from None
+            if isinstance(img, nib.Cifti2Image):  # a surface map: no affine; its values must read
+                if not np.all(np.isfinite(np.asarray(img.get_fdata(dtype=np.float32)))):
+                    raise input_error(path, "holds NaN or Inf", fix)
+                continue
             check_image(img, path, fix)
             read_image(img, path, fix)
         elif name.endswith(".npz"):
