@@ -4,7 +4,8 @@ A manifest (``data_manifests/datasets/<accession>.json``, gzipped when it is
 larger than 1 MB) records a dataset's accession, version, licence, tasks and
 subjects, how its stimuli are obtained, where its files are downloaded from,
 and, per *part* (``metadata``, ``events``, ``bold``, ``derivatives``,
-``stimuli``), the glob patterns brainnet needs and every matching file as
+``stimuli``, ``betas``), where the dataset's released single-trial betas are
+(``betas``: in a part, or outside OpenNeuro with a URL), the glob patterns brainnet needs and every matching file as
 ``[path, size, algo, checksum]``. Which parts each brainnet workflow uses is
 listed under ``workflows``.
 
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-PARTS = ("metadata", "events", "bold", "derivatives", "stimuli")
+PARTS = ("metadata", "events", "bold", "derivatives", "stimuli", "betas")
 _ALGOS = {"md5": 32, "sha256": 64, "git": 0}
 _HEX = re.compile(r"^[0-9a-f]+$")
 _SUBJECT = re.compile(r"(?:^|/)sub-([A-Za-z0-9]+)(?=[/_]|$)")
@@ -404,6 +405,18 @@ _SPECS: dict[str, dict[str, Any]] = {
                 "derivatives/fmriprep/sub-*/ses-*/func/sub-*_task-imagenet_run-*_desc-confounds_timeseries.tsv",
             ],
             "stimuli": ["stimuli/imagenet/**"],
+            "betas": [
+                "derivatives/ciftify/sub-*/results/ses-*_task-imagenet_run-*/*_beta.dscalar.nii",
+                "derivatives/ciftify/sub-*/results/ses-*_task-imagenet_run-*/*_label.txt",
+                "derivatives/ciftify/sub-*/standard_fsLR_surface/sub-*.aparc.32k_fs_LR.dlabel.nii",
+                "derivatives/ciftify/sub-*/standard_fsLR_surface/sub-*.*.midthickness.32k_fs_LR.surf.gii",
+                "derivatives/ciftify/sub-*/standard_fsLR_surface/sub-*.*.inflated.32k_fs_LR.surf.gii",
+            ],
+        },
+        "betas": {
+            "how": "in_dataset",
+            "part": "betas",
+            "description": "ciftify GLM betas on fsLR 32k, one dscalar map per trial and a label.txt per run, with each subject's aparc dlabel and meshes; brainnet.study_from_released_betas makes a study of them.",
         },
         "stimuli": {
             "how": "in_dataset",
@@ -454,6 +467,11 @@ _SPECS: dict[str, dict[str, Any]] = {
             "description": "THINGS images are obtained separately from the THINGS database (events column file_path, e.g. dog/dog_12s.jpg); single-trial betas are on figshare (doi 10.25452/figshare.plus.c.6161151).",
             "url": "https://things-initiative.org/",
         },
+        "betas": {
+            "how": "external",
+            "description": "THINGS-fMRI single-trial betas are not on OpenNeuro: they are on figshare (doi 10.25452/figshare.plus.c.6161151); brainnet has no reader for them yet.",
+            "url": "https://doi.org/10.25452/figshare.plus.c.6161151",
+        },
         "workflows": {
             "image_encoding": {"parts": ["metadata", "events", "bold"], "description": "raw BOLD + events -> single-trial betas -> study; THINGS images from the THINGS database"},
         },
@@ -476,6 +494,11 @@ _SPECS: dict[str, dict[str, Any]] = {
             "how": "external",
             "events_column": "ImgName",
             "description": "The 5,000 scene images are not on OpenNeuro; obtain them from the BOLD5000 project (events column ImgName names the image).",
+            "url": "https://bold5000-dataset.github.io/website/",
+        },
+        "betas": {
+            "how": "external",
+            "description": "BOLD5000 GLMsingle single-trial betas (release 2.0) are not on OpenNeuro: they are distributed by the BOLD5000 project; brainnet has no reader for them yet.",
             "url": "https://bold5000-dataset.github.io/website/",
         },
         "workflows": {
@@ -558,6 +581,7 @@ def build_manifest(table: str | Path) -> dict[str, Any]:
         "primary_task": spec["primary_task"],
         "subjects": subjects,
         "stimuli": spec["stimuli"],
+        **({"betas": spec["betas"]} if "betas" in spec else {}),
         "workflows": spec["workflows"],
         "download": {
             "url_template": _DEFAULT_URL,
@@ -583,6 +607,7 @@ _PART_DESCRIPTIONS = {
     "bold": "raw BOLD runs and sidecars",
     "derivatives": "preprocessed BOLD brainnet analyses",
     "stimuli": "stimulus files distributed with the dataset",
+    "betas": "single-trial estimates released with the dataset (brainnet.study_from_released_betas)",
 }
 
 

@@ -114,7 +114,15 @@ def _parts_of(manifest: DatasetManifest, what: str | Iterable[str] | None) -> li
         return parts
     if isinstance(what, str):
         what = [w.strip() for w in what.split(",") if w.strip()]
-    return list(what)
+    what = list(what)
+    if "betas" in what and "betas" not in manifest.parts:
+        where = manifest.raw.get("betas") or {}
+        if where.get("how") == "external":
+            raise BrainnetError(f"--what betas: {manifest.accession}'s single-trial betas are not on OpenNeuro; "
+                                f"get them from {where.get('url')} ({where.get('description', '').rstrip('.')})")
+        raise BrainnetError(f"--what betas: {manifest.accession} releases no single-trial betas; "
+                            "estimate them from the BOLD with brainnet betas")
+    return what
 
 
 def plan_fetch(
