@@ -410,7 +410,7 @@ def simulate_released_betas(root: str | Path, *, n_subjects: int = 3, n_stimuli:
         label_axis = nib.cifti2.LabelAxis(["aparc"], [label_table])
         nib.Cifti2Image(keys[None], header=nib.cifti2.Cifti2Header.from_axes((label_axis, axis))).to_filename(
             str(surf / f"sub-{label}.aparc.32k_fs_LR.dlabel.nii"))
-        for (name, voxels), hemi in zip(hemis.items(), ("L", "R"), strict=True):
+        for (_name, voxels), hemi in zip(hemis.items(), ("L", "R"), strict=True):
             for surface, scale in (("midthickness", 1.0), ("inflated", 1.3)):
                 _write_mesh(surf / f"sub-{label}.{hemi}.{surface}.32k_fs_LR.surf.gii", voxels.size + _N_MEDIAL,
                             scale, -1.0 if hemi == "L" else 1.0)
