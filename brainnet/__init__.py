@@ -38,6 +38,8 @@ _API: dict[str, str] = {
     "load_study": "brainnet.study",
     "load_mask": "brainnet.masks",
     "study_to_template": "brainnet.spaces",
+    "study_from_released_betas": "brainnet.released",
+    "plot_surface_map": "brainnet.surfaces",
     "MASKS": "brainnet.masks",
     "simulate_study": "brainnet.simulate",
     "load_truth": "brainnet.simulate",

@@ -1949,3 +1949,69 @@ def test_file_output_that_is_a_folder_is_refused(command, name, tmp_path, capsys
     argv = ["extract", "--demo"] if command == "extract" else ["report", "--results", tmp_path]
     assert _line(capsys, [*argv, "--out", folder], folder) == (
         f"--out {folder}: is a folder; give a file name, e.g. --out {folder / name}")
+
+
+# ---------------------------------------------------------------- surfaces and released betas
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    from brainnet.datasets.miniature import simulate_released_betas
+    from brainnet.released import study_from_released_betas
+
+    root = tmp_path_factory.mktemp("released")
+    nod = simulate_released_betas(root / "nod", n_subjects=2, n_stimuli=16, n_repeats=2)
+    return nod, study_from_released_betas(nod, root / "study")
+
+
+def test_surface_input_mistakes_are_refused(released, tmp_path, capsys):
+    nod, study = released
+    out = tmp_path / "out"
+    assert _line(capsys, ["encode", "--study", study, "--subject", "01", "--mask", "occipital", *QUICK, "--out", out], out) == (
+        "--mask occipital: an MNI152 volume region, but sub-01's betas are on the surface; use the subject's own region "
+        "(--mask occipital-aparc where it exists) or a CIFTI mask on the betas' mesh")
+    # a parcellation on another mesh
+    dlabel = nib.load(str(next((study / "sub-01" / "anat").glob("*.dlabel.nii"))))
+    left = nib.cifti2.BrainModelAxis.from_mask(np.ones(12, bool), name="CORTEX_LEFT")
+    other = tmp_path / "other.dlabel.nii"
+    nib.Cifti2Image(np.ones((1, 12), np.float32),
+                    header=nib.cifti2.Cifti2Header.from_axes((dlabel.header.get_axis(0), left))).to_filename(str(other))
+    n_left = dlabel.header.get_axis(1).nvertices["CIFTI_STRUCTURE_CORTEX_LEFT"]
+    assert _line(capsys, ["encode", "--study", study, "--subject", "01", "--mask", other, *QUICK, "--out", out], out) == (
+        f"{other}: L hemisphere mesh has 12 vertices, the betas' {n_left}; give a CIFTI mask on the betas' mesh "
+        "(a parcellation on the betas' mesh, e.g. fsLR 32k)")
+    # mixed surface and volume subjects
+    mixed = tmp_path / "mixed"
+    shutil.copytree(study, mixed)
+    (mixed / "sub-02" / "func" / "sub-02_task-imagenet_space-fsLR_den-32k_desc-singletrial_betas.dscalar.nii").unlink()
+    volume = next((nod / "sourcedata" / "volume" / "sub-02" / "func").glob("*_betas.nii.gz"))
+    shutil.copy2(volume, mixed / "sub-02" / "func" / "sub-02_task-imagenet_space-MNI152NLin2009cAsym_desc-singletrial_betas.nii.gz")
+    surface = mixed / "sub-01" / "func" / "sub-01_task-imagenet_space-fsLR_den-32k_desc-singletrial_betas.dscalar.nii"
+    assert _line(capsys, ["rsa", "--study", mixed, "--mask", "occipital-aparc", "--permutations", "2", "--out", out], out) == (
+        f"{surface}: surface betas, but sub-02_task-imagenet_space-MNI152NLin2009cAsym_desc-singletrial_betas.nii.gz is a "
+        "volume: a study holds one kind; give every subject surface betas (CIFTI dscalar, e.g. ciftify's) or every "
+        "subject volume betas (NIfTI)")
+
+
+def test_released_betas_input_mistakes_are_refused(released, tmp_path, capsys):
+    nod, _ = released
+    out = tmp_path / "study"
+    broken = tmp_path / "nod"
+    shutil.copytree(nod, broken, ignore=shutil.ignore_patterns("sourcedata"))
+    label = broken / "derivatives/ciftify/sub-01/results/ses-imagenet01_task-imagenet_run-1/ses-imagenet01_task-imagenet_run-1_label.txt"
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join(lines[1:]) + "\n")
+    assert _line(capsys, ["study", "from-released", "--source", broken, "--out", out], out) == (
+        f"{label}: {len(lines) - 1} labels but its beta file has {len(lines)} maps; fetch both files of the run again "
+        "(one label line per beta map)")
+    assert not out.exists()
+    dlabel = broken / "derivatives/ciftify/sub-02/standard_fsLR_surface/sub-02.aparc.32k_fs_LR.dlabel.nii"
+    label.write_text("\n".join(lines) + "\n")
+    dlabel.unlink()
+    assert _line(capsys, ["study", "from-released", "--source", broken, "--out", out], out) == (
+        f"{dlabel}: the subject's fsLR parcellation not found; fetch it with the betas: brainnet fetch ds004496 "
+        "--subjects 02 --what betas")
+    assert not out.exists()
+    assert _line(capsys, ["fetch", "ds004192", "--what", "betas", "--dest", tmp_path / "things"], tmp_path / "things") == (
+        "--what betas: ds004192's single-trial betas are not on OpenNeuro; get them from "
+        "https://doi.org/10.25452/figshare.plus.c.6161151 (the figshare collection of the THINGS-fMRI single-trial betas "
+        "(doi 10.25452/figshare.plus.c.6161151); brainnet has no reader for them yet)")

@@ -118,10 +118,10 @@ def test_betas_outside_openneuro_say_where_they_are():
     from brainnet.datasets.openneuro import plan_fetch
 
     with pytest.raises(BrainnetError, match=r"^--what betas: ds004192's single-trial betas are not on OpenNeuro; get them from "
-                                            r"https://doi.org/10.25452/figshare.plus.c.6161151 \(THINGS-fMRI single-trial betas"):
+                                            r"https://doi.org/10.25452/figshare.plus.c.6161151 \(the figshare collection of the THINGS-fMRI single-trial betas"):
         plan_fetch("ds004192", what="betas")
     with pytest.raises(BrainnetError, match=r"^--what betas: ds001499's single-trial betas are not on OpenNeuro; get them from "
-                                            r"https://bold5000-dataset.github.io/website/ \(BOLD5000 GLMsingle"):
+                                            r"https://bold5000-dataset.github.io/website/ \(BOLD5000 release 2.0 GLMsingle"):
         plan_fetch("ds001499", what="betas")
     manifest, planned = plan_fetch("ds004496", subjects="01", what="betas")
     names = [f.path for f in planned]

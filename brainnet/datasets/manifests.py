@@ -469,7 +469,7 @@ _SPECS: dict[str, dict[str, Any]] = {
         },
         "betas": {
             "how": "external",
-            "description": "THINGS-fMRI single-trial betas are not on OpenNeuro: they are on figshare (doi 10.25452/figshare.plus.c.6161151); brainnet has no reader for them yet.",
+            "description": "the figshare collection of the THINGS-fMRI single-trial betas (doi 10.25452/figshare.plus.c.6161151); brainnet has no reader for them yet.",
             "url": "https://doi.org/10.25452/figshare.plus.c.6161151",
         },
         "workflows": {
@@ -498,7 +498,7 @@ _SPECS: dict[str, dict[str, Any]] = {
         },
         "betas": {
             "how": "external",
-            "description": "BOLD5000 GLMsingle single-trial betas (release 2.0) are not on OpenNeuro: they are distributed by the BOLD5000 project; brainnet has no reader for them yet.",
+            "description": "BOLD5000 release 2.0 GLMsingle single-trial betas, distributed by the BOLD5000 project; brainnet has no reader for them yet.",
             "url": "https://bold5000-dataset.github.io/website/",
         },
         "workflows": {
