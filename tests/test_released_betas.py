@@ -33,7 +33,7 @@ BETA_GLOBS = [
 def nod(tmp_path_factory):
     from brainnet.datasets.miniature import simulate_released_betas
 
-    return simulate_released_betas(tmp_path_factory.mktemp("released") / "nod", n_subjects=2)
+    return simulate_released_betas(tmp_path_factory.mktemp("released") / "nod", n_subjects=3)
 
 
 def _serve(root: Path):
@@ -68,7 +68,7 @@ def _manifest(files: dict[str, bytes], path: Path) -> Path:
     entries = {p: [p, len(d), "sha256", hashlib.sha256(d).hexdigest()] for p, d in files.items()}
     content = {
         "schema_version": 1, "accession": "ds004496", "version": "2.1.2", "licence": "CC0", "tasks": ["imagenet"],
-        "subjects": ["01", "02"], "stimuli": {"how": "in_dataset", "description": "test"},
+        "subjects": ["01", "02", "03"], "stimuli": {"how": "in_dataset", "description": "test"},
         "betas": {"how": "in_dataset", "part": "betas", "description": "test"},
         "workflows": {"image_encoding": {"parts": ["metadata", "events", "stimuli"]}},
         "download": {"url_template": "http://127.0.0.1:9/{path}"},
@@ -150,3 +150,27 @@ def test_released_betas_mistakes_are_one_line_errors_and_nothing_is_written(nod,
         study_from_released_betas(tmp_path / "empty", tmp_path / "study")
     with pytest.raises(BrainnetError, match=r"^--dataset ds004192: brainnet reads the released betas of ds004496 only"):
         study_from_released_betas(broken, tmp_path / "study", dataset="ds004192")
+
+
+def test_the_readme_nod_commands_run_on_the_released_betas(nod, tmp_path, capsys):
+    """The README's NOD section, command by command, after the fetch (tested above)."""
+    from brainnet.cli import main
+
+    data = tmp_path / "nod"
+    shutil.copytree(nod, data, ignore=shutil.ignore_patterns("sourcedata"))
+    study, results = tmp_path / "nod_study", tmp_path / "nod_results"
+    for argv in (
+        ["study", "from-released", "--source", data, "--out", study],
+        ["encode", "--study", study, "--subject", "all", "--mask", "occipital-aparc", "--permutations", "10", "--cv", "4",
+         "--out", results],
+        ["rsa", "--study", study, "--mask", "occipital-aparc", "--permutations", "20", "--bootstrap", "0", "--out", results],
+        ["network-decoding", "--study", study, "--mask", "occipital-aparc", "--folds", "4", "--out", results],
+        ["figures", "--results", results],
+    ):
+        assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    for label in ("01", "02", "03"):
+        assert (results / f"sub-{label}" / "encode-fc8" / "r_map.dscalar.nii").is_file()
+    figures = [p.name for p in results.rglob("*r-map-surface*.png")]
+    assert len(figures) == 3, figures
+    rsa = json.loads(next(results.glob("group/rsa-*/summary.json")).read_text())
+    assert rsa["complete"]
