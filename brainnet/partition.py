@@ -422,6 +422,9 @@ def partition_subject(
     label = _subject_label(study, subject if subject is not None else study.subjects[0])
     feats = study.features(layers=layer_names, weights=weights, seed=untrained_seed, features_file=features_file)
     data = study.load_subject(label, mask=mask)
+    if data.masker.mask_img_ is None:  # surface betas (brainnet.surfaces)
+        raise BrainnetError(f"--study {study.root}: surface betas (vertices, no voxel grid); variance partitioning "
+                            "needs volume betas: run it on a volume study, or run encode, decode or rsa on the surface")
     y, ids = data.averaged()
     make_folds(len(ids), cv, seed)  # refuse a bad --cv before any folder exists
     spaces = {name: feats.layer(name)[feats.rows_for(ids)] for name in layer_names}

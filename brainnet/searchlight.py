@@ -720,6 +720,9 @@ def searchlight_group(
         raise BrainnetError(f"--radius {radius:g}: a sphere needs a positive radius; give it in mm, e.g. --radius 6")
     study = study if isinstance(study, Study) else load_study(study)
     data = study.load_subjects(subjects, mask=mask)
+    if data[0].masker.mask_img_ is None:  # surface betas (brainnet.surfaces)
+        raise BrainnetError(f"--study {study.root}: surface betas (vertices, no voxel grid); a searchlight needs volume betas: "
+                            "run it on a volume study, or run encode, decode or rsa on the surface")
     affine = np.asarray(data[0].masker.mask_img_.affine)
     grid = tuple(int(s) for s in data[0].masker.mask_img_.shape[:3])
     for sd in data[1:]:

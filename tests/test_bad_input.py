@@ -1992,6 +1992,18 @@ def test_surface_input_mistakes_are_refused(released, tmp_path, capsys):
         "subject volume betas (NIfTI)")
 
 
+@pytest.mark.parametrize(("argv", "what"), [
+    (["searchlight", "--permutations", "2"], "a searchlight"),
+    (["partition", "--subject", "01", "--permutations", "2"], "variance partitioning"),
+])
+def test_volume_only_analyses_refuse_surface_studies(released, argv, what, tmp_path, capsys):
+    _, study = released
+    out = tmp_path / "out"
+    assert _line(capsys, [argv[0], "--study", study, "--mask", "occipital-aparc", *argv[1:], "--out", out], out) == (
+        f"--study {study}: surface betas (vertices, no voxel grid); {what} needs volume betas: run it on a volume "
+        "study, or run encode, decode or rsa on the surface")
+
+
 def test_released_betas_input_mistakes_are_refused(released, tmp_path, capsys):
     nod, _ = released
     out = tmp_path / "study"
