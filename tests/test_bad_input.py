@@ -1992,6 +1992,37 @@ def test_surface_input_mistakes_are_refused(released, tmp_path, capsys):
         "subject volume betas (NIfTI)")
 
 
+def test_subject_space_mistakes_are_refused(released, tmp_path, capsys):
+    """Volume betas in a subject's own (T1w) space: MNI atlas, missing per-subject mask, parcellation, grid."""
+    nod, _ = released
+    t1w = tmp_path / "t1w"
+    shutil.copytree(nod / "sourcedata" / "volume", t1w)
+    for f in t1w.glob("sub-*/func/*_space-MNI152NLin2009cAsym_*betas.nii.gz"):
+        f.rename(f.with_name(f.name.replace("MNI152NLin2009cAsym", "T1w")))
+    betas = next(t1w.glob("sub-01/func/*_betas.nii.gz"))
+    out = tmp_path / "out"
+    quick = ["--subject", "01", *QUICK, "--out", out]
+    assert _line(capsys, ["encode", "--study", t1w, "--mask", "occipital", *quick], out) == (
+        f"--mask occipital: an MNI152 atlas region, but sub-01's betas are in space T1w ({betas.name}); use the "
+        "subject's own region (--mask occipital-aparc where it exists, or --mask 'masks/sub-{subject}_<region>.nii.gz'), "
+        "or betas in MNI space")
+    template = str(tmp_path / "masks" / "sub-{subject}_occ.nii.gz")
+    assert _line(capsys, ["encode", "--study", t1w, "--mask", template, *quick], out) == (
+        f"{tmp_path / 'masks' / 'sub-01_occ.nii.gz'}: mask file not found; give a NIfTI path or one of occipital, v1, v2, "
+        "v3, v4, inferotemporal, whole-brain")
+    anat = t1w / "sub-01" / "anat"
+    assert _line(capsys, ["encode", "--study", t1w, "--mask", "occipital-aparc", *quick], out) == (
+        f"{anat / 'sub-01_desc-aparcaseg_dseg.nii.gz'}: parcellation not found; copy fMRIPrep's "
+        f"sub-01_desc-aparcaseg_dseg.nii.gz (the space of the betas) into {anat}")
+    (tmp_path / "masks").mkdir()
+    nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)).to_filename(tmp_path / "masks" / "sub-01_occ.nii.gz")
+    shape = nib.load(str(betas)).shape[:3]
+    assert _line(capsys, ["encode", "--study", t1w, "--mask", template, *quick], out) == (
+        f"{tmp_path / 'masks' / 'sub-01_occ.nii.gz'}: mask grid (shape (5, 5, 5)) differs from the data grid of "
+        f"{betas.name} (shape {shape}) or its affine; resample the mask to the data, e.g. "
+        "nilearn.image.resample_to_img(mask, betas, interpolation='nearest')")
+
+
 @pytest.mark.parametrize(("argv", "what"), [
     (["searchlight", "--permutations", "2"], "a searchlight"),
     (["partition", "--subject", "01", "--permutations", "2"], "variance partitioning"),
