@@ -70,7 +70,7 @@ def describe_mask(mask: str | Path, subjects=()) -> dict:
 
     kind = region_kind(mask)
     if kind == "aparc":
-        return {"name": str(mask).strip().lower(), "source": "each subject's desc-aparcaseg_dseg in the study"}
+        return {"name": str(mask).strip().lower(), "source": "each subject's own parcellation in the study (desc-aparcaseg_dseg; on the surface desc-aparc_dseg.dlabel)"}
     if kind == "template":
         files = {label: Path(str(mask).replace("{subject}", label)) for label in subjects}
         return {"name": str(mask), "sha256": {label: sha256_file(path) for label, path in files.items()}}
