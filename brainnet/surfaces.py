@@ -40,7 +40,7 @@ from brainnet.errors import BrainnetError, input_error
 
 __all__ = ["SURFACE_SUFFIX", "SurfaceMasker", "is_surface_file", "read_surface_betas", "surface_region",
            "plot_surface_map", "hemisphere_maps",
-           "surface_map_figure", "subject_meshes"]
+           "surface_map_figure", "subject_meshes", "gifti_to_dscalar"]
 
 #: File ending of surface betas and maps.
 SURFACE_SUFFIX = ".dscalar.nii"
@@ -305,4 +305,55 @@ def plot_surface_map(img, meshes: dict[str, str | Path], out: str | Path, title:
             fig.savefig(tmp, dpi=80)
     finally:
         plt.close(fig)
+    return Path(out)
+
+
+def gifti_to_dscalar(left: str | Path, right: str | Path, out: str | Path, medial_wall: np.ndarray | None = None,
+                     names=None) -> Path:
+    """Join per-hemisphere GIFTI betas (``.func.gii``, one data array per trial) into one dense-scalar file.
+
+    Parameters
+    ----------
+    left, right : str or Path
+        ``*_hemi-L_*.func.gii`` and ``*_hemi-R_*.func.gii`` of one subject,
+        each with one data array of shape ``(n_vertices,)`` per trial.
+    out : str or Path
+        The ``.dscalar.nii`` to write (atomically).
+    medial_wall : ndarray of shape (n_vertices_left + n_vertices_right,), bool, optional
+        Vertices to leave out of the brain models (default: none).
+    names : sequence of str, optional
+        One name per map (default ``trial0``, ``trial1``, ...).
+
+    Returns
+    -------
+    Path
+    """
+    import nibabel as nib
+
+    from brainnet.results import atomic_path
+
+    arrays = []
+    for path in (Path(left), Path(right)):
+        if not path.is_file():
+            raise input_error(path, "GIFTI betas not found", "give the subject's left and right .func.gii betas")
+        try:
+            data = np.column_stack([np.asarray(d.data, dtype=np.float32) for d in nib.load(str(path)).darrays])
+        except Exception as err:  # nibabel raises many types for non-GIFTI files
+            raise input_error(path, f"not readable GIFTI data arrays ({type(err).__name__})",
+                              "give a .func.gii with one data array per trial") from None
+        arrays.append(data)
+    if arrays[0].shape[1] != arrays[1].shape[1]:
+        raise input_error(right, f"{arrays[1].shape[1]} trials but the left hemisphere has {arrays[0].shape[1]}",
+                          "give both hemispheres of the same betas")
+    n_left, n_right = arrays[0].shape[0], arrays[1].shape[0]
+    keep = np.ones(n_left + n_right, bool) if medial_wall is None else ~np.asarray(medial_wall, bool)
+    if keep.size != n_left + n_right:
+        raise BrainnetError(f"medial_wall: {keep.size} values for {n_left + n_right} vertices; give one per vertex of both hemispheres")
+    models = (nib.cifti2.BrainModelAxis.from_mask(keep[:n_left], name="CORTEX_LEFT")
+              + nib.cifti2.BrainModelAxis.from_mask(keep[n_left:], name="CORTEX_RIGHT"))
+    data = np.concatenate([arrays[0][keep[:n_left]], arrays[1][keep[n_left:]]]).T
+    names = list(names) if names is not None else [f"trial{i}" for i in range(data.shape[0])]
+    img = nib.Cifti2Image(data, header=nib.cifti2.Cifti2Header.from_axes((nib.cifti2.ScalarAxis(names), models)))
+    with atomic_path(out, suffix=".dscalar.nii") as tmp:
+        img.to_filename(str(tmp))
     return Path(out)

@@ -2058,3 +2058,22 @@ def test_released_betas_input_mistakes_are_refused(released, tmp_path, capsys):
         "--what betas: ds004192's single-trial betas are not on OpenNeuro; get them from "
         "https://doi.org/10.25452/figshare.plus.c.6161151 (the figshare collection of the THINGS-fMRI single-trial betas "
         "(doi 10.25452/figshare.plus.c.6161151); brainnet has no reader for them yet)")
+
+
+def test_gifti_betas_mistakes_are_refused(tmp_path):
+    from brainnet.surfaces import gifti_to_dscalar
+
+    left, right = tmp_path / "sub-01_hemi-L_betas.func.gii", tmp_path / "sub-01_hemi-R_betas.func.gii"
+    for path, n_trials in ((left, 3), (right, 2)):
+        nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(np.zeros(10, np.float32)) for _ in range(n_trials)]),
+                 str(path))
+    out = tmp_path / "joined.dscalar.nii"
+    with pytest.raises(BrainnetError) as err:
+        gifti_to_dscalar(left, right, out)
+    assert str(err.value) == f"{right}: 2 trials but the left hemisphere has 3; give both hemispheres of the same betas"
+    (tmp_path / "bad.func.gii").write_text("not xml")
+    with pytest.raises(BrainnetError) as err:
+        gifti_to_dscalar(tmp_path / "bad.func.gii", right, out)
+    assert str(err.value).startswith(f"{tmp_path / 'bad.func.gii'}: not readable GIFTI data arrays (")
+    assert str(err.value).endswith("); give a .func.gii with one data array per trial")
+    assert not out.exists()

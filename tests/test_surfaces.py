@@ -117,3 +117,28 @@ def test_surface_mistakes_are_one_line_errors(surface, tmp_path):
                                             r"surface betas"):
         encode_subject(mixed, "all", mask="occipital-aparc", n_permutations=10, cv=4, out=tmp_path / "never2")
     assert not (tmp_path / "never2").exists()
+
+
+def test_gifti_betas_joined_into_a_dscalar_give_the_same_patterns(surface, tmp_path):
+    from brainnet.surfaces import gifti_to_dscalar, hemisphere_maps, read_surface_betas
+
+    _, study = surface
+    betas = next((study / "sub-01" / "func").glob("*_betas.dscalar.nii"))
+    data, axis = read_surface_betas(betas)
+    img = nib.load(str(betas))
+    per_map = [hemisphere_maps(img, index=t) for t in range(data.shape[0])]
+    paths = {}
+    for hemi in ("L", "R"):
+        gii = nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(np.nan_to_num(m[hemi]), datatype="NIFTI_TYPE_FLOAT32")
+                                            for m in per_map])
+        paths[hemi] = tmp_path / f"sub-01_hemi-{hemi}_betas.func.gii"
+        nib.save(gii, str(paths[hemi]))
+    # the vertices outside the original brain models are the medial wall
+    wall = np.concatenate([np.isnan(per_map[0][h]) for h in ("L", "R")])
+    out = gifti_to_dscalar(paths["L"], paths["R"], tmp_path / "joined.dscalar.nii", medial_wall=wall)
+    joined, joined_axis = read_surface_betas(out)
+    np.testing.assert_array_equal(joined, data)
+    np.testing.assert_array_equal(joined_axis.vertex, axis.vertex)
+    with pytest.raises(BrainnetError, match=r"missing.func.gii: GIFTI betas not found; give the subject's left and right"):
+        gifti_to_dscalar(tmp_path / "missing.func.gii", paths["R"], tmp_path / "never.dscalar.nii")
+    assert not (tmp_path / "never.dscalar.nii").exists()
