@@ -53,15 +53,23 @@ def test_encoding_on_vertices_equals_the_volume_and_finds_the_planted_signal(sur
         assert not (tmp_path / "res" / f"sub-{label}" / "encode-fc8" / "r_map.nii.gz").exists()
 
 
-def test_decoding_and_rsa_on_vertices_equal_the_volume(surface):
+def test_decoding_and_rsa_on_vertices_equal_the_volume(surface, tmp_path):
     from brainnet.decoding import decode_units
+    from brainnet.plotting import make_figures
     from brainnet.rsa import network_as_subject
 
     volume, study = surface
-    kw = dict(n_permutations=10, n_bootstrap=0, n_cluster_draws=0)
-    own = decode_units(study, mask="occipital-aparc", **kw)
+    kw = dict(n_permutations=10, n_bootstrap=20, n_cluster_draws=0)
+    own = decode_units(study, mask="occipital-aparc", out=tmp_path / "res", **kw)
     ref = decode_units(volume, mask="occipital", **kw)
     np.testing.assert_allclose(own.unit_scores["r"], ref.unit_scores["r"], atol=1e-9)
+    # the bootstrap weight maps are surface files: one map per unit on the grayordinates
+    weights = next((tmp_path / "res").rglob("weights_z.dscalar.nii"))
+    img = nib.load(str(weights))
+    n_grayordinates = len(nib.load(str(next((study / "sub-01" / "func").glob("*.dscalar.nii")))).header.get_axis(1))
+    assert img.shape == (own.bootstrap_z.shape[0], n_grayordinates)
+    assert not list((tmp_path / "res").rglob("weights_z.nii.gz"))
+    make_figures(tmp_path / "res", formats=("png",))  # the folder with surface maps passes the figure checks
     rsa_kw = dict(layers=["fc8"], n_permutations=20, n_bootstrap=0)
     own = network_as_subject(study, mask="occipital-aparc", **rsa_kw)
     ref = network_as_subject(volume, mask="occipital", **rsa_kw)
