@@ -14,6 +14,13 @@ How it is fast (measured in ``benchmarks/bench_searchlight.py``):
 - A sphere's correlation-distance RDM is a batched Gram matrix over spheres
   (the spheres are padded with a column of zeros, so sums and Gram entries
   need no masks).
+- Spheres are handled in blocks of 64 (gathered voxel-major, so each voxel's
+  patterns are one contiguous row), so the Gram matrices, RDMs and their sort
+  keys stay near the caches; ranks come from one sort of 64-bit keys that
+  carry the column index (no separate argsort), with scipy's ``rankdata``
+  only for rows with ties. Subjects run on ``n_jobs`` threads (NumPy releases
+  the GIL in the gathers, products and sorts) and are summed in subject order.
+  Measured: 1.5 -> 0.6 CPU ms per 93-voxel sphere at 112 conditions.
 - What permutations do not change is computed once per subject and sphere:
   the ranked, centred, unit-norm RDM vector. Permuting the conditions of the
   layer's RDM permutes the entries of its (equally embedded) vector, so the
