@@ -69,6 +69,46 @@ def test_neighbourhoods_rdms_and_r_equal_rsatoolbox():
     assert nb[:, 0].tolist() == list(range(ijk.shape[0]))  # each sphere starts with its centre
 
 
+def test_rdms_over_many_blocks_equal_numpy_corrcoef_per_sphere():
+    # more spheres than one inner block (and a chunk ending mid-block), against np.corrcoef per sphere
+    rng = np.random.default_rng(7)
+    mask = _box_mask((9, 9, 8))
+    ijk = np.argwhere(mask)
+    patterns = rng.standard_normal((9, ijk.shape[0]))
+    nb = sphere_neighbourhoods(ijk, 1.5)
+    assert nb.shape[0] > 2 * 64
+    ours = searchlight_rdms(patterns, nb, chunk_size=150)
+    iu = np.triu_indices(9, 1)
+    for row in range(nb.shape[0]):
+        cols = nb[row][nb[row] < ijk.shape[0]]
+        np.testing.assert_allclose(ours[row], 1 - np.corrcoef(patterns[:, cols])[iu], rtol=0, atol=1e-12)
+
+
+def test_ranks_equal_scipy_with_ties_signed_zeros_and_near_equal_values():
+    from brainnet.searchlight import _ranks
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((40, 300))
+    x[0, :10] = 0.0
+    x[0, 10:20] = -0.0  # equal to 0.0: one tie group
+    x[1] = np.round(x[1], 1)  # many ties
+    x[2, 1] = np.nextafter(x[2, 0], np.inf)  # differ in the last bit only (below the key's precision)
+    x[3, 5] = np.nextafter(x[3, 4], -np.inf)
+    x[4] *= 1e-300  # subnormal and tiny values
+    np.testing.assert_array_equal(_ranks(x), stats.rankdata(x, axis=1))
+
+
+def test_subject_threads_give_bit_identical_maps():
+    rng = np.random.default_rng(9)
+    ijk, subjects, layer, _ = _planted_study(rng, (6, 6, 5), 4, 9, np.array([2, 2, 2]), 1.0, 0.5)
+    nb = sphere_neighbourhoods(ijk, 1.5)
+    one = searchlight_rsa(subjects, layer, nb, voxel_ijk=ijk, n_permutations=20, seed=2, n_jobs=1)
+    two = searchlight_rsa(subjects, layer, nb, voxel_ijk=ijk, n_permutations=20, seed=2, n_jobs=2)
+    np.testing.assert_array_equal(one.subject_r, two.subject_r)
+    np.testing.assert_array_equal(one.maps["r"], two.maps["r"])
+    np.testing.assert_array_equal(one.null_max, two.null_max)
+
+
 def test_sphere_radius_in_mm_uses_voxel_sizes():
     ijk = np.argwhere(np.ones((9, 9, 9), bool))
     centre = int(np.flatnonzero((ijk == 4).all(axis=1))[0])
