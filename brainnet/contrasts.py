@@ -266,8 +266,8 @@ def _sides(masks, layers) -> tuple[str, list[str], list[str], list[str]]:
                             "(one region)")
     varying, values = ("mask", masks) if len(masks) > 1 else ("layer", layers)
     if len(values) < 2 or len(set(values)) != len(values):
-        raise BrainnetError("--mask/--layers: give at least two different regions (e.g. --mask "
-                            "occipital,whole-brain) or layers (e.g. --layers fc7,fc8)")
+        raise BrainnetError(f"--mask/--layers: {len(set(values))} region and layer, nothing to compare; give at least "
+                            "two different regions (e.g. --mask occipital,whole-brain) or layers (e.g. --layers fc7,fc8)")
     return varying, values, masks, layers
 
 

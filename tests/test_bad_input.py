@@ -1949,3 +1949,14 @@ def test_file_output_that_is_a_folder_is_refused(command, name, tmp_path, capsys
     argv = ["extract", "--demo"] if command == "extract" else ["report", "--results", tmp_path]
     assert _line(capsys, [*argv, "--out", folder], folder) == (
         f"--out {folder}: is a folder; give a file name, e.g. --out {folder / name}")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--mask", "occipital"], "--mask/--layers: 1 region and layer, nothing to compare; give at least two different "
+                              "regions (e.g. --mask occipital,whole-brain) or layers (e.g. --layers fc7,fc8)"),
+    (["--mask", "occipital,v1", "--layers", "fc7,fc8"],
+     "--mask and --layers both list several; compare regions (one layer) or layers (one region)"),
+], ids=["one-side", "both-several"])
+def test_contrast_without_two_sides_is_refused(options, message, study, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _refused_line(capsys, ["contrast", "rsa", "--study", study, *options, "--out", out], out) == message
