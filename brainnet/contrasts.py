@@ -22,10 +22,20 @@ test from the engine (:func:`brainnet.permutation.permutation_test`):
 
 What the test rejects: the null that the stimulus labels carry no
 information for either side (under it, both sides' statistics are
-exchangeable over relabellings, and the test is exact). Equal, non-zero
-signal on both sides is not a sharp null of stimulus relabelling; on planted
-studies with equal signal on both sides it rejected at a rate inside 2-8 %
-(tests/test_contrasts.py), which is measured, not guaranteed.
+exchangeable over relabellings, and the test is exact: 2-8 % rejections at
+alpha = .05, tests/test_contrasts.py). Equal, non-zero signal on both sides
+is not a null of stimulus relabelling: the permutation spread of the
+difference is that of chance, wider than its sampling spread under signal,
+so there the test is conservative (measured with correlation statistics on
+20 stimuli, 3 sides: 2.3 % rejections at slope 0.5, 0.3 % at slope 1, 300
+studies each): it loses power, not validity. The difference is read against
+each side's own chance (``effect_vs_null``), which matters for decoding,
+whose chance level rises with the signal shared across subjects.
+
+Why a new module: the permutation engine, the analyses' batched statistics
+and the p-value functions are reused as they are; only the shared-relabelling
+bookkeeping and the per-pair table are new (no library offers a paired
+permutation test over refitted cross-validated models).
 """
 
 from __future__ import annotations
