@@ -270,7 +270,9 @@ class CategoryResult(Record):
         ``n_classes``, ``classes``, ``n_folds``, ``accuracy``,
         ``accuracy_se`` (SE across subjects), ``balanced_accuracy``,
         ``chance`` (1 / n_classes), ``p_value``, ``n_permutations``,
-        ``permutation_unit`` ("stimulus" or "trial within subject").
+        ``null_mean_accuracy``, ``null_sd_accuracy`` and ``effect_vs_null``
+        (= (accuracy - null mean) / null SD; None with fewer than 2
+        permutations), ``permutation_unit`` ("stimulus" or "trial within subject").
     per_subject : DataFrame
         ``subject``, ``fold``, ``n_trials``, ``accuracy``.
     confusion : DataFrame of shape (n_classes, n_classes)
@@ -481,6 +483,15 @@ def decode_categories(
     )
 
 
+def _null_relative(accuracy: float, null: np.ndarray) -> dict[str, float | None]:
+    """Null mean and SD of the accuracy and ``effect_vs_null`` = (accuracy - null mean) / null SD."""
+    from brainnet.stats import null_effect
+
+    effect = null_effect(accuracy, null)
+    return {"null_mean_accuracy": effect["null_mean"], "null_sd_accuracy": effect["null_sd"],
+            "effect_vs_null": effect["effect"]}
+
+
 def _assemble(x, codes, predicted, classes, subj, fold_of_row, stims, subjects, model, perm):
     from sklearn.metrics import balanced_accuracy_score
 
@@ -529,6 +540,7 @@ def _assemble(x, codes, predicted, classes, subj, fold_of_row, stims, subjects, 
         "chance": 1.0 / classes.size,
         "p_value": float(perm.p_value) if perm.n_permutations else None,
         "n_permutations": perm.n_permutations,
+        **_null_relative(float(correct.mean()), perm.null),
         "permutation_unit": "stimulus" if stims is not None else "trial within subject",
     }
     return CategoryResult(

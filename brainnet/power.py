@@ -148,8 +148,9 @@ def _check_sizes(name: str, sizes: Sequence[int], low: int, high: int, what: str
 
 
 def _one_draw(z, stim_index, features, subjects, stimuli, n_components, n_permutations, seed):
-    """Observed mean r and permutation p of one subsample."""
+    """Observed mean r, permutation p and effect vs the null ((r - null mean) / null SD) of one subsample."""
     from brainnet.permutation import permutation_test
+    from brainnet.stats import null_effect
 
     local = np.full(features.shape[0], -1)
     local[stimuli] = np.arange(stimuli.size)
@@ -167,7 +168,8 @@ def _one_draw(z, stim_index, features, subjects, stimuli, n_components, n_permut
     result = permutation_test(
         statistic, stimuli.size, n_permutations=n_permutations, seed=seed, batch_size=50
     )
-    return float(result.observed), float(result.p_value)
+    effect = null_effect(result.observed, result.null)["effect"]
+    return float(result.observed), float(result.p_value), float("nan") if effect is None else float(effect)
 
 
 def _run_resumable(run, jobs: list, n_jobs: int, checkpoint: Path | None, meta: dict) -> list:
@@ -181,11 +183,11 @@ def _run_resumable(run, jobs: list, n_jobs: int, checkpoint: Path | None, meta: 
     from brainnet import permutation
     from brainnet.results import atomic_save_npz
 
-    done = None if checkpoint is None else permutation._load_checkpoint(checkpoint, meta, n_max=len(jobs), row_shape=(2,))
-    outcomes = [] if done is None else [(float(a), float(b)) for a, b in done]
+    done = None if checkpoint is None else permutation._load_checkpoint(checkpoint, meta, n_max=len(jobs), row_shape=(3,))
+    outcomes = [] if done is None else [tuple(float(v) for v in row) for row in done]
 
     def save() -> None:
-        atomic_save_npz(checkpoint, draws=np.asarray(outcomes, dtype=np.float64).reshape(-1, 2), **meta)
+        atomic_save_npz(checkpoint, draws=np.asarray(outcomes, dtype=np.float64).reshape(-1, 3), **meta)
 
     last_save = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -263,7 +265,9 @@ def power_curve(
     DataFrame
         One row per (n_subjects, n_stimuli): ``n_repeats``, ``n_detected``,
         ``detection_rate``, ``ci_low``, ``ci_high`` (Clopper-Pearson 95 %),
-        ``mean_r``, ``sd_r`` (of the subsamples' statistic), ``median_p``.
+        ``mean_r``, ``sd_r`` (of the subsamples' statistic), ``median_p``,
+        ``mean_effect_vs_null`` (mean over subsamples of (mean r - null
+        mean) / null SD of its own permutation null).
     """
     from scipy.stats import binomtest
 
@@ -312,6 +316,7 @@ def power_curve(
         picked = [o for j, o in zip(jobs, outcomes, strict=True) if j[:2] == size]
         score = np.array([o[0] for o in picked])
         p = np.array([o[1] for o in picked])
+        effect = np.array([o[2] for o in picked])
         detected = int(np.sum(p < alpha))
         ci = binomtest(detected, len(picked)).proportion_ci(confidence_level=0.95, method="exact")
         rows.append(
@@ -326,6 +331,7 @@ def power_curve(
                 "mean_r": float(score.mean()),
                 "sd_r": float(score.std(ddof=1)) if len(picked) > 1 else float("nan"),
                 "median_p": float(np.median(p)),
+                "mean_effect_vs_null": float(np.nanmean(effect)) if np.isfinite(effect).any() else float("nan"),
             }
         )
     return pd.DataFrame(rows)
@@ -484,6 +490,8 @@ def power_analysis(
         "n_voxels": int(data[0].n_voxels),
         "mean_r": float(largest["mean_r"]),
         "p_value": float(largest["median_p"]),
+        "effect_vs_null": float(largest["mean_effect_vs_null"]),
+        "effect_vs_null_definition": "(mean r - permutation null mean) / null SD, averaged over subsamples",
         "n_permutations": n_permutations,
         "noise_ceiling": None,
         "subject_sizes": [int(v) for v in table["n_subjects"].unique()],

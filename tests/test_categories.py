@@ -80,6 +80,10 @@ def test_planted_categories_are_decoded(model, n_permutations):
     assert s["accuracy"] > 0.7
     assert s["p_value"] == pytest.approx(1 / (n_permutations + 1))  # the minimum
     assert result.null.max() < s["accuracy"]
+    assert s["null_mean_accuracy"] == pytest.approx(result.null.mean())
+    assert s["null_sd_accuracy"] == pytest.approx(result.null.std(ddof=1))
+    assert s["effect_vs_null"] == pytest.approx((s["accuracy"] - result.null.mean()) / result.null.std(ddof=1))
+    assert s["effect_vs_null"] > 2
     assert s["permutation_unit"] == "stimulus"
     assert len(result.per_subject) == 8 and (result.per_subject["accuracy"] > 0.4).all()
     np.testing.assert_allclose(result.confusion.to_numpy().sum(axis=1), 1.0)
@@ -116,7 +120,7 @@ def test_null_p_values_are_uniform(unit, science_scale):
     checked on data without stimulus-specific patterns.
     """
     n_datasets = 60 if science_scale == "full" else 12
-    pvals = []
+    pvals, effects = [], []
     for seed in range(n_datasets):
         patterns, labels, stimuli = _study(100 + seed, n_subjects=6, n_voxels=30, signal=0.0)
         if unit == "trial":
@@ -132,9 +136,12 @@ def test_null_p_values_are_uniform(unit, science_scale):
         )
         assert result.summary["permutation_unit"].startswith(unit)
         pvals.append(result.summary["p_value"])
+        effects.append(result.summary["effect_vs_null"])
     pvals = np.array(pvals)
     assert np.mean(pvals <= 0.05) <= 0.25
     assert 0.25 < pvals.mean() < 0.75
+    # null-relative effect sizes centre on 0 (mean of n_datasets values of SD about 1)
+    assert abs(np.mean(effects)) < 3 / np.sqrt(n_datasets), np.mean(effects)
 
 
 def test_subject_folds_are_balanced_and_seeded():

@@ -74,6 +74,9 @@ def test_detection_rises_with_subjects_and_reaches_one():
     assert np.all(np.diff(rates) >= 0)
     assert (table["ci_low"] <= table["detection_rate"]).all()
     assert (table["detection_rate"] <= table["ci_high"]).all()
+    # planted signal: the mean effect against the permutation null grows with the sample, far above 0
+    effects = table["mean_effect_vs_null"].to_numpy()
+    assert effects[-1] > effects[0] > 0 and effects[-1] > 2.5
 
 
 def test_stimulus_subsampling_lowers_power():
@@ -92,7 +95,7 @@ def test_stimulus_subsampling_lowers_power():
 
 def test_null_detection_rate_stays_at_alpha(science_scale):
     n_datasets = 80 if science_scale == "full" else 20
-    detected = 0
+    detected, effects = 0, []
     for seed in range(n_datasets):
         table = power_curve(
             *_data(100 + seed, 0.0, n_subjects=6),
@@ -103,6 +106,9 @@ def test_null_detection_rate_stays_at_alpha(science_scale):
             seed=seed,
         )
         detected += int(table["n_detected"].iloc[0])
+        effects.append(table["mean_effect_vs_null"].iloc[0])
+    # null-relative effect sizes centre on 0: each is a mean of 2 values of SD about 1
+    assert abs(np.mean(effects)) < 3 / np.sqrt(2 * n_datasets), np.mean(effects)
     # with 99 permutations a null subsample is detected with probability 0.04
     n = 2 * n_datasets
     assert detected / n <= 0.04 + 2.5 * np.sqrt(0.04 * 0.96 / n)
@@ -154,6 +160,7 @@ def test_power_analysis_on_a_simulated_study(small_study, tmp_path):
     assert list(result.table["n_subjects"]) == [3, 6]
     assert result.summary["n_subjects"] == 6 and result.summary["n_stimuli"] == 24
     assert result.summary["detection_rate"] == 1.0
+    assert result.summary["effect_vs_null"] == pytest.approx(result.table["mean_effect_vs_null"].iloc[-1])
     folder = tmp_path / "out" / "group" / "power-fc8"
     assert result.path == folder
     summary = json.loads((folder / "summary.json").read_text())
