@@ -2077,6 +2077,8 @@ def test_gifti_betas_mistakes_are_refused(tmp_path):
     assert str(err.value).startswith(f"{tmp_path / 'bad.func.gii'}: not readable GIFTI data arrays (")
     assert str(err.value).endswith("); give a .func.gii with one data array per trial")
     assert not out.exists()
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--mask", "occipital"], "--mask/--layers: 1 region and layer, nothing to compare; give at least two different "
                               "regions (e.g. --mask occipital,whole-brain) or layers (e.g. --layers fc7,fc8)"),
