@@ -268,3 +268,44 @@ def test_callable_summaries_keep_working():
     nat, rsa = _naturalistic(), _rsa()
     assert nat.summary() is not None and nat.summary()["mean_r"] == nat.summary["mean_r"]
     assert rsa.summary("fc8")["layer"] == "fc8" and rsa.summary["n_subjects"] == 5
+
+
+def test_categorize_network_decoding_naturalistic_and_power_get_figures_and_report(tmp_path):
+    """The four analyses that had no figures: `brainnet figures` draws them and the report embeds them."""
+    import html
+    import json
+
+    from brainnet.plotting import make_figures
+    from brainnet.report import write_report
+    from brainnet.results import ResultDir, make_provenance
+
+    prov = make_provenance(weights="simulated", study={"path": "/no/such/study", "files_sha256": "0" * 64},
+                           mask={"name": "occipital", "n_voxels": 40}, seed=0, parameters={"layer": "fc8"})
+    out = tmp_path / "res"
+    categories = _categorize()
+    rd = ResultDir(out / "group" / "categorize-occipital", prov)
+    categories.write(rd)
+    rd.finish(categories.summary)
+    _network_decoding().write(ResultDir(out / "group" / "network-decoding-fc8", prov))
+    power = _power()
+    rd = ResultDir(out / "group" / "power-fc8", prov)
+    power.write(rd)
+    rd.finish(power.summary)
+    _naturalistic().write(out / "naturalistic", provenance=prov)
+
+    written = {p.name for p in make_figures(out, formats=("png",))}
+    assert written == {
+        "group_categorize-occipital_accuracy.png",
+        "group_categorize-occipital_confusion.png",
+        "group_network-decoding-fc8_accuracy.png",
+        "group_network-decoding-fc8_confusion-similarity.png",
+        "group_power-fc8_power.png",
+        "naturalistic_r-histogram.png",
+    }
+    manifest = json.loads((out / "figures" / "figures.json").read_text())
+    # an array input has no brain grid: its glass brain is skipped, and says why
+    assert [s["figure"] for s in manifest["skipped"]] == ["naturalistic_r-map-glass"]
+    page = write_report(out).read_text()
+    for entry in manifest["figures"]:
+        assert html.escape(entry["caption"].split(".")[0]) in page, entry["figure"]
+    assert page.count("data:image/png;base64,") >= len(written)
