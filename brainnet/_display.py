@@ -206,13 +206,20 @@ def _read_record(cls: type, folder: str | Path) -> Any:
             f"{type(err).__name__}); pass a folder written by {cls.__name__}.write"
         ) from None
     name = f"{cls.__module__}:{cls.__qualname__}"
+    if not isinstance(doc, dict):
+        doc = {"record": None}
     if doc.get("record") != name:
         raise BrainnetError(
             f"{folder}: holds a {str(doc.get('record')).rpartition(':')[2]}, not a {cls.__name__}; "
             f"read it with that class"
         )
-    fields = {k: _decode(v, arrays) for k, v in doc["fields"].items()}
-    return cls(**fields)
+    try:
+        return cls(**{k: _decode(v, arrays) for k, v in doc["fields"].items()})
+    except (KeyError, TypeError, ValueError, AttributeError, ImportError) as err:
+        raise BrainnetError(
+            f"{folder / RECORD_JSON}: does not describe a {cls.__name__} ({type(err).__name__}: {err}); "
+            f"write the record again with {cls.__name__}.write"
+        ) from None
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray], key: str) -> Any:

@@ -247,23 +247,6 @@ def test_html_falls_back_to_the_table_when_plotting_fails(monkeypatch):
     assert "<table>" in page and "<img" not in page
 
 
-def test_reading_another_record_type_names_it(tmp_path):
-    from brainnet.errors import BrainnetError
-    from brainnet.permutation import PermutationResult
-    from brainnet.power import PowerResult
-
-    folder = _permutation().write(tmp_path / "perm")
-    with pytest.raises(BrainnetError) as info:
-        PowerResult.read(folder)
-    assert str(info.value) == f"{folder}: holds a PermutationResult, not a PowerResult; read it with that class"
-    with pytest.raises(BrainnetError) as info:
-        PermutationResult.read(tmp_path / "empty")
-    assert str(info.value) == (
-        f"{tmp_path / 'empty'}: holds no readable PermutationResult (record.json and record.npz: "
-        "FileNotFoundError); pass a folder written by PermutationResult.write"
-    )
-
-
 def test_callable_summaries_keep_working():
     nat, rsa = _naturalistic(), _rsa()
     assert nat.summary() is not None and nat.summary()["mean_r"] == nat.summary["mean_r"]
