@@ -290,9 +290,35 @@ class CategoryResult(Record):
     null: np.ndarray = field(default_factory=lambda: np.empty(0))
     path: Path | None = None
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """Accuracy per held-out subject (``per_subject``)."""
+        return self.per_subject
+
+    def plot(self) -> list[Any]:
+        """Accuracy per held-out subject (main) and the category confusion matrix."""
+        from brainnet.plotting import plot_confusion, plot_subject_accuracy
+
+        chance = self.summary.get("chance")
+        figures = [plot_subject_accuracy(self.per_subject["accuracy"].to_numpy(dtype=float),
+                                         [str(s) for s in self.per_subject["subject"]], chance=chance,
+                                         title="category decoding accuracy per subject")]
+        figures.append(plot_confusion(self.confusion.to_numpy(dtype=float),
+                                      [str(c) for c in self.confusion.columns],
+                                      value_label="proportion of trials (rows sum to 1)",
+                                      title="category confusions (held-out subjects)"))
+        return figures
+
     def write(self, resultdir: Any) -> list[Path]:
         """Write ``category_scores.tsv``, ``category_confusion.tsv`` and
-        ``category_predictions.tsv`` through a :class:`~brainnet.results.ResultDir`."""
+        ``category_predictions.tsv`` through a :class:`~brainnet.results.ResultDir`.
+
+        Given a folder instead, write the record itself (see :meth:`read`).
+        """
+        from brainnet.results import ResultDir
+
+        if not isinstance(resultdir, ResultDir):
+            return super().write(resultdir)
         return [
             resultdir.write_tsv("category_scores.tsv", self.per_subject),
             resultdir.write_tsv("category_confusion.tsv", self.confusion.reset_index()),

@@ -327,9 +327,31 @@ class ConfusionResult(Record):
     bootstrap: np.ndarray = field(default_factory=lambda: np.empty(0))
     null: np.ndarray = field(default_factory=lambda: np.empty(0))
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """Sensitivity, specificity and predictive value per category (``per_category``)."""
+        return self.per_category
+
+    def plot(self) -> list[Any]:
+        """The confusion matrix (main) and the dendrogram of its clusters."""
+        from brainnet.plotting import plot_confusion, plot_dendrogram
+
+        labels = [str(c) for c in self.confusion.columns]
+        figures = [plot_confusion(self.confusion.to_numpy(dtype=float), labels, title="confusions")]
+        if np.size(self.linkage):
+            figures.append(plot_dendrogram(self.linkage, labels))
+        return figures
+
     def write(self, resultdir: Any) -> list[Path]:
         """Write ``confusion.tsv``, ``clusters.tsv``, ``confusion_per_category.tsv``
-        and ``confusion.npz`` through a :class:`~brainnet.results.ResultDir`."""
+        and ``confusion.npz`` through a :class:`~brainnet.results.ResultDir`.
+
+        Given a folder instead, write the record itself (see :meth:`read`).
+        """
+        from brainnet.results import ResultDir
+
+        if not isinstance(resultdir, ResultDir):
+            return super().write(resultdir)
         confusion = self.confusion.reset_index()
         return [
             resultdir.write_tsv("confusion.tsv", confusion),

@@ -126,8 +126,31 @@ class DecodingResult(Record):
     path: Path | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """Per-unit table (``units``): mean r, its standard error, p and FWE p."""
+        return self.units
+
+    def plot(self) -> list[Any]:
+        """Decoding accuracy per unit (main), then the confusion matrix when one was computed."""
+        from brainnet.plotting import plot_unit_scores
+
+        r = self.unit_scores.pivot(index="subject", columns="unit", values="r")[list(self.units["unit"])]
+        figures = [plot_unit_scores(r.to_numpy(), list(self.units["unit"]), p_values=self.units["p_fwe"],
+                                    p_label="p (FWE)", title="unit decoding accuracy")]
+        if self.confusion is not None:
+            figures += self.confusion.plot()
+        return figures
+
     def write(self, resultdir: Any, masker: Any = None) -> Path:
-        """Write every table, map and summary.json (last) into a :class:`~brainnet.results.ResultDir`."""
+        """Write every table, map and summary.json (last) into a :class:`~brainnet.results.ResultDir`.
+
+        Given a folder instead, write the record itself (see :meth:`read`).
+        """
+        from brainnet.results import ResultDir
+
+        if not isinstance(resultdir, ResultDir):
+            return super().write(resultdir)
         resultdir.write_tsv("unit_scores.tsv", self.unit_scores)
         resultdir.write_tsv("units.tsv", self.units)
         arrays = {f"predicted_{i:03d}": p for i, p in enumerate(self.predictions)}

@@ -551,8 +551,28 @@ class EncodingResult(Record):
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    @property
+    def table(self) -> Any:
+        """Per-voxel scores (``voxel_scores``)."""
+        return self.voxel_scores
+
+    def plot(self) -> list[Any]:
+        """Histogram of every voxel's r (main), then the glass brain of r when a map was made."""
+        from brainnet.plotting import plot_brain_map, plot_score_histogram
+
+        figures = [plot_score_histogram(np.asarray(self.voxel_scores["r"], dtype=float),
+                                        xlabel="encoding accuracy per voxel (Pearson r)",
+                                        title="encoding: r of every voxel")]
+        if self.r_map is not None:
+            figures.append(plot_brain_map(self.r_map, kind="glass", value_label="Pearson r",
+                                          title="encoding accuracy"))
+        return figures
+
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write summary.json, voxel_scores.tsv, r_map.nii.gz and null_mean_r.tsv into ``out``."""
+        """Write summary.json, voxel_scores.tsv, r_map.nii.gz and null_mean_r.tsv into ``out``.
+
+        The record itself (``record.json``, ``record.npz``) is written too, for :meth:`read`.
+        """
         import pandas as pd
 
         from brainnet.results import ResultDir
@@ -562,6 +582,8 @@ class EncodingResult(Record):
         rd.write_tsv("null_mean_r.tsv", pd.DataFrame({"mean_r": np.nanmean(self.null, axis=1)}))
         if self.r_map is not None:
             rd.write_nifti("r_map.nii.gz", self.r_map)
+        self.path = rd.path
+        super().write(rd.path)
         rd.finish(self.summary)
         self.path = rd.path
         return rd.path
@@ -947,6 +969,15 @@ class SubjectsEncodingResult(Record):
     folders: dict[str, Path]
     computed: list[str]
     path: Path | None = None
+
+    def plot(self) -> list[Any]:
+        """Mean encoding r of each subject."""
+        from brainnet.plotting import plot_subject_accuracy
+
+        return [plot_subject_accuracy(np.asarray(self.table["mean_r"], dtype=float),
+                                      [str(s) for s in self.table["subject"]],
+                                      ylabel="mean encoding accuracy (Pearson r)",
+                                      title="encoding accuracy per subject")]
 
 
 def _subject_list(study, subjects) -> list[str]:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from brainnet._display import Record
+from brainnet._display import Record, Summary
 from brainnet.errors import BrainnetError, input_error
 from brainnet.stats import pearson_columns
 
@@ -584,10 +584,14 @@ class NaturalisticResult(Record):
         data[keep] = np.nan_to_num(self.r if values is None else values, nan=0.0)
         return nib.Nifti1Image(data, self.mask_img.affine)
 
-    def summary(self) -> dict[str, Any]:
-        """Counts and mean / max r over voxels (finite values), for summary.json."""
+    @property
+    def summary(self) -> Summary:
+        """Counts and mean / max r over voxels (finite values), for summary.json.
+
+        A dict; calling it (``result.summary()``) returns the same dict.
+        """
         finite = np.isfinite(self.r)
-        return {
+        return Summary({
             "analysis": "naturalistic_encoding",
             "n_voxels": int(self.r.size),
             "n_volumes": int(self.censored.size),
@@ -595,7 +599,27 @@ class NaturalisticResult(Record):
             "mean_r": float(np.mean(self.r[finite])) if finite.any() else None,
             "max_r": float(np.max(self.r[finite])) if finite.any() else None,
             "parameters": self.parameters,
-        }
+        })
+
+    @property
+    def table(self):
+        """Per voxel: mean r and R² over test blocks."""
+        import pandas as pd
+
+        return pd.DataFrame({"voxel": np.arange(self.r.size), "r": self.r, "r2": self.r2})
+
+    def plot(self) -> list[Any]:
+        """Histogram of every voxel's r (main), then the glass brain of r for NIfTI inputs."""
+        from brainnet.plotting import plot_brain_map, plot_score_histogram
+
+        figures = [plot_score_histogram(self.r, xlabel="encoding accuracy per voxel (Pearson r)",
+                                        title="movie encoding: r of every voxel")]
+        if self.mask_img is not None and np.isfinite(self.r).any():
+            threshold = float(np.nanquantile(self.r, 0.95))
+            figures.append(plot_brain_map(self.to_img(), kind="glass", threshold=threshold, two_sided=False,
+                                          value_label="encoding accuracy (Pearson r)",
+                                          title="top 5 % of voxels by r (display threshold, not a test)"))
+        return figures
 
     def write(
         self,
@@ -618,7 +642,8 @@ class NaturalisticResult(Record):
         if self.mask_img is not None:
             rd.write_nifti("r.nii.gz", self.to_img())
             rd.write_nifti("mask.nii.gz", self.mask_img)
-        rd.finish(self.summary())
+        super().write(rd.path)  # the record itself, for read()
+        rd.finish(self.summary)
         return rd.path
 
 

@@ -166,9 +166,38 @@ class NetworkDecodingResult(Record):
             }
         )
 
+    @property
+    def table(self):
+        """Accuracy per subject and of the network (:meth:`per_subject`)."""
+        return self.per_subject()
+
+    def plot(self) -> list[Any]:
+        """Accuracy of every subject and the network (main), then the confusion similarities."""
+        from brainnet.plotting import plot_second_order, plot_subject_accuracy
+
+        frame = self.per_subject()
+        network = self.labels[-1]
+        figures = [plot_subject_accuracy(frame["accuracy"].to_numpy(dtype=float),
+                                         [str(s) for s in frame["subject"]],
+                                         network=frame["is_network"].to_numpy(dtype=bool),
+                                         chance=self.summary.get("chance"),
+                                         title=f"category decoding: {network} among the subjects")]
+        figures.append(plot_second_order(self.similarity, self.labels, network=network,
+                                         value_label="confusion similarity (Pearson r)",
+                                         title="similarity of confusion matrices"))
+        return figures
+
     def write(self, resultdir: Any) -> Path:
-        """Write the tables through a :class:`~brainnet.results.ResultDir` and finish it."""
+        """Write the tables through a :class:`~brainnet.results.ResultDir` and finish it.
+
+        Given a folder instead, write the record itself (see :meth:`read`).
+        """
         import pandas as pd
+
+        from brainnet.results import ResultDir
+
+        if not isinstance(resultdir, ResultDir):
+            return super().write(resultdir)
 
         resultdir.write_tsv("subjects.tsv", self.per_subject())
         resultdir.write_tsv("confusions.tsv", self.confusion_long())

@@ -164,6 +164,42 @@ class PermutationResult(Record):
     seed: int
 
     @property
+    def summary(self) -> dict[str, Any]:
+        """Number of permutations, alternative, seed and the smallest p values."""
+        return {
+            "n_permutations": self.n_permutations,
+            "alternative": self.alternative,
+            "seed": self.seed,
+            "n_statistics": int(np.size(self.observed)),
+            "min_p_value": float(np.min(self.p_value)),
+            "min_p_fwe": float(np.min(self.p_fwe)),
+        }
+
+    @property
+    def table(self):
+        """One row per statistic: observed value, p and FWE p."""
+        import pandas as pd
+
+        return pd.DataFrame({"observed": np.ravel(self.observed), "p_value": np.ravel(self.p_value),
+                             "p_fwe": np.ravel(self.p_fwe)})
+
+    def plot(self) -> list[Any]:
+        """The null distribution of the maximum statistic with the observed values marked."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        null = np.asarray(self.null, dtype=float).reshape(len(self.null), -1)
+        ax.hist(np.nanmax(null[1:], axis=1) if len(null) > 1 else null.ravel(), bins=30, color="0.6",
+                label="null of the maximum")
+        for value in np.ravel(self.observed)[:50]:
+            ax.axvline(value, color="#D55E00", linewidth=0.8)
+        ax.set_xlabel("statistic")
+        ax.set_ylabel("permutations")
+        ax.set_title(f"{self.n_permutations} permutations; vermillion: observed")
+        ax.legend(loc="upper left")
+        return [fig]
+
+    @property
     def n_permutations(self) -> int:
         return int(self.null.shape[0])
 

@@ -840,7 +840,9 @@ def plot_layer_profile(
     yerr = None
     if ci is not None:
         lo, hi = np.asarray(ci, dtype=float)
-        yerr = np.vstack([v - lo, hi - v])
+        # a percentile bootstrap CI can exclude the estimate (few or skewed
+        # resamples); its bar then ends at the estimate instead of failing
+        yerr = np.clip(np.vstack([v - lo, hi - v]), 0, None)
     label = "network" + (f" (error bars: {ci_label})" if yerr is not None else "")
     ax.errorbar(x, v, yerr=yerr, color=_BLUE, marker="o", capsize=2, label=label)
     if p_values is not None:

@@ -345,8 +345,29 @@ class PowerResult(Record):
     summary: dict[str, Any]
     path: Path | None = None
 
+    def plot(self) -> list[Any]:
+        """Detection rate against the number of subjects, one curve per number of stimuli."""
+        from brainnet.plotting import plot_power
+
+        fig = None
+        groups = list(self.table.groupby("n_stimuli")) if "n_stimuli" in self.table else [(None, self.table)]
+        for i, (key, part) in enumerate(groups):
+            fig = plot_power(part["n_subjects"], part["detection_rate"], ci_low=part["ci_low"],
+                             ci_high=part["ci_high"], target=0.8 if i == 0 else None,
+                             label=None if key is None or len(groups) == 1 else f"{key} stimuli",
+                             ax=None if fig is None else fig.axes[0],
+                             title=f"power of {self.summary.get('layer', '')} decoding")
+        return [fig]
+
     def write(self, resultdir: Any) -> list[Path]:
-        """Write ``power.tsv`` through a :class:`~brainnet.results.ResultDir`."""
+        """Write ``power.tsv`` through a :class:`~brainnet.results.ResultDir`.
+
+        Given a folder instead, write the record itself (see :meth:`read`).
+        """
+        from brainnet.results import ResultDir
+
+        if not isinstance(resultdir, ResultDir):
+            return super().write(resultdir)
         return [resultdir.write_tsv("power.tsv", self.table)]
 
 

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from brainnet import _defaults
-from brainnet._display import Record
+from brainnet._display import Record, Summary
 from brainnet.errors import BrainnetError
 from brainnet.masks import describe_mask
 
@@ -607,7 +607,31 @@ class RSAResult(Record):
         return {"n_subjects": len(self.subjects), "n_stimuli": len(self.stimulus_ids), **head,
                 "noise_ceiling_lower": self.noise_ceiling_lower, "noise_ceiling_upper": self.noise_ceiling_upper}
 
-    def summary(self, layer: str) -> dict[str, Any]:
+    @property
+    def summary(self) -> Summary:
+        """Headline numbers of all layers (a dict); ``summary(layer)`` is one layer's ``summary.json``."""
+        return Summary(self._headline(), self._layer_summary)
+
+    @property
+    def table(self):
+        """Per-layer table (:meth:`profile`)."""
+        return self.profile()
+
+    def plot(self) -> list[Any]:
+        """Network–human similarity per layer with the noise ceiling (main), then the mean human RDM."""
+        from brainnet.plotting import plot_layer_profile, plot_rdm
+        prof = self.profile()
+        figures = [plot_layer_profile(
+            list(prof["layer"]), prof["network_human_r"].to_numpy(dtype=float),
+            ci=prof[["ci_subjects_low", "ci_subjects_high"]].to_numpy(dtype=float).T,
+            noise_ceiling=(self.noise_ceiling_lower, self.noise_ceiling_upper),
+            p_values=prof["p_value"].to_numpy(dtype=float), title="network–human RDM similarity",
+        )]
+        figures.append(plot_rdm(_square(np.nanmean(self.human_rdms, axis=0), len(self.stimulus_ids)),
+                                title="mean human RDM"))
+        return figures
+
+    def _layer_summary(self, layer: str) -> dict[str, Any]:
         """The ``summary.json`` record of one layer."""
         res = self.layers[layer]
         p = self.parameters

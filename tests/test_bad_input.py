@@ -2088,3 +2088,36 @@ def test_gifti_betas_mistakes_are_refused(tmp_path):
 def test_contrast_without_two_sides_is_refused(options, message, study, tmp_path, capsys):
     out = tmp_path / "out"
     assert _refused_line(capsys, ["contrast", "rsa", "--study", study, *options, "--out", out], out) == message
+
+
+def test_record_read_refusals(tmp_path):
+    """``Record.read`` names the folder, what is wrong and the fix; nothing is half-read."""
+    from brainnet.permutation import PermutationResult, permutation_test
+    from brainnet.power import PowerResult
+
+    folder = permutation_test(lambda idx: idx[:, :2].astype(float), 12, n_permutations=19).write(tmp_path / "p")
+    with pytest.raises(BrainnetError) as info:
+        PowerResult.read(folder)
+    assert str(info.value) == f"{folder}: holds a PermutationResult, not a PowerResult; read it with that class"
+    with pytest.raises(BrainnetError) as info:
+        PermutationResult.read(tmp_path / "none")
+    assert str(info.value) == (
+        f"{tmp_path / 'none'}: holds no readable PermutationResult (record.json and record.npz: "
+        "FileNotFoundError); pass a folder written by PermutationResult.write"
+    )
+    (folder / "record.json").write_text("{not json")
+    with pytest.raises(BrainnetError) as info:
+        PermutationResult.read(folder)
+    assert str(info.value) == (
+        f"{folder}: holds no readable PermutationResult (record.json and record.npz: "
+        "JSONDecodeError); pass a folder written by PermutationResult.write"
+    )
+    folder = permutation_test(lambda idx: idx[:, :2].astype(float), 12, n_permutations=19).write(tmp_path / "q")
+    doc = json.loads((folder / "record.json").read_text())
+    del doc["fields"]["seed"]
+    (folder / "record.json").write_text(json.dumps(doc))
+    with pytest.raises(BrainnetError) as info:
+        PermutationResult.read(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'record.json'}: does not describe a PermutationResult (TypeError: ")
+    assert message.endswith("); write the record again with PermutationResult.write") and "\n" not in message
