@@ -18,8 +18,10 @@ on linear kernels of the column-standardised features, cross-validated over
 stimuli (outer folds of :func:`brainnet.encoding.make_folds`). Responses are
 centred over stimuli; R² is pooled over the out-of-fold predictions.
 
-Permutation test of a unique part (``unique_s``): the rows of space ``s`` are
-permuted (its stimulus labels), the other spaces and the responses held, and
+Permutation test of a unique part (``unique_s``), Freedman-Lane style: space
+``s`` is split into what the other spaces predict (a kernel-ridge smoother of
+the held spaces, penalty by leave-one-out) and the rest, and only the rest's
+rows are permuted (its stimulus labels), the other spaces and the responses held, and
 the joint model refitted with each voxel's per-space scalings fixed at the
 values himalaya chose for it in that fold; ``R²(all but s)`` does not involve
 ``s`` and stays. Fixing the scalings turns a refit into a few small linear
@@ -30,6 +32,14 @@ and multiplies the resulting hat matrix with those voxels' training responses
 (the refit prediction equals himalaya's to 1e-10; tests check it). Voxelwise p
 and max-statistic FWE p come from :func:`brainnet.permutation.permutation_test`
 (resumable, threads or Dask). Calibration on null simulations is tested.
+
+Why Freedman-Lane: permuting all of ``s`` also destroys what it shares with the
+other spaces, and a joint ridge model gains from a second view of shared
+sources, so the plain test rejected too often when the spaces share variance.
+Measured on 200 null studies each (50 stimuli, 5 voxels, shared fraction 0.4,
+no unique ``b`` variance, 49 permutations, α = .05): plain row permutation
+rejected at 13 % (first voxel) and 11 % (FWE over voxels); Freedman-Lane at
+3.5 % and 8 %; with spaces that share nothing, 1 % and 6.5 %.
 """
 
 from __future__ import annotations
@@ -94,6 +104,27 @@ def _groups(deltas: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return np.exp(distinct), [np.flatnonzero(inverse == g) for g in range(distinct.shape[0])]
 
 
+def _smoother(held: np.ndarray, tested: np.ndarray) -> np.ndarray:
+    """Kernel-ridge smoother ``(n, n)`` predicting the tested space's features from the held spaces.
+
+    The penalty is the one of ``_ALPHAS`` (times the kernel's mean diagonal) with the
+    smallest leave-one-out error of that prediction, computed from the kernels alone:
+    for the hat matrix ``H``, the LOO residuals of features ``Z`` are
+    ``(I - H) Z / (1 - diag H)``, and ``Z Z'`` is the tested kernel.
+    """
+    n = held.shape[0]
+    scale = np.trace(held) / n
+    best, best_err = None, np.inf
+    for alpha in _ALPHAS:
+        hat = np.linalg.solve(held + alpha * scale * np.eye(n), held).T
+        resid = np.eye(n) - hat
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = np.sum(np.diag(resid @ tested @ resid.T) / (1.0 - np.diag(hat)) ** 2)
+        if np.isfinite(err) and err < best_err:
+            best, best_err = hat, err
+    return best
+
+
 def _unique_statistic(kernels, y, folds: list[_Fold], space: int, r2_without: np.ndarray):
     """Batched ``unique_space`` per voxel with the rows of ``space`` permuted, scalings fixed."""
     others = [b for b in range(kernels.shape[0]) if b != space]
@@ -101,11 +132,16 @@ def _unique_statistic(kernels, y, folds: list[_Fold], space: int, r2_without: np
     for f in folds:
         rest.append(np.einsum("gb,bij->gij", f.weights[:, others], kernels[others]))
     ss = np.sum(y**2, axis=0)
+    smoother = _smoother(kernels[others].sum(axis=0), kernels[space])
+    residual = np.eye(smoother.shape[0]) - smoother
 
     def statistic(perms: np.ndarray) -> np.ndarray:
         out = np.empty((perms.shape[0], y.shape[1]), dtype=np.float32)
         for row, perm in enumerate(perms):
-            permuted = kernels[space][np.ix_(perm, perm)]
+            # Freedman-Lane: only the part of the tested space that the others do not
+            # predict is relabelled, so what it shares with them stays in every permutation.
+            m = smoother + residual[perm]
+            permuted = m @ kernels[space] @ m.T
             sse = np.zeros(y.shape[1])
             for f, held in zip(folds, rest, strict=True):
                 k = held + f.weights[:, space, None, None] * permuted  # (G, n, n)
