@@ -44,7 +44,8 @@ loaded, and the parameter that differs is named in a
 :class:`~brainnet.errors.BrainnetNotice` just before the refusal.
 
 Analyses running through this runner: encoding (``encode_subject``,
-``encode_subjects``). The others still run their own study-level loop and
+``encode_subjects``, per subject then a group table) and decoding
+(``decode_units``, one group model, :meth:`Runner.run_group`). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
 """
@@ -394,6 +395,33 @@ class Runner:
             group.finish(record.summary)
             record.path = group.path
         return record
+
+    def run_group(self, labels: Sequence[str]) -> Any:
+        """A group-level analysis (one model over all subjects) into ``<out>/group/<analysis>-<layer>[-<region>]``.
+
+        The group folder is checked before any subject's data is loaded; the
+        spec's ``prepare_group(study, labels, features)`` -> (inputs, extras,
+        mask name, mask extras) loads and checks the data before the folder is
+        opened; ``compute`` gets the folder's checkpoint directory; the spec's
+        ``write(result, resultdir, job)`` writes the record.
+        """
+        from brainnet.masks import describe_mask
+        from brainnet.results import ResultDir, make_provenance
+
+        labels = list(labels)
+        self.check_folders([], group=True)
+        inputs, extras, mask_name, mask_extra = self.spec.prepare_group(self.study, labels, self.features)
+        provenance = make_provenance(weights=self.weights, features=self._fprov, study=self.study.provenance(),
+                                     mask={**describe_mask(mask_name, labels), **mask_extra}, seed=self.spec.seed,
+                                     parameters=self._expected(None)["parameters"])
+        job = Job("group", inputs, extras, provenance, self.folder("group"))
+        resultdir = None if job.target is None else ResultDir(job.target, provenance, overwrite=self.overwrite)
+        checkpoint = None if resultdir is None else resultdir.checkpoint_dir
+        result = self.spec.compute(inputs, self.execution.n_jobs, checkpoint, self.execution.progress)
+        result = self.spec.finish(job, result)
+        if resultdir is not None:
+            self.spec.write(result, resultdir, job)
+        return result
 
     def _completed(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Summaries of subjects already complete in ``out`` (same fingerprint)."""

@@ -142,3 +142,28 @@ def test_resume_recomputes_only_the_incomplete_subject(small_study, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (out / "sub-01").rglob("*") if p.is_file()} == kept
     assert _tables(out) == reference
     assert np.isfinite(again.table["mean_r"].astype(float)).all()
+
+
+def test_group_analysis_folder_is_refused_before_loading_naming_the_parameter(small_study, tmp_path, monkeypatch):
+    from brainnet.decoding import decode_units
+
+    study, feats = small_study
+    out = tmp_path / "out"
+    kw = dict(features=feats, n_components=2, n_bootstrap=0, n_cluster_draws=0, out=out)
+    first = decode_units(study, n_permutations=3, **kw)
+    assert first.provenance["parameters"]["n_permutations"] == 3
+    folder = out / "group" / "decode-fc8"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("subject data loaded before the folder was checked")
+
+    monkeypatch.setattr(Study, "load_subjects", no_loading)
+    monkeypatch.setattr(Study, "load_subject", no_loading)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BrainnetError, match="^" + re.escape(f"{folder}: holds results made with other")):
+            decode_units(study, n_permutations=4, **kw)
+    assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
+        f"{folder}: n_permutations=3 there, 4 in this run"]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
