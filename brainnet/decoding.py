@@ -668,7 +668,8 @@ def decode_units(
     network : str or Network, optional
         Another network with its own preprocessing; default EmoNet.
     out : path, optional
-        Results go to ``<out>/group/decode-<layer>/``; nothing is written when None.
+        Results go to ``<out>/group/decode-<layer>[-<region>]/`` (see
+        :func:`brainnet.runs.result_folder`); nothing is written when None.
     overwrite : bool
         Replace a result folder made with other parameters.
 

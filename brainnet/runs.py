@@ -44,8 +44,9 @@ loaded, and the parameter that differs is named in a
 :class:`~brainnet.errors.BrainnetNotice` just before the refusal.
 
 Analyses running through this runner: encoding (``encode_subject``,
-``encode_subjects``, per subject then a group table) and decoding
-(``decode_units``, one group model, :meth:`Runner.run_group`). The others still run their own study-level loop and
+``encode_subjects``, per subject then a group table), decoding
+(``decode_units``) and power (``power_analysis``), each one group model
+(:meth:`Runner.run_group`). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
 """
