@@ -45,8 +45,8 @@ loaded, and the parameter that differs is named in a
 
 Analyses running through this runner: encoding (``encode_subject``,
 ``encode_subjects``, per subject then a group table), decoding
-(``decode_units``) and power (``power_analysis``), each one group model
-(:meth:`Runner.run_group`). The others still run their own study-level loop and
+(``decode_units``), power (``power_analysis``) and categorize
+(``categorize_study``), each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
 """
@@ -286,8 +286,9 @@ class Runner:
         n_jobs, checkpoint, progress)``, ``finish(job, result)`` and
         ``group(labels, summaries, computed, folders)`` -> (record, table).
     study : Study
-    features : Features
-        As ``Study.features`` returns them (from a file or in memory).
+    features : Features or None
+        As ``Study.features`` returns them (from a file or in memory); None
+        for an analysis of the brain data alone (categorize).
     out : path or None
         Nothing is written when None.
     overwrite : bool
@@ -301,8 +302,8 @@ class Runner:
         self.out = out
         self.overwrite = overwrite
         self.execution = execution or Execution()
-        fprov = dict(features.provenance)
-        self.weights = fprov.get("weights")
+        fprov = None if features is None else dict(features.provenance)
+        self.weights = None if fprov is None else fprov.get("weights")
         self._fprov = fprov
 
     # layout and provenance
@@ -310,6 +311,11 @@ class Runner:
         """``<out>/<owner>/<analysis>-<layer>[-<region>]``, or None when nothing is written."""
         if self.out is None:
             return None
+        named = getattr(self.spec, "folder_name", None)
+        if named is not None:  # an analysis without a layer names its folder itself
+            from brainnet.results import result_path
+
+            return result_path(self.out, owner, named())
         return result_folder(self.out, owner, self.spec.analysis, self.spec.layer, self.spec.mask)
 
     def _expected(self, label: str | None) -> dict[str, Any]:
@@ -416,9 +422,17 @@ class Runner:
                                      mask={**describe_mask(mask_name, labels), **mask_extra}, seed=self.spec.seed,
                                      parameters=self._expected(None)["parameters"])
         job = Job("group", inputs, extras, provenance, self.folder("group"))
+        cleanup = contextlib.nullcontext()
+        if job.target is not None and getattr(self.spec, "clean_on_refusal", False):
+            from brainnet.results import removed_on_refusal
+
+            # A refusal found only once fitting starts leaves nothing behind; a folder that
+            # existed before (a run to resume) is kept.
+            cleanup = removed_on_refusal(job.target)
         resultdir = None if job.target is None else ResultDir(job.target, provenance, overwrite=self.overwrite)
         checkpoint = None if resultdir is None else resultdir.checkpoint_dir
-        result = self.spec.compute(inputs, self.execution.n_jobs, checkpoint, self.execution.progress)
+        with cleanup:
+            result = self.spec.compute(inputs, self.execution.n_jobs, checkpoint, self.execution.progress)
         result = self.spec.finish(job, result)
         if resultdir is not None:
             self.spec.write(result, resultdir, job)
