@@ -39,7 +39,6 @@ subjects gave p = 0.05 (the minimum) in 10 of 12 null datasets
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from brainnet import _defaults
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
-from brainnet.masks import describe_mask
 
 __all__ = [
     "PLSDA",
@@ -661,66 +659,90 @@ def categorize_study(
         )
     labels_given = _subject_labels(study, subjects)
     subject_folds(len(labels_given), n_folds, seed)  # fail on bad --folds before loading data
-    data = study.load_subjects(labels_given, mask=mask)
-    labels = [[study.categories.get(s) for s in d.stimulus_ids] for d in data]
-    seen = sorted({c for row in labels for c in row if c})
-    if len(seen) < 2:
-        raise input_error(
-            study.root / "stimuli.tsv",
-            f"the trials of the chosen subjects cover {len(seen)} category ({', '.join(seen) or 'none'})",
-            "category decoding needs stimuli of at least 2 categories in the category column",
-        )
-    folder, cleanup = None, contextlib.nullcontext()
-    if out is not None:
-        from brainnet.results import ResultDir, make_provenance, removed_on_refusal, result_path
+    from brainnet import runs
 
-        parameters = {
-            "subjects": [d.subject for d in data],
-            "model": model,
-            "n_folds": n_folds,
-            "n_components": n_components,
-            "C": C if model == "logistic" else None,
-            "n_permutations": n_permutations,
+    spec = _CategorizeSpec(mask, seed, labels_given, model, n_folds, n_components, C, n_permutations)
+    return runs.Runner(spec, study, None, out, overwrite, runs.Execution(n_jobs)).run_group(labels_given)
+
+
+@dataclass(frozen=True)
+class _CategorizeSpec:
+    """The categorize spec for :meth:`brainnet.runs.Runner.run_group`: brain patterns only, no layer."""
+
+    mask: Any
+    seed: int
+    subjects: list[str]
+    model: str
+    n_folds: int
+    n_components: int | None
+    C: float
+    n_permutations: int
+
+    analysis = "categorize"
+    layer = None
+    clean_on_refusal = True  # e.g. --components too large for a fold is found only once fitting starts
+
+    def folder_name(self) -> str:
+        return f"categorize-{_mask_label(self.mask)}"
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {
+            "subjects": list(self.subjects),
+            "model": self.model,
+            "n_folds": self.n_folds,
+            "n_components": self.n_components,
+            "C": self.C if self.model == "logistic" else None,
+            "n_permutations": self.n_permutations,
         }
-        provenance = make_provenance(
-            weights=None,
-            study=study.provenance(),
-            mask={**describe_mask(data[0].mask_name, [sd.subject for sd in data]), "n_voxels": int(data[0].n_voxels)},
-            seed=seed,
-            parameters=parameters,
-        )
-        target = result_path(out, "group", f"categorize-{_mask_label(mask)}")
-        # A refusal found only once fitting starts (e.g. --components too large for a fold)
-        # leaves nothing behind; a folder that existed before (a run to resume) is kept.
-        cleanup = removed_on_refusal(target)
-        folder = ResultDir(target, provenance, overwrite=overwrite)
-    with cleanup:
-        result = decode_categories(
-            [d.patterns for d in data],
-            labels,
-            model=model,
-            n_folds=n_folds,
-            n_components=n_components,
-            C=C,
-            n_permutations=n_permutations,
-            seed=seed,
+
+    def prepare_group(self, study, labels_given, feats):
+        """Load every subject and check the categories, before the result folder exists."""
+        from brainnet.errors import input_error
+
+        data = study.load_subjects(labels_given, mask=self.mask)
+        labels = [[study.categories.get(s) for s in d.stimulus_ids] for d in data]
+        seen = sorted({c for row in labels for c in row if c})
+        if len(seen) < 2:
+            raise input_error(
+                study.root / "stimuli.tsv",
+                f"the trials of the chosen subjects cover {len(seen)} category ({', '.join(seen) or 'none'})",
+                "category decoding needs stimuli of at least 2 categories in the category column",
+            )
+        inputs = {"patterns": [d.patterns for d in data], "labels": labels,
+                  "stimulus_ids": [d.stimulus_ids for d in data], "subjects": [d.subject for d in data]}
+        n_stimuli = len({s for d in data for s in d.stimulus_ids.tolist() if study.categories.get(s)})
+        extras = {"mask_name": data[0].mask_name, "n_stimuli": n_stimuli}
+        return inputs, extras, data[0].mask_name, {"n_voxels": int(data[0].n_voxels)}
+
+    def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> CategoryResult:
+        return decode_categories(
+            inputs["patterns"],
+            inputs["labels"],
+            model=self.model,
+            n_folds=self.n_folds,
+            n_components=self.n_components,
+            C=self.C,
+            n_permutations=self.n_permutations,
+            seed=self.seed,
             n_jobs=n_jobs,
-            stimulus_ids=[d.stimulus_ids for d in data],
-            subjects=[d.subject for d in data],
-            checkpoint=None if folder is None else folder.checkpoint_dir / "categorize_null.npz",
+            stimulus_ids=inputs["stimulus_ids"],
+            subjects=inputs["subjects"],
+            checkpoint=None if checkpoint is None else checkpoint / "categorize_null.npz",
         )
-    n_stimuli = len({s for d in data for s in d.stimulus_ids.tolist() if study.categories.get(s)})
-    result.summary.update(
-        {
-            "layer": None,
-            "mask": data[0].mask_name,
-            "n_stimuli": n_stimuli,
-            "mean_r": None,
-            "noise_ceiling": None,
-        }
-    )
-    if folder is not None:
+
+    def finish(self, job, result: CategoryResult) -> CategoryResult:
+        result.summary.update(
+            {
+                "layer": None,
+                "mask": job.extras["mask_name"],
+                "n_stimuli": job.extras["n_stimuli"],
+                "mean_r": None,
+                "noise_ceiling": None,
+            }
+        )
+        return result
+
+    def write(self, result: CategoryResult, folder, job) -> None:
         result.write(folder)
         folder.finish(result.summary)
         result.path = folder.path
-    return result

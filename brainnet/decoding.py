@@ -44,7 +44,6 @@ from sklearn.exceptions import ConvergenceWarning
 from brainnet import _defaults
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
-from brainnet.masks import describe_mask
 
 if TYPE_CHECKING:
     from brainnet.features import Features
@@ -692,7 +691,8 @@ def decode_units(
     network : str or Network, optional
         Another network with its own preprocessing; default EmoNet.
     out : path, optional
-        Results go to ``<out>/group/decode-<layer>/``; nothing is written when None.
+        Results go to ``<out>/group/decode-<layer>[-<region>]/`` (see
+        :func:`brainnet.runs.result_folder`); nothing is written when None.
     overwrite : bool
         Replace a result folder made with other parameters.
 
@@ -700,71 +700,95 @@ def decode_units(
     -------
     DecodingResult
     """
+    from brainnet import runs
     from brainnet._checks import check_options
-    from brainnet.results import ResultDir, make_provenance, result_path
-    from brainnet.study import Study, load_study
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations,
                   n_bootstrap=n_bootstrap, n_cluster_draws=n_cluster_draws, n_components=n_components)
-    study = study if isinstance(study, Study) else load_study(study)
+    study = runs.resolve_study(study)
     labels = _subject_labels(study, subjects)
-    data = study.load_subjects(labels, mask=mask)
+    spec = _DecodeSpec(layer, mask, seed, labels, n_components, scale, algorithm, n_permutations, n_bootstrap,
+                       n_cluster_draws)
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
                            network=network)
-    matrix = feats.layer(layer)
-    averaged = [d.averaged() for d in data]
-    fprov = dict(feats.provenance)
-    parameters = {
-        "layer": layer,
-        "subjects": labels,
-        "n_components": n_components,
-        "scale": scale,
-        "algorithm": algorithm,
-        "cv": "leave-one-subject-out",
-        "n_permutations": n_permutations,
-        "n_bootstrap": n_bootstrap,
-        "bootstrap_unit": "subject",
-        "n_cluster_draws": n_cluster_draws,
-        "unit": "repeat-averaged stimulus",
-    }
-    provenance = make_provenance(
-        weights=fprov.get("weights"),
-        features=fprov,
-        study=study.provenance(),
-        mask={**describe_mask(data[0].mask_name, [sd.subject for sd in data]), "n_voxels": int(data[0].n_voxels)},
-        seed=seed,
-        parameters=parameters,
-    )
-    # every check that needs the data, before the result folder exists
-    _check_inputs([a[0] for a in averaged], [a[1] for a in averaged], matrix, feats.stimulus_ids, labels,
-                  n_components)
-    resultdir = None
-    if out is not None:
-        resultdir = ResultDir(result_path(out, "group", f"decode-{layer}"), provenance, overwrite=overwrite)
-    result = unit_decoding(
-        [a[0] for a in averaged],
-        [a[1] for a in averaged],
-        matrix,
-        feats.stimulus_ids,
-        subjects=labels,
-        units=_unit_names(layer, matrix.shape[1], fprov),
-        n_components=n_components,
-        scale=scale,
-        algorithm=algorithm,
-        n_permutations=n_permutations,
-        n_bootstrap=n_bootstrap,
-        n_cluster_draws=n_cluster_draws,
-        seed=seed,
-        n_jobs=n_jobs,
-        checkpoint_dir=None if resultdir is None else resultdir.checkpoint_dir,
-        progress=progress,
-    )
-    result.summary = {"analysis": "decoding", "layer": layer, "weights": fprov.get("weights"),
-                      "mask": data[0].mask_name, **result.summary}
-    result.provenance = provenance
-    if resultdir is not None:
-        result.write(resultdir, masker=data[0].masker)
-    return result
+    runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
+    return runner.run_group(labels)
+
+
+@dataclass(frozen=True)
+class _DecodeSpec:
+    """The decoding spec for :meth:`brainnet.runs.Runner.run_group`: one model over all subjects."""
+
+    layer: str
+    mask: Any
+    seed: int
+    subjects: list[str]
+    n_components: int
+    scale: bool
+    algorithm: str
+    n_permutations: int
+    n_bootstrap: int
+    n_cluster_draws: int
+
+    analysis = "decode"
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "subjects": list(self.subjects),
+            "n_components": self.n_components,
+            "scale": self.scale,
+            "algorithm": self.algorithm,
+            "cv": "leave-one-subject-out",
+            "n_permutations": self.n_permutations,
+            "n_bootstrap": self.n_bootstrap,
+            "bootstrap_unit": "subject",
+            "n_cluster_draws": self.n_cluster_draws,
+            "unit": "repeat-averaged stimulus",
+        }
+
+    def prepare_group(self, study, labels, feats):
+        """Load every subject and check the inputs, before the result folder exists."""
+        data = study.load_subjects(labels, mask=self.mask)
+        matrix = feats.layer(self.layer)
+        averaged = [d.averaged() for d in data]
+        _check_inputs([a[0] for a in averaged], [a[1] for a in averaged], matrix, feats.stimulus_ids, labels,
+                      self.n_components)
+        fprov = dict(feats.provenance)
+        inputs = {"patterns": [a[0] for a in averaged], "ids": [a[1] for a in averaged], "matrix": matrix,
+                  "stimulus_ids": feats.stimulus_ids, "subjects": labels,
+                  "units": _unit_names(self.layer, matrix.shape[1], fprov)}
+        extras = {"masker": data[0].masker, "mask_name": data[0].mask_name, "weights": fprov.get("weights")}
+        return inputs, extras, data[0].mask_name, {"n_voxels": int(data[0].n_voxels)}
+
+    def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> DecodingResult:
+        return unit_decoding(
+            inputs["patterns"],
+            inputs["ids"],
+            inputs["matrix"],
+            inputs["stimulus_ids"],
+            subjects=inputs["subjects"],
+            units=inputs["units"],
+            n_components=self.n_components,
+            scale=self.scale,
+            algorithm=self.algorithm,
+            n_permutations=self.n_permutations,
+            n_bootstrap=self.n_bootstrap,
+            n_cluster_draws=self.n_cluster_draws,
+            seed=self.seed,
+            n_jobs=n_jobs,
+            checkpoint_dir=checkpoint,
+            progress=progress,
+        )
+
+    def finish(self, job, result: DecodingResult) -> DecodingResult:
+        result.summary = {"analysis": "decoding", "layer": self.layer, "weights": job.extras["weights"],
+                          "mask": job.extras["mask_name"], **result.summary}
+        result.provenance = job.provenance
+        return result
+
+    def write(self, result: DecodingResult, resultdir, job) -> None:
+        result.write(resultdir, masker=job.extras["masker"])
 
 
 def _subject_labels(study, subjects: Sequence[str] | None) -> list[str]:

@@ -723,14 +723,10 @@ def _ceiling_summary(noise_ceiling, r: np.ndarray) -> dict[str, Any]:
 
 
 def _subject_label(study, subject: str) -> str:
-    label = str(subject)
-    label = label[4:] if label.startswith("sub-") else label
-    if label not in study.subjects:
-        shown = ", ".join(study.subjects[:8]) + (", ..." if len(study.subjects) > 8 else "")
-        raise BrainnetError(
-            f"--subject {subject}: no such subject in {study.root}; choose one of {shown}"
-        )
-    return label
+    """Kept for callers of the old private name: :func:`brainnet.runs.subject_label`."""
+    from brainnet.runs import subject_label
+
+    return subject_label(study, subject)
 
 
 def encode_subject(
@@ -787,8 +783,8 @@ def encode_subject(
     seed : int
         Seed of the folds and permutations.
     out : path, optional
-        Results go to ``<out>/sub-<label>/encode-<layer>/``; nothing is written
-        when None.
+        Results go to ``<out>/sub-<label>/encode-<layer>[-<region>]/`` (see
+        :func:`brainnet.runs.result_folder`); nothing is written when None.
 
     Returns
     -------
@@ -797,33 +793,21 @@ def encode_subject(
     from brainnet._checks import check_options
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_components=n_components)
-    from brainnet.study import Study, load_study
+    from brainnet import runs
 
-    study = study if isinstance(study, Study) else load_study(study)
-    label = _subject_label(study, subject)
+    study = runs.resolve_study(study)
+    label = runs.subject_label(study, subject)
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
                            network=network)
-    return _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
-
-
-def _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress) -> EncodingResult:
-    """One subject in this process, resuming from (and writing to) ``<out>/sub-<label>/encode-<layer>``."""
-    job = _prepare(study, label, feats, settings)
-    checkpoint = None
-    if out is not None:
-        from brainnet.results import ResultDir
-
-        job.target = _subject_folder(out, label, settings.layer)
-        checkpoint = ResultDir(job.target, job.provenance, overwrite=overwrite).checkpoint_dir / "null.npz"
-    result = _compute(job.x, job.y, job.ceiling, job.ijk, settings, n_jobs, checkpoint, progress)
-    return _finish_subject(job, result)
+    runner = runs.Runner(settings, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
+    return runner.run_subject(label)
 
 
 @dataclass(frozen=True)
 class _Settings:
-    """Everything but the data that determines one subject's encoding result."""
+    """The encoding spec for :class:`brainnet.runs.Runner`: what determines one subject's result."""
 
     layer: str
     model: str
@@ -834,6 +818,9 @@ class _Settings:
     n_components: int
     mask: Any
     seed: int
+
+    analysis = "encode"
+    scatter = ("x", "y")
 
     def parameters(self, label: str) -> dict[str, Any]:
         return {
@@ -848,93 +835,64 @@ class _Settings:
             "unit": "repeat-averaged stimulus",
         }
 
+    def check(self, n_stimuli: int) -> None:
+        """Refuse a bad ``cv`` / ``inner`` for ``n_stimuli`` (before any result folder exists)."""
+        folds = make_folds(n_stimuli, self.cv, self.seed)
+        if self.model == "ridge":
+            _check_inner(self.inner, min(len(train) for train, _ in folds))
 
-@dataclass
-class _Job:
-    """One subject's inputs, ready for :func:`_compute`, and where its results go."""
+    def prepare(self, study, label: str, feats) -> tuple[dict[str, Any], dict[str, Any], int, Any]:
+        """Load one subject and align the features to its stimuli."""
+        data = study.load_subject(label, mask=self.mask)
+        y, ids = data.averaged()
+        x = feats.layer(self.layer)[feats.rows_for(ids)]
+        self.check(len(ids))
+        ceiling = repeat_noise_ceiling(data.patterns, data.stimulus_ids)
+        inputs = {"x": x, "y": y, "ceiling": ceiling, "ijk": data.voxel_ijk}
+        extras = {"masker": data.masker, "weights": dict(feats.provenance).get("weights")}
+        return inputs, extras, int(y.shape[1]), data.space
 
-    label: str
-    x: np.ndarray
-    y: np.ndarray
-    ceiling: NoiseCeiling | None
-    ijk: np.ndarray
-    masker: Any
-    weights: str | None
-    provenance: dict[str, Any]
-    target: Path | None = None
+    def compute(self, inputs: dict[str, Any], n_jobs: int, checkpoint, progress: bool) -> EncodingResult:
+        return encode(
+            inputs["x"],
+            inputs["y"],
+            model=self.model,
+            cv=self.cv,
+            alphas=self.alphas,
+            inner=self.inner,
+            n_components=self.n_components,
+            n_permutations=self.n_permutations,
+            noise_ceiling=inputs["ceiling"],
+            voxel_ijk=inputs["ijk"],
+            seed=self.seed,
+            n_jobs=n_jobs,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+
+    def finish(self, job, result: EncodingResult) -> EncodingResult:
+        """Label the array-level result with its subject, map and provenance."""
+        result.summary = {
+            "analysis": "encoding",
+            "subject": job.label,
+            "layer": self.layer,
+            "n_subjects": 1,
+            "weights": job.extras["weights"],
+            **{k: v for k, v in result.summary.items() if k != "analysis"},
+        }
+        result.provenance = job.provenance
+        r_values = np.nan_to_num(np.asarray(result.voxel_scores["r"], dtype=np.float32))
+        result.r_map = job.extras["masker"].inverse_transform(r_values)
+        return result
+
+    def group(self, labels, summaries, computed, folders):
+        return _group_result(labels, summaries, computed, folders, self.layer)
 
 
 def _checked_alphas(model: str, alphas) -> np.ndarray:
     if model not in MODELS:
         raise BrainnetError(f"--model {model}: unknown model; use ridge or pls")
     return _alphas(alphas)
-
-
-def _subject_folder(out: str | Path, label: str, layer: str) -> Path:
-    from brainnet.results import result_path
-
-    return result_path(out, f"sub-{label}", f"encode-{layer}")
-
-
-def _prepare(study, label: str, feats, settings: _Settings) -> _Job:
-    """Load one subject, align the features to its stimuli and build its provenance."""
-    from brainnet.masks import describe_mask
-    from brainnet.results import make_provenance
-
-    data = study.load_subject(label, mask=settings.mask)
-    y, ids = data.averaged()
-    x = feats.layer(settings.layer)[feats.rows_for(ids)]
-    folds = make_folds(len(ids), settings.cv, settings.seed)  # refuse a bad --cv before any result folder exists
-    if settings.model == "ridge":
-        _check_inner(settings.inner, min(len(train) for train, _ in folds))
-    fprov = dict(feats.provenance)
-    provenance = make_provenance(
-        weights=fprov.get("weights"),
-        features=fprov,
-        study=study.provenance(),
-        mask={**describe_mask(settings.mask, [label]), "n_voxels": int(y.shape[1]), "space": data.space},
-        seed=settings.seed,
-        parameters=settings.parameters(label),
-    )
-    ceiling = repeat_noise_ceiling(data.patterns, data.stimulus_ids)
-    return _Job(label, x, y, ceiling, data.voxel_ijk, data.masker, fprov.get("weights"), provenance)
-
-
-def _compute(x, y, ceiling, ijk, settings: _Settings, n_jobs: int, checkpoint, progress: bool) -> EncodingResult:
-    return encode(
-        x,
-        y,
-        model=settings.model,
-        cv=settings.cv,
-        alphas=settings.alphas,
-        inner=settings.inner,
-        n_components=settings.n_components,
-        n_permutations=settings.n_permutations,
-        noise_ceiling=ceiling,
-        voxel_ijk=ijk,
-        seed=settings.seed,
-        n_jobs=n_jobs,
-        checkpoint=checkpoint,
-        progress=progress,
-    )
-
-
-def _finish_subject(job: _Job, result: EncodingResult) -> EncodingResult:
-    """Label the array-level result with its subject, map and provenance; write it if it has a folder."""
-    result.summary = {
-        "analysis": "encoding",
-        "subject": job.label,
-        "layer": job.provenance["parameters"]["layer"],
-        "n_subjects": 1,
-        "weights": job.weights,
-        **{k: v for k, v in result.summary.items() if k != "analysis"},
-    }
-    result.provenance = job.provenance
-    r_values = np.nan_to_num(np.asarray(result.voxel_scores["r"], dtype=np.float32))
-    result.r_map = job.masker.inverse_transform(r_values)
-    if job.target is not None:
-        result.write(job.target, overwrite=False)
-    return result
 
 
 # -- several subjects -----------------------------------------------------------
@@ -978,36 +936,6 @@ class SubjectsEncodingResult(Record):
                                       [str(s) for s in self.table["subject"]],
                                       ylabel="mean encoding accuracy (Pearson r)",
                                       title="encoding accuracy per subject")]
-
-
-def _subject_list(study, subjects) -> list[str]:
-    if isinstance(subjects, str):
-        if subjects != "all":
-            return [_subject_label(study, subjects)]
-        return list(study.subjects)
-    labels = [_subject_label(study, s) for s in subjects]
-    if not labels:
-        raise BrainnetError("--subject: no subject given; use --subject all or e.g. --subject 01,02")
-    if len(set(labels)) != len(labels):
-        raise BrainnetError("--subject: a subject is listed twice; list each subject once")
-    return labels
-
-
-def _client(scheduler):
-    """A Dask client for ``scheduler`` (address or client), or the one of ``use_scheduler``, or None."""
-    from brainnet._execution import current_scheduler, dask_client
-
-    scheduler = scheduler if scheduler is not None else current_scheduler()
-    return contextlib.nullcontext(None) if scheduler is None else dask_client(scheduler)
-
-
-def _remote_subject(x, y, ceiling, ijk, settings: _Settings, n_jobs: int) -> EncodingResult:
-    """One subject on a Dask worker: arrays in, arrays out; the caller writes."""
-    from brainnet.permutation import use_scheduler
-
-    # Its permutations run on this worker, not back on the cluster.
-    with use_scheduler(None):
-        return _compute(x, y, ceiling, ijk, settings, n_jobs, None, False)
 
 
 def encode_subjects(
@@ -1071,105 +999,26 @@ def encode_subjects(
     from brainnet._checks import check_options
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_components=n_components)
-    from brainnet.results import ResultDir, read_json, result_path
-    from brainnet.study import Study, load_study
+    from brainnet import runs
 
-    study = study if isinstance(study, Study) else load_study(study)
-    labels = _subject_list(study, subjects)
+    study = runs.resolve_study(study)
+    labels = runs.subject_labels(study, subjects)
     settings = _Settings(layer, model, cv, n_permutations, _checked_alphas(model, alphas), inner, n_components,
                          mask, seed)
-    folds = make_folds(len(study.stimulus_ids), cv, seed)  # a bad --cv is refused before any folder exists
-    if model == "ridge":
-        _check_inner(inner, min(len(train) for train, _ in folds))
+    settings.check(len(study.stimulus_ids))  # a bad --cv is refused before any folder exists
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
                            network=network)
     feats.layer(layer)  # a layer missing from --features is refused before any folder exists
-    group = None
-    if out is not None:
-        group = ResultDir(result_path(out, "group", f"encode-{layer}"),
-                          _group_provenance(study, labels, feats, settings), overwrite=overwrite)
-        if read_json(group.file("summary.json")).get("subjects", labels) != labels:
-            group.file("summary.json").unlink()  # it summarised other subjects: incomplete until rewritten
-    summaries = _completed_subjects(study, labels, feats, settings, out, overwrite)
-    pending = [label for label in labels if label not in summaries]
-    with _client(scheduler) as client:
-        if client is None:
-            done = _run_here(study, pending, feats, settings, out, overwrite, n_jobs, progress)
-        else:
-            done = _run_on_dask(client, study, pending, feats, settings, out, overwrite, n_jobs)
-        for label, result in done:
-            summaries[label] = result.summary
-    return _group_result(labels, summaries, pending, out, layer, group)
+    runner = runs.Runner(settings, study, feats, out, overwrite, runs.Execution(n_jobs, progress, scheduler))
+    return runner.run_subjects(labels)
 
 
-def _group_provenance(study, labels, feats, settings: _Settings) -> dict[str, Any]:
-    from brainnet.masks import describe_mask
-    from brainnet.results import make_provenance
-
-    fprov = dict(feats.provenance)
-    parameters = {k: v for k, v in settings.parameters("").items() if k != "subject"}
-    return make_provenance(weights=fprov.get("weights"), features=fprov, study=study.provenance(),
-                           mask=describe_mask(settings.mask, labels), seed=settings.seed, parameters=parameters)
-
-
-def _completed_subjects(study, labels, feats, settings, out, overwrite) -> dict[str, dict[str, Any]]:
-    """Summaries of subjects already complete in ``out``; refuses folders of other parameters up front."""
-    from brainnet.results import ResultDir, fingerprint, read_json
-
-    done: dict[str, dict[str, Any]] = {}
-    if out is None:
-        return done
-    for label in labels:
-        target = _subject_folder(out, label, settings.layer)
-        if not (target / "run.json").exists():
-            continue  # nothing there that could conflict
-        provenance = _prepare(study, label, feats, settings).provenance
-        if read_json(target / "run.json").get("fingerprint") != fingerprint(provenance):
-            ResultDir(target, provenance, overwrite=overwrite)  # refuses, or with overwrite clears it
-            continue
-        summary = read_json(target / "summary.json")
-        # A complete folder is only read, never rewritten: its files keep their times.
-        if summary.get("complete") and summary.get("fingerprint") == fingerprint(provenance):
-            done[label] = summary
-    return done
-
-
-def _run_here(study, labels, feats, settings, out, overwrite, n_jobs, progress):
-    from brainnet._progress import progress_bar
-
-    with progress_bar(len(labels), unit="subject", desc="subjects", enabled=progress, leave=True) as bar:
-        for label in labels:
-            yield label, _run_subject(study, label, feats, settings, out, overwrite, n_jobs, progress)
-            bar.update()
-
-
-def _run_on_dask(client, study, labels, feats, settings, out, overwrite, n_jobs):
-    from dask.distributed import as_completed
-
-    from brainnet.results import ResultDir
-
-    jobs = {}
-    for label in labels:
-        job = _prepare(study, label, feats, settings)
-        if out is not None:
-            job.target = _subject_folder(out, label, settings.layer)
-            ResultDir(job.target, job.provenance, overwrite=overwrite)  # run.json: this subject has started
-        x, y = client.scatter([job.x, job.y])
-        job.x = job.y = None  # the cluster holds them now
-        future = client.submit(_remote_subject, x, y, job.ceiling, job.ijk, settings, n_jobs, pure=False)
-        jobs[future] = job
-    # Write each subject as soon as it is done, so an interruption keeps every finished one.
-    for future in as_completed(list(jobs)):
-        job = jobs[future]
-        yield job.label, _finish_subject(job, future.result())
-
-
-def _group_result(labels, summaries, computed, out, layer, group) -> SubjectsEncodingResult:
+def _group_result(labels, summaries, computed, folders, layer) -> tuple[SubjectsEncodingResult, Any]:
+    """The group record and its ``subjects.tsv`` table (the runner writes them)."""
     import pandas as pd
 
     rows = [{"subject": label, **{c: summaries[label].get(c) for c in GROUP_COLUMNS[1:]}} for label in labels]
     table = pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
-    folders = {label: _subject_folder(out, label, layer) for label in labels} if out is not None else {}
     if folders:
         table["folder"] = [str(folders[label]) for label in labels]
     mean_r = table["mean_r"].astype(float).to_numpy()
@@ -1183,9 +1032,5 @@ def _group_result(labels, summaries, computed, out, layer, group) -> SubjectsEnc
         "n_subjects_p_05": int(np.sum(table["p_value"].astype(float).to_numpy() < 0.05)),
         "per_subject": table[list(GROUP_COLUMNS)].to_dict(orient="records"),
     }
-    path = None
-    if group is not None:
-        group.write_tsv("subjects.tsv", table)
-        group.finish(summary)
-        path = group.path
-    return SubjectsEncodingResult(summary=summary, table=table, folders=folders, computed=list(computed), path=path)
+    record = SubjectsEncodingResult(summary=summary, table=table, folders=folders, computed=list(computed))
+    return record, table

@@ -43,7 +43,6 @@ import pandas as pd
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
-from brainnet.masks import describe_mask
 from brainnet.pls import (  # the one SIMPLS, shared with decode --algorithm simpls
     _simpls_rotations,
     simpls,
@@ -429,18 +428,17 @@ def power_analysis(
         (smallest size with detection rate >= 0.8, or None).
         ``path`` is the result folder (or None).
     """
+    from brainnet import runs
     from brainnet._checks import check_options
-    from brainnet.study import Study, load_study
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
 
     if analysis != "decode":
         raise BrainnetError(f"--analysis {analysis}: unknown; power is available for: decode")
-    if not isinstance(study, Study):
-        study = load_study(study)
+    study = runs.resolve_study(study)
     available = len(subjects) if subjects is not None else len(study.subjects)
     _check_sizes("--sizes", subject_sizes, 3, available, "subjects")  # fail before loading data
-    data = study.load_subjects(subjects, mask=mask)
+    labels = [str(s).strip().removeprefix("sub-") for s in (subjects if subjects is not None else study.subjects)]
     feats = study.features(
         layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file
     )
@@ -448,83 +446,105 @@ def power_analysis(
         raise BrainnetError(
             f"--layer {layer}: not in the features; available: {', '.join(feats.layer_names)}"
         )
-    position = {s: i for i, s in enumerate(feats.stimulus_ids)}
-    stim_index = [np.array([position[s] for s in d.stimulus_ids]) for d in data]
-    # every argument is checked against the data before the result folder exists
-    _check_arguments(len(data), feats.layer(layer).shape[0], subject_sizes, n_stimuli_sizes, n_repeats, alpha,
-                     n_components, n_pca, n_permutations)
-    folder = None
-    if out is not None:
-        from brainnet.results import ResultDir, make_provenance, result_path
+    spec = _PowerSpec(layer, mask, seed, analysis, labels, tuple(subject_sizes),
+                      None if n_stimuli_sizes is None else tuple(n_stimuli_sizes), n_repeats, alpha, n_components,
+                      n_pca, n_permutations)
+    runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs))
+    return runner.run_group(labels)
 
-        fprov = dict(feats.provenance or {})
-        parameters = {
-            "layer": layer,
-            "subjects": [d.subject for d in data],
-            "subject_sizes": sorted({int(v) for v in subject_sizes}),
-            "n_stimuli_sizes": sorted({int(v) for v in n_stimuli_sizes})
-            if n_stimuli_sizes
-            else None,
-            "n_repeats": n_repeats,
-            "alpha": alpha,
-            "n_components": n_components,
-            "n_pca": n_pca,
-            "n_permutations": n_permutations,
+
+@dataclass(frozen=True)
+class _PowerSpec:
+    """The power spec for :meth:`brainnet.runs.Runner.run_group`: subsamples of all subjects."""
+
+    layer: str
+    mask: Any
+    seed: int
+    analysis_of: str
+    subjects: list[str]
+    subject_sizes: tuple
+    n_stimuli_sizes: tuple | None
+    n_repeats: int
+    alpha: float
+    n_components: int
+    n_pca: int
+    n_permutations: int
+
+    analysis = "power"
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "subjects": list(self.subjects),
+            "subject_sizes": sorted({int(v) for v in self.subject_sizes}),
+            "n_stimuli_sizes": sorted({int(v) for v in self.n_stimuli_sizes}) if self.n_stimuli_sizes else None,
+            "n_repeats": self.n_repeats,
+            "alpha": self.alpha,
+            "n_components": self.n_components,
+            "n_pca": self.n_pca,
+            "n_permutations": self.n_permutations,
         }
-        provenance = make_provenance(
-            weights=fprov.get("weights"),
-            features=fprov,
-            study=study.provenance(),
-            mask={**describe_mask(data[0].mask_name, [sd.subject for sd in data]), "n_voxels": int(data[0].n_voxels)},
-            seed=seed,
-            parameters=parameters,
+
+    def prepare_group(self, study, labels, feats):
+        """Load every subject and check every argument against the data, before the result folder exists."""
+        data = study.load_subjects(labels, mask=self.mask)
+        position = {s: i for i, s in enumerate(feats.stimulus_ids)}
+        stim_index = [np.array([position[s] for s in d.stimulus_ids]) for d in data]
+        matrix = feats.layer(self.layer)
+        _check_arguments(len(data), matrix.shape[0], self.subject_sizes, self.n_stimuli_sizes, self.n_repeats,
+                         self.alpha, self.n_components, self.n_pca, self.n_permutations)
+        inputs = {"patterns": [d.patterns for d in data], "stim_index": stim_index, "matrix": matrix}
+        extras = {"n_subjects": len(data), "n_voxels": int(data[0].n_voxels),
+                  "weights": feats.provenance.get("weights") if feats.provenance else None}
+        return inputs, extras, data[0].mask_name, {"n_voxels": int(data[0].n_voxels)}
+
+    def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> pd.DataFrame:
+        return power_curve(
+            inputs["patterns"],
+            inputs["stim_index"],
+            inputs["matrix"],
+            subject_sizes=self.subject_sizes,
+            n_stimuli_sizes=self.n_stimuli_sizes,
+            n_repeats=self.n_repeats,
+            alpha=self.alpha,
+            n_components=self.n_components,
+            n_pca=self.n_pca,
+            n_permutations=self.n_permutations,
+            seed=self.seed,
+            n_jobs=n_jobs,
+            checkpoint=None if checkpoint is None else checkpoint / "power_subsamples.npz",
         )
-        # opened before the work, so a folder holding other results is refused at once
-        folder = ResultDir(result_path(out, "group", f"power-{layer}"), provenance, overwrite=overwrite)
-    table = power_curve(
-        [d.patterns for d in data],
-        stim_index,
-        feats.layer(layer),
-        subject_sizes=subject_sizes,
-        n_stimuli_sizes=n_stimuli_sizes,
-        n_repeats=n_repeats,
-        alpha=alpha,
-        n_components=n_components,
-        n_pca=n_pca,
-        n_permutations=n_permutations,
-        seed=seed,
-        n_jobs=n_jobs,
-        checkpoint=None if folder is None else folder.checkpoint_dir / "power_subsamples.npz",
-    )
-    full = table[table["n_stimuli"] == table["n_stimuli"].max()]
-    powered = full[full["detection_rate"] >= 0.8]["n_subjects"]
-    largest = full.iloc[-1]
-    summary = {
-        "analysis": "power",
-        "power_of": analysis,
-        "layer": layer,
-        "model": f"SIMPLS PLS ({n_components} components) on {n_pca} voxel PCs, leave-one-subject-out",
-        "test": "stimulus permutation test of the mean held-out r, per subsample",
-        "alpha": alpha,
-        "n_subjects": len(data),
-        "n_stimuli": int(feats.layer(layer).shape[0]),
-        "n_voxels": int(data[0].n_voxels),
-        "mean_r": float(largest["mean_r"]),
-        "p_value": float(largest["median_p"]),
-        "effect_vs_null": float(largest["mean_effect_vs_null"]),
-        "effect_vs_null_definition": "(mean r - permutation null mean) / null SD, averaged over subsamples",
-        "n_permutations": n_permutations,
-        "noise_ceiling": None,
-        "subject_sizes": [int(v) for v in table["n_subjects"].unique()],
-        "n_stimuli_sizes": [int(v) for v in table["n_stimuli"].unique()],
-        "n_repeats": n_repeats,
-        "detection_rate": float(largest["detection_rate"]),
-        "min_subjects_80": int(powered.min()) if len(powered) else None,
-        "weights": feats.provenance.get("weights") if feats.provenance else None,
-    }
-    result = PowerResult(table=table, summary=summary)
-    if folder is not None:
+
+    def finish(self, job, table: pd.DataFrame) -> PowerResult:
+        full = table[table["n_stimuli"] == table["n_stimuli"].max()]
+        powered = full[full["detection_rate"] >= 0.8]["n_subjects"]
+        largest = full.iloc[-1]
+        summary = {
+            "analysis": "power",
+            "power_of": self.analysis_of,
+            "layer": self.layer,
+            "model": f"SIMPLS PLS ({self.n_components} components) on {self.n_pca} voxel PCs, leave-one-subject-out",
+            "test": "stimulus permutation test of the mean held-out r, per subsample",
+            "alpha": self.alpha,
+            "n_subjects": job.extras["n_subjects"],
+            "n_stimuli": int(job.inputs["matrix"].shape[0]),
+            "n_voxels": job.extras["n_voxels"],
+            "mean_r": float(largest["mean_r"]),
+            "p_value": float(largest["median_p"]),
+            "effect_vs_null": float(largest["mean_effect_vs_null"]),
+            "effect_vs_null_definition": "(mean r - permutation null mean) / null SD, averaged over subsamples",
+            "n_permutations": self.n_permutations,
+            "noise_ceiling": None,
+            "subject_sizes": [int(v) for v in table["n_subjects"].unique()],
+            "n_stimuli_sizes": [int(v) for v in table["n_stimuli"].unique()],
+            "n_repeats": self.n_repeats,
+            "detection_rate": float(largest["detection_rate"]),
+            "min_subjects_80": int(powered.min()) if len(powered) else None,
+            "weights": job.extras["weights"],
+        }
+        return PowerResult(table=table, summary=summary)
+
+    def write(self, result: PowerResult, folder, job) -> None:
         result.write(folder)
-        folder.finish(summary)
+        folder.finish(result.summary)
         result.path = folder.path
-    return result

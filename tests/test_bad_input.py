@@ -601,6 +601,34 @@ def test_unknown_mask_name_is_refused(study, fc8, tmp_path, capsys):
             "--mask occipitl", "occipital", out=out)
 
 
+def test_other_permutations_in_the_same_folder_name_the_parameter_before_loading(study, fc8, tmp_path, capsys,
+                                                                                  monkeypatch):
+    from brainnet.study import Study
+
+    out = tmp_path / "out"
+    argv = ["encode", "--study", study, "--features", fc8, "--subject", "01", "--cv", "2", "--out", out]
+    assert main([str(a) for a in [*argv, "--permutations", "2"]]) == 0
+    capsys.readouterr()
+    folder = out / "sub-01" / "encode-fc8"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the subject's data was loaded before the folder was checked")
+
+    monkeypatch.setattr(Study, "load_subject", no_loading)
+    try:
+        rc = main([str(a) for a in [*argv, "--permutations", "3"]])
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [
+        f"brainnet: {folder}: n_permutations=2 there, 3 in this run",
+        f"brainnet encode: error: {folder}: holds results made with other parameters, weights or data; "
+        "choose another --out folder or pass --overwrite",
+    ]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
 def test_unknown_subject_in_a_group_analysis_is_refused(study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
     refused(capsys, ["decode", "--study", study, "--features", fc8, "--subjects", "01,02,07", "--out", out],
