@@ -156,6 +156,7 @@ def _one_subject(args, subject: str) -> int:
 
 def _several_subjects(args, subjects) -> int:
     from brainnet.encoding import encode_subjects
+    from brainnet.runs import result_folder
 
     # --scheduler is already in effect (the CLI enters use_scheduler); subjects become Dask tasks.
     result = encode_subjects(args.study, subjects, **_options(args))
@@ -170,5 +171,6 @@ def _several_subjects(args, subjects) -> int:
         f"{s['n_subjects']} subjects: mean r = {s['mean_r']:.3f} (SD {s['sd_mean_r']:.3f}); "
         f"{s['n_subjects_p_05']} with p < 0.05"
     )
-    print(f"results: {args.out}/sub-<label>/encode-{args.layer}; group table: {result.path / 'subjects.tsv'}")
+    folder = result_folder(args.out, "sub-<label>", "encode", args.layer, args.mask)
+    print(f"results: {folder}; group table: {result.path / 'subjects.tsv'}")
     return 0
