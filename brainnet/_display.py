@@ -263,6 +263,9 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], key: str) -> Any:
         arrays[f"{key}.data"] = np.asarray(value.dataobj)
         arrays[f"{key}.affine"] = np.asarray(value.affine)
         return {"__nifti__": key}
+    if type(value).__name__ == "Cifti2Image":  # a surface map: its header axes are the vertex sets
+        arrays[key] = np.frombuffer(value.to_bytes(), dtype=np.uint8)
+        return {"__cifti__": key}
     raise TypeError(f"{key}: a {type(value).__name__} cannot be written into a record")
 
 
@@ -343,6 +346,10 @@ def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
 
         key = value["__nifti__"]
         return nib.Nifti1Image(arrays[f"{key}.data"], arrays[f"{key}.affine"])
+    if "__cifti__" in value:
+        import nibabel as nib
+
+        return nib.Cifti2Image.from_bytes(arrays[value["__cifti__"]].tobytes())
     raise TypeError(f"unknown record entry {sorted(value)}")
 
 

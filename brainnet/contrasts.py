@@ -95,8 +95,34 @@ class ContrastResult(Record):
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    def plot(self) -> list[Any]:
+        """Each pair's difference against the middle 95 % of its permutation null (main figure)."""
+        import matplotlib.pyplot as plt
+
+        index = {name: i for i, name in enumerate(self.sides)}
+        rows = list(self.table.itertuples())
+        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(len(rows), 1)))
+        for y, row in enumerate(rows):
+            diff = self.null[:, index[row.side_a]] - self.null[:, index[row.side_b]]
+            low, high = np.nanpercentile(diff, [2.5, 97.5]) if diff.size else (np.nan, np.nan)
+            ax.plot([low, high], [y, y], color="0.7", linewidth=6, solid_capstyle="butt")
+            ax.plot(row.difference, y, "o", color="C3" if row.p_fwe <= 0.05 else "C0")
+        ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set_yticks(range(len(rows)), [f"{r.side_a} - {r.side_b}" for r in rows])
+        ax.set_xlabel("difference (dot) and the middle 95 % of its permutation null (bar)")
+        ax.set_title("paired comparisons (red: p_FWE <= .05 across pairs)")
+        fig.tight_layout()
+        return [fig]
+
     def write(self, resultdir: Any) -> Path:
-        """Write ``contrasts.tsv``, ``contrast_null.npz`` and summary.json (last) into a ResultDir."""
+        """Write ``contrasts.tsv``, ``contrast_null.npz`` and summary.json (last) into a ResultDir.
+
+        Given a folder instead, write the record itself (see :meth:`read`).
+        """
+        from brainnet.results import ResultDir
+
+        if not isinstance(resultdir, ResultDir):
+            return super().write(resultdir)
         resultdir.write_tsv("contrasts.tsv", self.table)
         resultdir.write_npz("contrast_null.npz", null=self.null, observed=self.observed,
                             sides=np.asarray(self.sides, dtype=str))

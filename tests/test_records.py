@@ -109,6 +109,19 @@ def _power():
     return PowerResult(table=table, summary={"analysis": "power", "layer": "fc8"})
 
 
+def _contrast():
+    from brainnet.contrasts import paired_contrast_test
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=30)
+    ys = {"occipital": x + rng.normal(size=30), "whole-brain": 0.3 * x + rng.normal(size=30)}
+
+    def side(y):
+        return lambda perms: np.array([np.corrcoef(x[p], y)[0, 1] for p in perms])
+
+    return paired_contrast_test({k: side(v) for k, v in ys.items()}, 30, n_permutations=19)
+
+
 def _subjects_encoding(small_study, tmp_path_factory):
     from brainnet.encoding import encode_subjects
 
@@ -128,6 +141,7 @@ BUILDERS = {
     "rsa": _rsa,
     "power": _power,
     "encode-subjects": _subjects_encoding,
+    "contrast": _contrast,
 }
 
 
@@ -160,6 +174,7 @@ def test_every_record_class_is_covered():
     built = {
         "EncodingResult", "DecodingResult", "ConfusionResult", "PermutationResult", "NaturalisticResult",
         "CategoryResult", "NetworkDecodingResult", "RSAResult", "PowerResult", "SubjectsEncodingResult",
+        "ContrastResult",
     }
     assert _record_classes() == built
 

@@ -169,7 +169,7 @@ def test_the_readme_nod_commands_run_on_the_released_betas(nod, tmp_path, capsys
     ):
         assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     for label in ("01", "02", "03"):
-        assert (results / f"sub-{label}" / "encode-fc8" / "r_map.dscalar.nii").is_file()
+        assert (results / f"sub-{label}" / "encode-fc8-occipital-aparc" / "r_map.dscalar.nii").is_file()
     figures = [p.name for p in results.rglob("*r-map-surface*.png")]
     assert len(figures) == 3, figures
     rsa = json.loads(next(results.glob("group/rsa-*/summary.json")).read_text())

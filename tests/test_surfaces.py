@@ -45,12 +45,14 @@ def test_encoding_on_vertices_equals_the_volume_and_finds_the_planted_signal(sur
         assert 0 < planted.sum() < planted.size
         assert own.voxel_scores["r"][planted].mean() > own.voxel_scores["r"][~planted].mean() + 0.3
         # the map is a CIFTI dscalar on the subject's grayordinates, r at the region's vertices
-        path = tmp_path / "res" / f"sub-{label}" / "encode-fc8" / "r_map.dscalar.nii"
+        # a named region other than the default is part of the folder's name
+        assert own.path == tmp_path / "res" / f"sub-{label}" / "encode-fc8-occipital-aparc"
+        path = own.path / "r_map.dscalar.nii"
         img = nib.load(str(path))
         assert isinstance(img, nib.Cifti2Image)
         cols = own.voxel_scores["i"].to_numpy()
         np.testing.assert_allclose(img.get_fdata()[0, cols], np.nan_to_num(own.voxel_scores["r"].to_numpy()), rtol=1e-6)
-        assert not (tmp_path / "res" / f"sub-{label}" / "encode-fc8" / "r_map.nii.gz").exists()
+        assert not (own.path / "r_map.nii.gz").exists()
 
 
 def test_decoding_and_rsa_on_vertices_equal_the_volume(surface, tmp_path):
