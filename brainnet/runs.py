@@ -45,8 +45,9 @@ loaded, and the parameter that differs is named in a
 
 Analyses running through this runner: encoding (``encode_subject``,
 ``encode_subjects``, per subject then a group table), decoding
-(``decode_units``), power (``power_analysis``) and categorize
-(``categorize_study``), each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
+(``decode_units``), power (``power_analysis``), categorize
+(``categorize_study``) and network-decoding (``network_category_decoding``),
+each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
 """
@@ -411,13 +412,24 @@ class Runner:
         mask name, mask extras) loads and checks the data before the folder is
         opened; ``compute`` gets the folder's checkpoint directory; the spec's
         ``write(result, resultdir, job)`` writes the record.
+
+        A spec whose arguments can only be checked against the data (the
+        number of folds against the stimuli each category has in common
+        across subjects) sets ``prepare_first = True``: ``prepare_group``
+        then runs before the folder check, so a run that could never succeed
+        is refused for its argument, not for the folder it would write.
         """
         from brainnet.masks import describe_mask
         from brainnet.results import ResultDir, make_provenance
 
         labels = list(labels)
+        first = getattr(self.spec, "prepare_first", False)
+        if first:
+            prepared = self.spec.prepare_group(self.study, labels, self.features)
         self.check_folders([], group=True)
-        inputs, extras, mask_name, mask_extra = self.spec.prepare_group(self.study, labels, self.features)
+        if not first:
+            prepared = self.spec.prepare_group(self.study, labels, self.features)
+        inputs, extras, mask_name, mask_extra = prepared
         provenance = make_provenance(weights=self.weights, features=self._fprov, study=self.study.provenance(),
                                      mask={**describe_mask(mask_name, labels), **mask_extra}, seed=self.spec.seed,
                                      parameters=self._expected(None)["parameters"])
