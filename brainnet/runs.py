@@ -46,7 +46,8 @@ loaded, and the parameter that differs is named in a
 Analyses running through this runner: encoding (``encode_subject``,
 ``encode_subjects``, per subject then a group table), decoding
 (``decode_units``), power (``power_analysis``), categorize
-(``categorize_study``) and network-decoding (``network_category_decoding``),
+(``categorize_study``), network-decoding (``network_category_decoding``)
+and RSA (``network_as_subject``, one folder per layer: the spec's ``parts``),
 each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
@@ -422,7 +423,8 @@ class Runner:
         number of folds against the stimuli each category has in common
         across subjects) sets ``prepare_first = True``: ``prepare_group``
         then runs before the folder check, so a run that could never succeed
-        is refused for its argument, not for the folder it would write.
+        is refused for its argument, not for the folder it would write. A
+        spec with ``parts`` writes one folder per part (:meth:`_run_parts`).
         """
         from brainnet.masks import describe_mask
         from brainnet.results import ResultDir, make_provenance
