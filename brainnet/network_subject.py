@@ -32,7 +32,6 @@ import numpy as np
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
-from brainnet.masks import describe_mask
 
 __all__ = [
     "stimulus_folds",
@@ -378,64 +377,98 @@ def network_category_decoding(
     -------
     NetworkDecodingResult
     """
+    from brainnet import runs
     from brainnet._checks import check_options
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_components=n_components)
-    from brainnet.results import ResultDir, make_provenance, result_path
     from brainnet.rsa import _check_layers
-    from brainnet.study import Study, load_study, voxel_counts
 
     (layer,) = _check_layers([layer], features_file)
-    if not isinstance(study, Study):
-        study = load_study(study)
+    study = runs.resolve_study(study)
     if not study.categories:
         raise BrainnetError(
             f"{study.root / 'stimuli.tsv'}: has no category column; add one (a category per "
             "stimulus) to decode categories"
         )
-    data = study.load_subjects(subjects, mask=mask, shared=None)  # each subject decoded on its own voxels
-    averaged = [sd.averaged() for sd in data]
-    present = set.intersection(*(set(ids) for _, ids in averaged))
-    common = [s for s in study.stimulus_ids if s in present and s in study.categories]
-    patterns = [x[[list(ids).index(s) for s in common]] for x, ids in averaged]
+    labels = [study._label(s) for s in (subjects if subjects is not None else study.subjects)]
     features = study.features(
         layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file
     )
-    network = features.layer(layer)[features.rows_for(common)]
-    result = decode_network_subject(
-        patterns,
-        network,
-        [study.categories[s] for s in common],
-        subjects=[sd.subject for sd in data],
-        stimulus_ids=common,
-        model=model,
-        n_folds=n_folds,
-        n_components=n_components,
-        n_permutations=n_permutations,
-        seed=seed,
-    )
-    result.summary.update(
-        {"layer": layer, "n_voxels": voxel_counts(data), "model": features.provenance.get("model")}
-    )
-    if out is not None:
-        provenance = make_provenance(
-            weights=features.provenance.get("weights"),
-            features=dict(features.provenance),
-            study=study.provenance(),
-            mask={**describe_mask(mask, [sd.subject for sd in data]), "n_voxels": voxel_counts(data)},
-            seed=seed,
-            parameters={
-                "layer": layer,
-                "model": model,
-                "n_folds": n_folds,
-                "n_components": n_components,
-                "n_permutations": n_permutations,
-                "subjects": [sd.subject for sd in data],
-                "averaged_repeats": True,
-            },
+    spec = _NetworkDecodingSpec(layer, mask, seed, labels, model, n_folds, n_components, n_permutations)
+    return runs.Runner(spec, study, features, out, overwrite).run_group(labels)
+
+
+@dataclass(frozen=True)
+class _NetworkDecodingSpec:
+    """The network-decoding spec for :meth:`brainnet.runs.Runner.run_group`: every subject and the network."""
+
+    layer: str
+    mask: Any
+    seed: int
+    subjects: list[str]
+    model: str
+    n_folds: int
+    n_components: int | None
+    n_permutations: int
+
+    analysis = "network-decoding"
+    # --folds is checked against the stimuli the subjects share, so before the folder
+    prepare_first = True
+    clean_on_refusal = True  # e.g. --components too large for a fold is found only once fitting starts
+
+    def folder_name(self) -> str:
+        return f"network-decoding-{self.layer}"
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "model": self.model,
+            "n_folds": self.n_folds,
+            "n_components": self.n_components,
+            "n_permutations": self.n_permutations,
+            "subjects": list(self.subjects),
+            "averaged_repeats": True,
+        }
+
+    def prepare_group(self, study, labels, feats):
+        """Average each subject's repeats on its own voxels; keep the stimuli all saw; check --folds."""
+        from brainnet.study import voxel_counts
+
+        data = study.load_subjects(labels, mask=self.mask, shared=None)  # each subject decoded on its own voxels
+        averaged = [sd.averaged() for sd in data]
+        present = set.intersection(*(set(ids) for _, ids in averaged))
+        common = [s for s in study.stimulus_ids if s in present and s in study.categories]
+        categories = [study.categories[s] for s in common]
+        stimulus_folds(categories, self.n_folds, self.seed)  # refuses an impossible --folds now
+        inputs = {
+            "patterns": [x[[list(ids).index(s) for s in common]] for x, ids in averaged],
+            "network": feats.layer(self.layer)[feats.rows_for(common)],
+            "categories": categories,
+            "subjects": [sd.subject for sd in data],
+            "stimulus_ids": common,
+        }
+        n_voxels = voxel_counts(data)
+        extras = {"n_voxels": n_voxels, "model": feats.provenance.get("model")}
+        return inputs, extras, self.mask, {"n_voxels": n_voxels}
+
+    def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> NetworkDecodingResult:
+        return decode_network_subject(
+            inputs["patterns"],
+            inputs["network"],
+            inputs["categories"],
+            subjects=inputs["subjects"],
+            stimulus_ids=inputs["stimulus_ids"],
+            model=self.model,
+            n_folds=self.n_folds,
+            n_components=self.n_components,
+            n_permutations=self.n_permutations,
+            seed=self.seed,
         )
-        rd = ResultDir(
-            result_path(out, "group", f"network-decoding-{layer}"), provenance, overwrite=overwrite
-        )
-        result.paths["summary"] = result.write(rd)
-    return result
+
+    def finish(self, job, result: NetworkDecodingResult) -> NetworkDecodingResult:
+        result.summary.update({"layer": self.layer, "n_voxels": job.extras["n_voxels"],
+                               "model": job.extras["model"]})
+        return result
+
+    def write(self, result: NetworkDecodingResult, folder, job) -> None:
+        result.paths["summary"] = result.write(folder)

@@ -57,7 +57,6 @@ import numpy as np
 from brainnet import _defaults
 from brainnet._display import Record, Summary
 from brainnet.errors import BrainnetError
-from brainnet.masks import describe_mask
 
 __all__ = [
     "RDM_METRICS",
@@ -1190,93 +1189,120 @@ def network_as_subject(
     from brainnet._checks import check_options
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations, n_bootstrap=n_bootstrap)
-    from brainnet.results import make_provenance
-    from brainnet.study import Study, load_study, voxel_counts
+    from brainnet import runs
 
     _check_metric(rdm)
     method = _check_comparison(compare)
     if noise not in _NOISE:
         raise BrainnetError(f"--noise {noise!r} is unknown; use one of {', '.join(_NOISE)}")
     layer_names = _check_layers(layers, features_file, network)
-    if not isinstance(study, Study):
-        study = load_study(study)
-    data = study.load_subjects(subjects, mask=mask, shared=None)  # RDMs need no shared voxels
-    present = set.intersection(*(set(sd.stimulus_ids.tolist()) for sd in data))
-    common = [s for s in study.stimulus_ids if s in present]
-    if len(common) < 4:
-        raise BrainnetError(
-            f"only {len(common)} stimuli were seen by every subject; RSA needs at least 4"
-        )
-    humans = np.vstack(
-        [
-            compute_rdm(
-                sd.patterns, sd.stimulus_ids, metric=rdm, runs=sd.runs, noise=noise, order=common
-            ).vector
-            for sd in data
-        ]
-    )
+    study = runs.resolve_study(study)
+    labels = [study._label(s) for s in (subjects if subjects is not None else study.subjects)]
     features = study.features(
         layers=layer_names, weights=weights, seed=untrained_seed, features_file=features_file, network=network
     )
-    rows = features.rows_for(common)
-    net_metric = "euclidean" if rdm == "crossnobis" else rdm
-    network = {}
-    for name in layer_names:
-        network[name] = compute_rdm(features.layer(name)[rows], common, metric=net_metric).vector
-    if len(data) < 3:  # checked again by the core; here before any folder is made
-        raise BrainnetError(
-            f"network-as-subject RSA needs at least 3 subjects, got {len(data)}; add subjects"
-        )
-    parameters = {
-        "compare": method,
-        "n_permutations": int(n_permutations),
-        "n_bootstrap": int(n_bootstrap),
-        "ci_level": ci_level,
-        "seed": seed,
-        "layers": layer_names,
-        "rdm": rdm,
-        "network_rdm": net_metric,
-        "noise": noise,
-        "mask": str(mask),
-    }
-    n_voxels = voxel_counts(data)
-    dirs = ckpt = None
-    if out is not None:
-        study_prov = study.provenance()
-        labels = [sd.subject for sd in data]
+    spec = _RSASpec(tuple(layer_names), mask, seed, labels, rdm, method, noise, int(n_permutations),
+                    int(n_bootstrap), ci_level)
+    runner = runs.Runner(spec, study, features, out, overwrite, runs.Execution(n_jobs, progress))
+    return runner.run_group(labels)
 
-        def provenance_for(layer: str) -> dict[str, Any]:
-            return make_provenance(
-                weights=features.provenance.get("weights"),
-                features=dict(features.provenance),
-                study=study_prov,
-                mask={**describe_mask(mask, [sd.subject for sd in data]), "n_voxels": n_voxels},
-                seed=seed,
-                parameters={**parameters, "layer": layer, "subjects": labels, "n_stimuli": len(common)},
+
+@dataclass(frozen=True)
+class _RSASpec:
+    """The RSA spec for :meth:`brainnet.runs.Runner.run_group`: one folder per layer (``parts``)."""
+
+    parts: tuple
+    mask: Any
+    seed: int
+    subjects: list
+    rdm: str
+    compare: str
+    noise: str
+    n_permutations: int
+    n_bootstrap: int
+    ci_level: float
+
+    analysis = "rsa"
+    layer = None
+    prepare_first = True  # the folders record the number of stimuli every subject saw
+
+    def folder_name(self, layer: str) -> str:
+        return f"rsa-{layer}"
+
+    def _parameters(self) -> dict[str, Any]:
+        return {
+            "compare": self.compare,
+            "n_permutations": self.n_permutations,
+            "n_bootstrap": self.n_bootstrap,
+            "ci_level": self.ci_level,
+            "seed": self.seed,
+            "layers": list(self.parts),
+            "rdm": self.rdm,
+            "network_rdm": "euclidean" if self.rdm == "crossnobis" else self.rdm,
+            "noise": self.noise,
+            "mask": str(self.mask),
+        }
+
+    def parameters(self, layer: str) -> dict[str, Any]:
+        return {**self._parameters(), "layer": layer, "subjects": list(self.subjects)}
+
+    def prepare_group(self, study, labels, feats):
+        """Each subject's RDM (own voxels) and each layer's, over the stimuli every subject saw."""
+        from brainnet.study import voxel_counts
+
+        data = study.load_subjects(labels, mask=self.mask, shared=None)  # RDMs need no shared voxels
+        present = set.intersection(*(set(sd.stimulus_ids.tolist()) for sd in data))
+        common = [s for s in study.stimulus_ids if s in present]
+        if len(common) < 4:
+            raise BrainnetError(
+                f"only {len(common)} stimuli were seen by every subject; RSA needs at least 4"
             )
+        humans = np.vstack(
+            [
+                compute_rdm(
+                    sd.patterns, sd.stimulus_ids, metric=self.rdm, runs=sd.runs, noise=self.noise, order=common
+                ).vector
+                for sd in data
+            ]
+        )
+        rows = feats.rows_for(common)
+        net_metric = "euclidean" if self.rdm == "crossnobis" else self.rdm
+        network = {name: compute_rdm(feats.layer(name)[rows], common, metric=net_metric).vector
+                   for name in self.parts}
+        if len(data) < 3:  # checked again by the core; here before any folder is made
+            raise BrainnetError(
+                f"network-as-subject RSA needs at least 3 subjects, got {len(data)}; add subjects"
+            )
+        n_voxels = voxel_counts(data)
+        inputs = {"humans": humans, "network": network, "subjects": [sd.subject for sd in data],
+                  "stimulus_ids": common}
+        extras = {"n_voxels": n_voxels, "model": feats.provenance.get("model", "emonet"),
+                  "parameters": {"n_stimuli": len(common)}}
+        return inputs, extras, self.mask, {"n_voxels": n_voxels}
 
-        # Opened before the long run: a folder of other parameters is refused now, not after
-        # hours, and the checkpoints live inside a folder whose fingerprint covers every
-        # parameter of the run, so a rerun with other parameters can never resume from them.
-        dirs = _open_rsa_dirs(out, layer_names, provenance_for, overwrite=overwrite)
-        ckpt = dirs[layer_names[0]].checkpoint_dir
-    result = rsa_network_subject(
-        humans,
-        network,
-        subjects=[sd.subject for sd in data],
-        stimulus_ids=common,
-        compare=method,
-        n_permutations=n_permutations,
-        n_bootstrap=n_bootstrap,
-        ci_level=ci_level,
-        seed=seed,
-        n_jobs=n_jobs,
-        checkpoint_dir=ckpt,
-        progress=progress,
-    )
-    result.n_voxels = n_voxels
-    result.model = features.provenance.get("model", "emonet")
-    result.parameters.update(parameters)
-    if dirs is not None:
-        result.save(out, provenance_for, overwrite=overwrite, result_dirs=dirs)
-    return result
+    def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> RSAResult:
+        # The checkpoints live inside a folder whose fingerprint covers every parameter of the
+        # run, so a rerun with other parameters can never resume from them.
+        return rsa_network_subject(
+            inputs["humans"],
+            inputs["network"],
+            subjects=inputs["subjects"],
+            stimulus_ids=inputs["stimulus_ids"],
+            compare=self.compare,
+            n_permutations=self.n_permutations,
+            n_bootstrap=self.n_bootstrap,
+            ci_level=self.ci_level,
+            seed=self.seed,
+            n_jobs=n_jobs,
+            checkpoint_dir=checkpoint,
+            progress=progress,
+        )
+
+    def finish(self, job, result: RSAResult) -> RSAResult:
+        result.n_voxels = job.extras["n_voxels"]
+        result.model = job.extras["model"]
+        result.parameters.update(self._parameters())
+        return result
+
+    def write(self, result: RSAResult, resultdirs, job) -> None:
+        result.save(job.target.parent, None, result_dirs=resultdirs)

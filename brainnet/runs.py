@@ -45,8 +45,10 @@ loaded, and the parameter that differs is named in a
 
 Analyses running through this runner: encoding (``encode_subject``,
 ``encode_subjects``, per subject then a group table), decoding
-(``decode_units``), power (``power_analysis``) and categorize
-(``categorize_study``), each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
+(``decode_units``), power (``power_analysis``), categorize
+(``categorize_study``), network-decoding (``network_category_decoding``)
+and RSA (``network_as_subject``, one folder per layer: the spec's ``parts``),
+each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
 """
@@ -307,15 +309,20 @@ class Runner:
         self._fprov = fprov
 
     # layout and provenance
-    def folder(self, owner: str) -> Path | None:
-        """``<out>/<owner>/<analysis>-<layer>[-<region>]``, or None when nothing is written."""
+    def folder(self, owner: str, part: str | None = None) -> Path | None:
+        """``<out>/<owner>/<analysis>-<layer>[-<region>]``, or None when nothing is written.
+
+        A spec naming its folders itself (``folder_name``) gets
+        ``<out>/<owner>/<folder_name()>``, or ``folder_name(part)`` for one
+        part of an analysis writing several folders.
+        """
         if self.out is None:
             return None
         named = getattr(self.spec, "folder_name", None)
         if named is not None:  # an analysis without a layer names its folder itself
             from brainnet.results import result_path
 
-            return result_path(self.out, owner, named())
+            return result_path(self.out, owner, named() if part is None else named(part))
         return result_folder(self.out, owner, self.spec.analysis, self.spec.layer, self.spec.mask)
 
     def _expected(self, label: str | None) -> dict[str, Any]:
@@ -411,13 +418,27 @@ class Runner:
         mask name, mask extras) loads and checks the data before the folder is
         opened; ``compute`` gets the folder's checkpoint directory; the spec's
         ``write(result, resultdir, job)`` writes the record.
+
+        A spec whose arguments can only be checked against the data (the
+        number of folds against the stimuli each category has in common
+        across subjects) sets ``prepare_first = True``: ``prepare_group``
+        then runs before the folder check, so a run that could never succeed
+        is refused for its argument, not for the folder it would write. A
+        spec with ``parts`` writes one folder per part (:meth:`_run_parts`).
         """
         from brainnet.masks import describe_mask
         from brainnet.results import ResultDir, make_provenance
 
         labels = list(labels)
+        if getattr(self.spec, "parts", None):
+            return self._run_parts(labels)
+        first = getattr(self.spec, "prepare_first", False)
+        if first:
+            prepared = self.spec.prepare_group(self.study, labels, self.features)
         self.check_folders([], group=True)
-        inputs, extras, mask_name, mask_extra = self.spec.prepare_group(self.study, labels, self.features)
+        if not first:
+            prepared = self.spec.prepare_group(self.study, labels, self.features)
+        inputs, extras, mask_name, mask_extra = prepared
         provenance = make_provenance(weights=self.weights, features=self._fprov, study=self.study.provenance(),
                                      mask={**describe_mask(mask_name, labels), **mask_extra}, seed=self.spec.seed,
                                      parameters=self._expected(None)["parameters"])
@@ -437,6 +458,74 @@ class Runner:
         if resultdir is not None:
             self.spec.write(result, resultdir, job)
         return result
+
+    def _run_parts(self, labels: list[str]) -> Any:
+        """A group analysis writing one folder per part (RSA: per layer), ``<out>/group/<folder_name(part)>``.
+
+        The spec sets ``parts`` (the names), ``folder_name(part)`` and
+        ``parameters(part)``; its ``prepare_group`` runs first (the folders'
+        parameters include what the data fixes, ``extras["parameters"]``,
+        e.g. the number of stimuli every subject saw). Every folder is
+        checked, then opened, before ``compute``; if one is refused, the
+        folders this run created for the others are removed again, so a
+        refusal leaves nothing behind. ``compute`` gets the first part's
+        checkpoint directory; ``write(result, resultdirs, job)`` writes.
+        """
+        from brainnet.masks import describe_mask
+        from brainnet.results import make_provenance
+
+        parts = list(self.spec.parts)
+        inputs, extras, mask_name, mask_extra = self.spec.prepare_group(self.study, labels, self.features)
+        found = dict(extras.get("parameters", {}))
+        study_prov = self.study.provenance() if self.out is not None else None
+        mask = None if self.out is None else {**describe_mask(mask_name, labels), **mask_extra}
+
+        def provenance_for(part: str) -> dict[str, Any]:
+            return make_provenance(weights=self.weights, features=self._fprov, study=study_prov, mask=mask,
+                                   seed=self.spec.seed, parameters={**self.spec.parameters(part), **found})
+
+        resultdirs = None
+        if self.out is not None:
+            for part in parts:
+                expected = {"parameters": provenance_for(part)["parameters"], "seed": self.spec.seed,
+                            "weights": self.weights}
+                region = region_name(self.spec.mask)
+                if region is not None:
+                    expected["mask"] = region
+                refuse_other_parameters(self.folder("group", part), expected, self.overwrite)
+            resultdirs = self._open_parts(parts, provenance_for)
+        job = Job("group", inputs, extras, {}, None if self.out is None else self.folder("group", parts[0]).parent)
+        checkpoint = None if resultdirs is None else resultdirs[parts[0]].checkpoint_dir
+        result = self.spec.compute(inputs, self.execution.n_jobs, checkpoint, self.execution.progress)
+        result = self.spec.finish(job, result)
+        if resultdirs is not None:
+            self.spec.write(result, resultdirs, job)
+        return result
+
+    def _open_parts(self, parts: Sequence[str], provenance_for) -> dict[str, Any]:
+        """Open every part's :class:`~brainnet.results.ResultDir`; on a refusal remove those this call created."""
+        import shutil
+
+        from brainnet.results import ResultDir
+
+        group = Path(self.out) / "group"
+        made_group = not group.exists()
+        opened: dict[str, Any] = {}
+        created: list[Path] = []
+        try:
+            for part in parts:
+                path = self.folder("group", part)
+                new = not path.exists()
+                opened[part] = ResultDir(path, provenance_for(part), overwrite=self.overwrite)
+                if new:
+                    created.append(path)
+        except BrainnetError:
+            for path in created:
+                shutil.rmtree(path, ignore_errors=True)
+            if made_group and group.exists() and not any(group.iterdir()):
+                group.rmdir()
+            raise
+        return opened
 
     def _completed(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Summaries of subjects already complete in ``out`` (same fingerprint)."""

@@ -167,3 +167,48 @@ def test_group_analysis_folder_is_refused_before_loading_naming_the_parameter(sm
     assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
         f"{folder}: n_permutations=3 there, 4 in this run"]
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_a_spec_checked_against_the_data_is_refused_for_its_argument_before_the_folder(small_study, tmp_path):
+    """prepare_first (network-decoding): an impossible --folds is named first; other parameters still refused."""
+    from brainnet.network_subject import network_category_decoding
+
+    study, feats = small_study
+    out = tmp_path / "out"
+    kw = dict(features_file=feats, n_permutations=0, out=out)
+    network_category_decoding(study, n_folds=4, **kw)
+    folder = out / "group" / "network-decoding-fc8"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(BrainnetError, match="^" + re.escape(
+            "--folds 9: category 'disc' has only 4 stimuli; use --folds between 2 and 4") + "$"):
+        network_category_decoding(study, n_folds=9, **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BrainnetError, match="^" + re.escape(f"{folder}: holds results made with other")):
+            network_category_decoding(study, n_folds=3, **kw)
+    assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
+        f"{folder}: n_folds=4 there, 3 in this run"]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_an_analysis_of_several_folders_is_refused_before_any_is_made(small_study, tmp_path):
+    """parts (RSA: one folder per layer): one folder of other parameters refuses the run, naming them; none is made."""
+    from brainnet.rsa import network_as_subject
+
+    study, feats = small_study
+    loaded = load_features(feats)
+    two = tmp_path / "two.npz"
+    np.savez(two, stimulus_ids=np.asarray(loaded.stimulus_ids), a=loaded.layer("fc8"), b=loaded.layer("fc8"))
+    out = tmp_path / "out"
+    kw = dict(features_file=two, n_bootstrap=0, out=out)
+    network_as_subject(study, layers="a", n_permutations=3, **kw)
+    folder = out / "group" / "rsa-a"
+    before = {p: p.read_bytes() for p in (out / "group").rglob("*") if p.is_file()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BrainnetError, match="^" + re.escape(f"{folder}: holds results made with other")):
+            network_as_subject(study, layers="b,a", n_permutations=4, **kw)
+    assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
+        f"{folder}: layers=['a'] there, ['b', 'a'] in this run; n_permutations=3 there, 4 in this run"]
+    assert not (out / "group" / "rsa-b").exists()
+    assert {p: p.read_bytes() for p in (out / "group").rglob("*") if p.is_file()} == before
