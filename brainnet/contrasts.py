@@ -101,7 +101,7 @@ class ContrastResult(Record):
 
         index = {name: i for i, name in enumerate(self.sides)}
         rows = list(self.table.itertuples())
-        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(len(rows), 1)))
+        fig, ax = plt.subplots(figsize=(7, 1.4 + 0.45 * max(len(rows), 1)))
         for y, row in enumerate(rows):
             diff = self.null[:, index[row.side_a]] - self.null[:, index[row.side_b]]
             low, high = np.nanpercentile(diff, [2.5, 97.5]) if diff.size else (np.nan, np.nan)
@@ -109,8 +109,8 @@ class ContrastResult(Record):
             ax.plot(row.difference, y, "o", color="C3" if row.p_fwe <= 0.05 else "C0")
         ax.axvline(0, color="0.3", linewidth=0.8)
         ax.set_yticks(range(len(rows)), [f"{r.side_a} - {r.side_b}" for r in rows])
-        ax.set_xlabel("difference (dot) and the middle 95 % of its permutation null (bar)")
-        ax.set_title("paired comparisons (red: p_FWE <= .05 across pairs)")
+        ax.set_xlabel("difference (dot); middle 95 % of its permutation null (bar)")
+        ax.set_title("paired comparisons (red: p_FWE ≤ .05 across pairs)")
         fig.tight_layout()
         return [fig]
 
