@@ -39,7 +39,8 @@ sources, so the plain test rejected too often when the spaces share variance.
 Measured on 200 null studies each (50 stimuli, 5 voxels, shared fraction 0.4,
 no unique ``b`` variance, 49 permutations, α = .05): plain row permutation
 rejected at 13 % (first voxel) and 11 % (FWE over voxels); Freedman-Lane at
-3.5 % and 8 %; with spaces that share nothing, 1 % and 6.5 %.
+3.5 % and 8 %; with spaces that share nothing, 1 % and 6.5 %
+(``benchmarks/bench_partition_calibration.py``).
 """
 
 from __future__ import annotations
