@@ -45,7 +45,6 @@ rejected at 13 % (first voxel) and 11 % (FWE over voxels); Freedman-Lane at
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,66 +431,97 @@ def partition_subject(
     -------
     PartitionResult
     """
-    from brainnet.encoding import _subject_label, make_folds
-    from brainnet.lowlevel import control_features
-    from brainnet.results import ResultDir, make_provenance, removed_on_refusal
+    from brainnet import runs
+    from brainnet._checks import check_options
+    from brainnet.lowlevel import CONTROLS
     from brainnet.rsa import _check_layers
-    from brainnet.study import Study, load_study
 
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
     layer_names = _check_layers(layers, features_file)
     control_names = ([] if not controls else
                      [c.strip() for c in controls.split(",") if c.strip()] if isinstance(controls, str)
                      else list(controls))
-    from brainnet.lowlevel import CONTROLS
-
     unknown = [c for c in control_names if c not in CONTROLS]
     if unknown:
         raise BrainnetError(
             f"--controls {unknown[0]}: unknown control features; use one or more of {', '.join(CONTROLS)}"
         )
-    names = layer_names + control_names
-    if len(names) < 2:
+    if len(layer_names) + len(control_names) < 2:
         raise BrainnetError(
             f"--layers {','.join(layer_names)}: partitioning needs at least two spaces; "
             "give two layers (e.g. --layers conv1,fc8) or add --controls pixels"
         )
-    study = study if isinstance(study, Study) else load_study(study)
-    label = _subject_label(study, subject if subject is not None else study.subjects[0])
+    study = runs.resolve_study(study)
+    label = runs.subject_label(study, subject if subject is not None else study.subjects[0])
+    spec = _PartitionSpec(tuple(layer_names), tuple(control_names), mask, cv, n_iter, int(n_permutations), alpha,
+                          seed)
     feats = study.features(layers=layer_names, weights=weights, seed=untrained_seed, features_file=features_file)
-    data = study.load_subject(label, mask=mask)
-    if data.masker.mask_img_ is None:  # surface betas (brainnet.surfaces)
-        raise BrainnetError(f"--study {study.root}: surface betas (vertices, no voxel grid); variance partitioning "
-                            "needs volume betas: run it on a volume study, or run encode, decode or rsa on the surface")
-    y, ids = data.averaged()
-    make_folds(len(ids), cv, seed)  # refuse a bad --cv before any folder exists
-    spaces = {name: feats.layer(name)[feats.rows_for(ids)] for name in layer_names}
-    ctrl_prov = None
-    if control_names:
-        ctrl = control_features(study.stimuli.subset(list(ids)), control_names)
-        spaces.update({name: ctrl.layer(name) for name in control_names})
-        ctrl_prov = dict(ctrl.provenance)
-    fprov = dict(feats.provenance)
-    parameters = {"subject": label, "layers": layer_names, "controls": control_names, "cv": cv,
-                  "n_iter": n_iter, "n_permutations": int(n_permutations), "alpha": alpha,
-                  "unit": "repeat-averaged stimulus"}
-    provenance = make_provenance(
-        weights=fprov.get("weights"), features=fprov, study=study.provenance(),
-        mask={"name": data.mask_name, "n_voxels": int(y.shape[1])}, seed=seed, parameters=parameters,
-        controls=ctrl_prov,
-    )
-    folder = Path(out) / f"sub-{label}" / f"partition-{'+'.join(names)}" if out is not None else None
-    with removed_on_refusal(folder) if folder is not None else contextlib.nullcontext():
-        ckpt = ResultDir(folder, provenance, overwrite=overwrite).checkpoint_dir if folder is not None else None
+    runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
+    return runner.run_subject(label)
+
+
+@dataclass(frozen=True)
+class _PartitionSpec:
+    """The partition spec for :meth:`brainnet.runs.Runner.run_subject`: one subject's voxels."""
+
+    layers: tuple[str, ...]
+    controls: tuple[str, ...]
+    mask: Any
+    cv: int
+    n_iter: int
+    n_permutations: int
+    alpha: float
+    seed: int
+
+    analysis = "partition"
+    scatter = ("y",)
+    checkpoint_dir = True  # one checkpoint per tested space
+    clean_on_refusal = True
+
+    @property
+    def layer(self) -> str:
+        """The spaces, as the folder names them (``partition-conv1+fc8``)."""
+        return "+".join(self.layers + self.controls)
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {"subject": label, "layers": list(self.layers), "controls": list(self.controls), "cv": self.cv,
+                "n_iter": self.n_iter, "n_permutations": self.n_permutations, "alpha": self.alpha,
+                "unit": "repeat-averaged stimulus"}
+
+    def prepare(self, study, label: str, feats) -> tuple[dict[str, Any], dict[str, Any], int, Any]:
+        """Load the subject's voxels, align the layers and compute the image-derived controls."""
+        from brainnet.encoding import make_folds
+        from brainnet.lowlevel import control_features
+
+        data = study.load_subject(label, mask=self.mask)
+        if data.masker.mask_img_ is None:  # surface betas (brainnet.surfaces)
+            raise BrainnetError(
+                f"--study {study.root}: surface betas (vertices, no voxel grid); variance partitioning needs "
+                "volume betas: run it on a volume study, or run encode, decode or rsa on the surface")
+        y, ids = data.averaged()
+        make_folds(len(ids), self.cv, self.seed)  # refuse a bad --cv before any folder exists
+        spaces = {name: feats.layer(name)[feats.rows_for(ids)] for name in self.layers}
+        extras: dict[str, Any] = {"weights": dict(feats.provenance).get("weights"), "mask_name": data.mask_name,
+                                  "provenance": {"controls": None}}
+        if self.controls:
+            ctrl = control_features(study.stimuli.subset(list(ids)), list(self.controls))
+            spaces.update({name: ctrl.layer(name) for name in self.controls})
+            extras["provenance"] = {"controls": dict(ctrl.provenance)}
         img = data.masker.mask_img_
-        result = variance_partition(
-            spaces, y, cv=cv, n_iter=n_iter, n_permutations=n_permutations, alpha=alpha, seed=seed,
-            voxel_ijk=data.voxel_ijk, affine=img.affine, shape=img.shape[:3], n_jobs=n_jobs,
-            checkpoint_dir=ckpt, progress=progress,
+        inputs = {"spaces": spaces, "y": y, "ijk": data.voxel_ijk, "affine": img.affine, "shape": img.shape[:3]}
+        return inputs, extras, int(y.shape[1]), data.space
+
+    def compute(self, inputs: dict[str, Any], n_jobs: int, checkpoint, progress: bool) -> PartitionResult:
+        return variance_partition(
+            inputs["spaces"], inputs["y"], cv=self.cv, n_iter=self.n_iter, n_permutations=self.n_permutations,
+            alpha=self.alpha, seed=self.seed, voxel_ijk=inputs["ijk"], affine=inputs["affine"],
+            shape=inputs["shape"], n_jobs=n_jobs, checkpoint_dir=checkpoint, progress=progress,
         )
-        result.summary = {"analysis": "partition", "subject": label, "mask": data.mask_name,
-                          "weights": fprov.get("weights"),
+
+    def finish(self, job, result: PartitionResult) -> PartitionResult:
+        """Label the array-level result with its subject, region and provenance."""
+        result.summary = {"analysis": "partition", "subject": job.label, "mask": job.extras["mask_name"],
+                          "weights": job.extras["weights"],
                           **{k: v for k, v in result.summary.items() if k != "analysis"}}
-        result.provenance = provenance
-        if folder is not None:
-            result.write(folder)
-    return result
+        result.provenance = job.provenance
+        return result

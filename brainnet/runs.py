@@ -48,7 +48,9 @@ Analyses running through this runner: encoding (``encode_subject``,
 (``decode_units``), power (``power_analysis``), categorize
 (``categorize_study``), network-decoding (``network_category_decoding``)
 and RSA (``network_as_subject``, one folder per layer: the spec's ``parts``),
-each one group model (:meth:`Runner.run_group`). The others still run their own study-level loop and
+each one group model (:meth:`Runner.run_group`); variance partitioning
+(``partition_subject``, one subject: :meth:`Runner.run_subject`, a
+checkpoint per tested space, ``checkpoint_dir``). The others still run their own study-level loop and
 migrate one at a time, each with its equivalence and resume tests as the
 safety net.
 """
@@ -360,6 +362,8 @@ class Runner:
         """Load one subject and build its job (inputs, provenance, folder)."""
         inputs, extras, n_voxels, space = self.spec.prepare(self.study, label, self.features)
         provenance = self.provenance(label, n_voxels=n_voxels, space=space)
+        # inputs the study and features do not describe (partition's image-derived controls)
+        provenance.update(extras.get("provenance", {}))
         return Job(label, inputs, extras, provenance, self.folder(f"sub-{label}"))
 
     # running
@@ -370,10 +374,24 @@ class Runner:
         self.check_folders([label], group=False)
         job = self.prepare(label)
         checkpoint = None
-        if job.target is not None:
-            checkpoint = ResultDir(job.target, job.provenance, overwrite=self.overwrite).checkpoint_dir / "null.npz"
-        result = self.spec.compute(job.inputs, self.execution.n_jobs, checkpoint, self.execution.progress)
-        return self._finish(job, result)
+        with self._cleanup(job.target):
+            if job.target is not None:
+                checkpoint = ResultDir(job.target, job.provenance, overwrite=self.overwrite).checkpoint_dir
+                checkpoint = checkpoint if getattr(self.spec, "checkpoint_dir", False) else checkpoint / "null.npz"
+            result = self.spec.compute(job.inputs, self.execution.n_jobs, checkpoint, self.execution.progress)
+            return self._finish(job, result)
+
+    def _cleanup(self, target: Path | None):
+        """With a spec's ``clean_on_refusal``: a refusal once fitting starts leaves nothing behind.
+
+        Make it before the folder is opened: what is new is decided when it is made.
+        """
+        if target is None or not getattr(self.spec, "clean_on_refusal", False):
+            return contextlib.nullcontext()
+        from brainnet.results import removed_on_refusal
+
+        # a folder that existed before (a run to resume) is kept
+        return removed_on_refusal(target)
 
     def _finish(self, job: Job, result: Any) -> Any:
         result = self.spec.finish(job, result)
@@ -443,13 +461,7 @@ class Runner:
                                      mask={**describe_mask(mask_name, labels), **mask_extra}, seed=self.spec.seed,
                                      parameters=self._expected(None)["parameters"])
         job = Job("group", inputs, extras, provenance, self.folder("group"))
-        cleanup = contextlib.nullcontext()
-        if job.target is not None and getattr(self.spec, "clean_on_refusal", False):
-            from brainnet.results import removed_on_refusal
-
-            # A refusal found only once fitting starts leaves nothing behind; a folder that
-            # existed before (a run to resume) is kept.
-            cleanup = removed_on_refusal(job.target)
+        cleanup = self._cleanup(job.target)  # made before the folder: what is new is decided now
         resultdir = None if job.target is None else ResultDir(job.target, provenance, overwrite=self.overwrite)
         checkpoint = None if resultdir is None else resultdir.checkpoint_dir
         with cleanup:

@@ -170,8 +170,41 @@ def test_command_with_controls_writes_result_and_figure(tmp_path, capsys):
             "--cv", "3", "--n-iter", "4", "--permutations", "9", "--out", out]
     assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     assert "unique pixels: mean R²" in capsys.readouterr().out
-    folder = out / "sub-01" / "partition-fc8+pixels"
+    folder = out / "sub-01" / "partition-fc8+pixels-v1"  # a named region is in the name
     res = PartitionResult.read(folder)
     assert res.spaces == ["fc8", "pixels"] and res.provenance["controls"]["controls"] == ["pixels"]
     assert {"unique_fc8_p_fwe", "unique_pixels_p_fwe"} <= set(res.table.columns)
     assert any(p.name.endswith("partition.png") for p in make_figures(out, formats=("png",)))
+
+
+def test_through_the_runner_other_parameters_are_refused_before_loading_and_a_rerun_reads(small_study, tmp_path,
+                                                                                         monkeypatch):
+    import warnings
+
+    from brainnet.errors import BrainnetNotice
+    from brainnet.partition import partition_subject
+    from brainnet.study import Study
+
+    study, feats = small_study
+    out = tmp_path / "out"
+    kw = dict(subject="02", layers="fc8", controls="pixels", features_file=feats, cv=3, n_iter=2, out=out)
+    first = partition_subject(study, n_permutations=3, **kw)
+    folder = out / "sub-02" / "partition-fc8+pixels"
+    assert first.path == folder and first.provenance["parameters"]["n_permutations"] == 3
+    assert first.provenance["controls"]["controls"] == ["pixels"]  # image-derived inputs are described too
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("subject data loaded before the folder was checked")
+
+    monkeypatch.setattr(Study, "load_subject", no_loading)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BrainnetError, match="^" + str(folder).replace("+", r"\+") + ": holds results made"):
+            partition_subject(study, n_permutations=4, **kw)
+    assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
+        f"{folder}: n_permutations=3 there, 4 in this run"]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    again = partition_subject(study, n_permutations=3, **kw)  # same parameters: the same numbers
+    assert again.table.equals(first.table) and again.summary == first.summary
