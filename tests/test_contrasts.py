@@ -186,8 +186,12 @@ def test_encode_finds_the_region_with_signal_and_matches_encode(planted):
     row = result.table.iloc[0]
     assert row["difference"] > 0 and row["p"] <= 0.05, row.to_dict()
     alone = encode_subject(planted, "01", mask="inferotemporal", n_permutations=49, seed=1)
-    assert result.observed[1] == pytest.approx(alone.summary["mean_r"], abs=1e-9)
-    np.testing.assert_allclose(result.null[:, 1], np.nanmean(alone.null, axis=1), atol=1e-9)
+    # The same ridge solves in other batch shapes (sized for the larger side) and, on a busy machine,
+    # other BLAS blockings: equal up to rounding amplified by the penalty grid's conditioning
+    # (5e-9 seen under load), so 1e-6, four orders below the null's spread.
+    assert result.observed[1] == pytest.approx(alone.summary["mean_r"], abs=1e-6)
+    np.testing.assert_allclose(result.null[:, 1], np.nanmean(alone.null, axis=1), rtol=0, atol=1e-6)
+    assert np.std(result.null[:, 1]) > 1e-3
 
 
 def test_rsa_regions_and_layers_and_matches_rsa(planted):
