@@ -410,7 +410,7 @@ def partition_subject(
     The spaces are the ``layers`` (network activations) and the ``controls``
     (image descriptors of :mod:`brainnet.lowlevel`, computed from the
     study's stimulus images); every space's unique part is tested. With
-    ``out``, writes ``<out>/sub-<label>/partition-<space>+<space>.../``.
+    ``out``, writes ``<out>/sub-<label>/partition-<space>+<space>...[-<region>]/``.
 
     Parameters
     ----------

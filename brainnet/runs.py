@@ -50,9 +50,10 @@ Analyses running through this runner: encoding (``encode_subject``,
 and RSA (``network_as_subject``, one folder per layer: the spec's ``parts``),
 each one group model (:meth:`Runner.run_group`); variance partitioning
 (``partition_subject``, one subject: :meth:`Runner.run_subject`, a
-checkpoint per tested space, ``checkpoint_dir``). The others still run their own study-level loop and
-migrate one at a time, each with its equivalence and resume tests as the
-safety net.
+checkpoint per tested space, ``checkpoint_dir``) and the searchlight
+(``searchlight_group``, one group map; its folder names a region other than
+the whole brain). Naturalistic encoding (one long BOLD series streamed in
+voxel chunks) still runs its own loop.
 """
 
 from __future__ import annotations

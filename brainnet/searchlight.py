@@ -765,7 +765,7 @@ def searchlight_group(
     correlation-distance RDM per sphere of ``radius`` mm; the layer's RDM
     (correlation distance) is compared with each (see
     :func:`searchlight_rsa`). With ``out``, writes
-    ``<out>/group/searchlight-<layer>/`` (NIfTI maps ``r_map``, ``p_map``,
+    ``<out>/group/searchlight-<layer>[-<region>]/`` (NIfTI maps ``r_map``, ``p_map``,
     ``p_fwe_map``, ``cluster_p_fwe_map``, ``cluster_map``; ``clusters.tsv``;
     ``null.tsv``; ``subjects.tsv``; ``maps.npz``; a figure; ``summary.json``).
 
@@ -791,15 +791,105 @@ def searchlight_group(
     -------
     SearchlightResult
     """
-    from brainnet.results import ResultDir, make_provenance, removed_on_refusal
-    from brainnet.rsa import compute_rdm
-    from brainnet.study import Study, load_study
+    from brainnet import runs
+    from brainnet._checks import check_options
 
+    check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
     method = _check_compare(compare)
     if not radius > 0:
         raise BrainnetError(f"--radius {radius:g}: a sphere needs a positive radius; give it in mm, e.g. --radius 6")
-    study = study if isinstance(study, Study) else load_study(study)
-    data = study.load_subjects(subjects, mask=mask)
+    study = runs.resolve_study(study)
+    labels = runs.subject_labels(study, "all" if subjects is None else subjects)
+    spec = _SearchlightSpec(layer, mask, seed, tuple(labels), float(radius), method, int(n_permutations),
+                            cluster_p, alpha, chunk_size)
+    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file)
+    runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
+    return runner.run_group(labels)
+
+
+#: The region a searchlight runs on unless told otherwise (not spelled out in its folder's name).
+_DEFAULT_MASK = "whole-brain"
+
+
+@dataclass(frozen=True)
+class _SearchlightSpec:
+    """The searchlight spec for :meth:`brainnet.runs.Runner.run_group`: every subject on one grid."""
+
+    layer: str
+    mask: Any
+    seed: int
+    subjects: tuple[str, ...]
+    radius: float
+    compare: str
+    n_permutations: int
+    cluster_p: float
+    alpha: float
+    chunk_size: int
+
+    analysis = "searchlight"
+    clean_on_refusal = True
+
+    def folder_name(self) -> str:
+        """``searchlight-<layer>[-<region>]``: a named region other than the whole brain is in the name."""
+        from brainnet.runs import region_name
+
+        region = region_name(self.mask)
+        return f"searchlight-{self.layer}" + (f"-{region}" if region not in (None, _DEFAULT_MASK) else "")
+
+    def parameters(self, label: str) -> dict[str, Any]:
+        return {"layer": self.layer, "mask": str(self.mask), "radius_mm": self.radius, "compare": self.compare,
+                "rdm": "correlation", "n_permutations": self.n_permutations, "cluster_p": self.cluster_p,
+                "alpha": self.alpha, "subjects": list(self.subjects)}
+
+    def prepare_group(self, study, labels, feats):
+        """Every subject's repeat-averaged patterns on the voxels and stimuli all share, and the layer's RDM."""
+        from brainnet.rsa import compute_rdm
+
+        data = study.load_subjects(labels, mask=self.mask)
+        affine, grid = _common_grid(study, data)
+        keys = [np.ravel_multi_index(sd.voxel_ijk.T, grid) for sd in data]
+        common_keys = keys[0][np.isin(keys[0], _intersect(keys))]  # in the first subject's column order
+        ijk = np.stack(np.unravel_index(common_keys, grid), axis=1)
+        present = set.intersection(*(set(sd.stimulus_ids.tolist()) for sd in data))
+        common = [s for s in study.stimulus_ids if s in present]
+        if len(common) < 4:
+            raise BrainnetError(f"only {len(common)} stimuli were seen by every subject; searchlight RSA needs at least 4")
+        patterns = []
+        for sd, key in zip(data, keys, strict=True):
+            means, ids = sd.averaged()
+            rows = [ids.index(s) for s in common]
+            order = np.argsort(key)
+            cols = order[np.searchsorted(key, common_keys, sorter=order)]
+            patterns.append(means[np.ix_(rows, cols)])
+        model = compute_rdm(feats.layer(self.layer)[feats.rows_for(common)], common, metric="correlation").vector
+        voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+        inputs = {"patterns": patterns, "model": model, "ijk": ijk, "affine": affine, "grid": grid,
+                  "neighbours": sphere_neighbourhoods(ijk, self.radius, voxel_size)}
+        extras = {"weights": dict(feats.provenance).get("weights"), "n_stimuli": len(common)}
+        return inputs, extras, str(self.mask), {"n_voxels": int(ijk.shape[0])}
+
+    def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> SearchlightResult:
+        return searchlight_rsa(
+            inputs["patterns"], inputs["model"], inputs["neighbours"], voxel_ijk=inputs["ijk"], compare=self.compare,
+            n_permutations=self.n_permutations, cluster_p=self.cluster_p, alpha=self.alpha, seed=self.seed,
+            subjects=list(self.subjects), affine=inputs["affine"], shape=inputs["grid"], chunk_size=self.chunk_size,
+            n_jobs=n_jobs, checkpoint_dir=checkpoint, progress=progress,
+        )
+
+    def finish(self, job, result: SearchlightResult) -> SearchlightResult:
+        """Label the array-level result with its layer, region and provenance."""
+        result.summary = {"analysis": "searchlight", "layer": self.layer, "mask": str(self.mask),
+                          "radius_mm": self.radius, "weights": job.extras["weights"],
+                          **{k: v for k, v in result.summary.items() if k != "analysis"}}
+        result.provenance = job.provenance
+        return result
+
+    def write(self, result: SearchlightResult, folder, job) -> None:
+        result.write(folder.path)
+
+
+def _common_grid(study, data) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The voxel grid every subject shares (refused for surface betas or subjects on other grids)."""
     if data[0].masker.mask_img_ is None:  # surface betas (brainnet.surfaces)
         raise BrainnetError(f"--study {study.root}: surface betas (vertices, no voxel grid); a searchlight needs volume betas: "
                             "run it on a volume study, or run encode, decode or rsa on the surface")
@@ -811,50 +901,7 @@ def searchlight_group(
                 f"subject {sd.subject} is on another voxel grid than subject {data[0].subject}; "
                 "searchlight group maps need all subjects on one grid (resample the betas)"
             )
-    # voxels every subject has, in the first subject's column order
-    keys = [np.ravel_multi_index(sd.voxel_ijk.T, grid) for sd in data]
-    common_keys = keys[0][np.isin(keys[0], _intersect(keys))]
-    ijk = np.stack(np.unravel_index(common_keys, grid), axis=1)
-    present = set.intersection(*(set(sd.stimulus_ids.tolist()) for sd in data))
-    common = [s for s in study.stimulus_ids if s in present]
-    if len(common) < 4:
-        raise BrainnetError(f"only {len(common)} stimuli were seen by every subject; searchlight RSA needs at least 4")
-    patterns = []
-    for sd, key in zip(data, keys, strict=True):
-        means, ids = sd.averaged()
-        rows = [ids.index(s) for s in common]
-        order = np.argsort(key)
-        cols = order[np.searchsorted(key, common_keys, sorter=order)]
-        patterns.append(means[np.ix_(rows, cols)])
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file)
-    model = compute_rdm(feats.layer(layer)[feats.rows_for(common)], common, metric="correlation").vector
-    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    neighbours = sphere_neighbourhoods(ijk, radius, voxel_size)
-    parameters = {
-        "layer": layer, "mask": str(mask), "radius_mm": float(radius), "compare": method,
-        "rdm": "correlation", "n_permutations": int(n_permutations), "cluster_p": cluster_p,
-        "alpha": alpha, "subjects": [sd.subject for sd in data], "n_stimuli": len(common),
-    }
-    fprov = dict(feats.provenance)
-    provenance = make_provenance(
-        weights=fprov.get("weights"), features=fprov, study=study.provenance(),
-        mask={"name": str(mask), "n_voxels": int(ijk.shape[0])}, seed=seed, parameters=parameters,
-    )
-    folder = Path(out) / "group" / f"searchlight-{layer}" if out is not None else None
-    with removed_on_refusal(folder) if folder is not None else contextlib.nullcontext():
-        ckpt = ResultDir(folder, provenance, overwrite=overwrite).checkpoint_dir if folder is not None else None
-        result = searchlight_rsa(
-            patterns, model, neighbours, voxel_ijk=ijk, compare=method, n_permutations=n_permutations,
-            cluster_p=cluster_p, alpha=alpha, seed=seed, subjects=[sd.subject for sd in data],
-            affine=affine, shape=grid, chunk_size=chunk_size, n_jobs=n_jobs, checkpoint_dir=ckpt,
-            progress=progress,
-        )
-        result.summary = {"analysis": "searchlight", "layer": layer, "mask": str(mask), "radius_mm": float(radius),
-                          "weights": fprov.get("weights"), **{k: v for k, v in result.summary.items() if k != "analysis"}}
-        result.provenance = provenance
-        if folder is not None:
-            result.write(folder)
-    return result
+    return affine, grid
 
 
 def _intersect(keys: list[np.ndarray]) -> np.ndarray:

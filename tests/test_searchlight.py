@@ -260,7 +260,7 @@ def test_command_writes_maps_table_figure_and_enters_figures(tmp_path, capsys):
             "--permutations", "19", "--out", out]
     assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     assert "searchlight RSA (spearman, 8 mm" in capsys.readouterr().out
-    folder = out / "group" / "searchlight-fc8"
+    folder = out / "group" / "searchlight-fc8-occipital"  # a region other than the whole brain is named
     res = SearchlightResult.read(folder)
     assert res.summary["n_subjects"] == 3 and res.summary["n_permutations"] == 19
     assert res.provenance["parameters"]["radius_mm"] == 8.0 and res.provenance["weights"] == "untrained-seed0"
@@ -272,3 +272,32 @@ def test_command_writes_maps_table_figure_and_enters_figures(tmp_path, capsys):
 
     html = write_report(out).read_text()
     assert "searchlight_r" in html and "clusters.tsv" in html
+
+
+def test_through_the_runner_other_parameters_are_refused_before_loading(small_study, tmp_path, monkeypatch):
+    import re
+
+    from brainnet.errors import BrainnetNotice
+    from brainnet.searchlight import searchlight_group
+    from brainnet.study import Study
+
+    study, feats = small_study
+    out = tmp_path / "out"
+    kw = dict(mask="occipital", radius=8.0, features_file=feats, out=out)
+    first = searchlight_group(study, n_permutations=5, **kw)
+    folder = out / "group" / "searchlight-fc8-occipital"
+    assert first.provenance["parameters"]["subjects"] == ["01", "02", "03", "04"]
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("subject data loaded before the folder was checked")
+
+    monkeypatch.setattr(Study, "load_subjects", no_loading)
+    monkeypatch.setattr(Study, "load_subject", no_loading)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BrainnetError, match="^" + re.escape(f"{folder}: holds results made with other")):
+            searchlight_group(study, n_permutations=6, **kw)
+    assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
+        f"{folder}: n_permutations=5 there, 6 in this run"]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
