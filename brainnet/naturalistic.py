@@ -756,7 +756,6 @@ def encode_naturalistic(
     from brainnet._checks import check_options
 
     check_options(chunk_size=chunk_size, n_jobs=n_jobs)
-    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     frames = _as_frames(frame_features)
     if not isinstance(n_splits, int | np.integer) or n_splits < 2:
         raise BrainnetError(f"n_splits={n_splits!r}: needs an integer >= 2; e.g. n_splits=5")
@@ -770,21 +769,21 @@ def encode_naturalistic(
         "offset_s": float(offset_s), "n_frames": int(frames.shape[0]), "n_units": int(frames.shape[1]),
         "model": "VoxelwiseRidgeCV(inner=5)" if model is None else repr(model),
     }
-    if out is None:
-        return _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs)
-    from brainnet.results import ResultDir, removed_on_refusal
+    from brainnet import runs
 
-    provenance = _provenance(params, recorded)
-    target = Path(out)
-    with removed_on_refusal(target):
-        folder = ResultDir(target, provenance, overwrite=overwrite)  # refuses other parameters before the long run
-        result = _encode(bold, frames, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs,
+    execution = runs.Execution(n_jobs, scheduler=scheduler)
+    if out is None:
+        return _encode(bold, frames, params, alphas_arr, mask, chunk_size, execution, hrf_model, offset_s, workdir, model)
+    # Other parameters in ``out`` are refused (the differing one named) before the inputs are
+    # checksummed or the BOLD is read; a refusal during the long run removes what it added.
+    with runs.opened_folder(out, lambda: _provenance(params, recorded), overwrite, parameters=params) as folder:
+        result = _encode(bold, frames, params, alphas_arr, mask, chunk_size, execution, hrf_model, offset_s, workdir, model,
                          _ChunkStore(folder.checkpoint_dir))
-    result.write(target, provenance=provenance)
+    result.write(out, provenance=folder.provenance)
     return result
 
 
-def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, scheduler, hrf_model, offset_s, workdir, model, n_jobs,
+def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, execution, hrf_model, offset_s, workdir, model,
             store: _ChunkStore | None = None) -> NaturalisticResult:
     from brainnet._threads import single_blas_thread
 
@@ -802,7 +801,7 @@ def _encode(bold, frame_features, params, alphas_arr, mask, chunk_size, schedule
                 f"({int(censored.sum())} censored); use fewer splits or a shorter gap (--n-splits, --gap-s)"
             )
         bounds = [(s, min(source.n_voxels, s + chunk_size)) for s in range(0, source.n_voxels, chunk_size)]
-        parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, scheduler, n_jobs, store)
+        parts = _run_chunks(source, bounds, design, folds, alphas_arr, model, execution, store)
     return NaturalisticResult(
         r=np.concatenate([p["r"] for p in parts]),
         r2=np.concatenate([p["r2"] for p in parts]),
@@ -895,9 +894,13 @@ class _ChunkStore:
         return part
 
 
-def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=1,
+def _run_chunks(source, bounds, design, folds, alphas, model, execution,
                 store: _ChunkStore | None = None) -> list[dict[str, np.ndarray]]:
-    """Scores of every chunk, in ``bounds`` order; chunks already in ``store`` are not recomputed."""
+    """Scores of every chunk, in ``bounds`` order; chunks already in ``store`` are not recomputed.
+
+    ``execution`` (:class:`brainnet.runs.Execution`): chunks on ``n_jobs`` threads, or one Dask
+    task each when it gives a client.
+    """
     from brainnet._progress import progress_bar
 
     done = {ab: store.get(*ab) for ab in bounds} if store is not None else {}
@@ -908,8 +911,9 @@ def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=
         done[ab] = store.put(*ab, part) if store is not None else part
         bar.update()
 
-    with bar:
-        if scheduler is None:
+    n_jobs = (os.cpu_count() or 1) if execution.n_jobs == -1 else int(execution.n_jobs)
+    with bar, execution.client() as client:
+        if client is None:
             if n_jobs == 1:
                 for a, b in todo:
                     keep((a, b), _encode_chunk(source, a, b, design, folds, alphas, model))
@@ -921,22 +925,19 @@ def _run_chunks(source, bounds, design, folds, alphas, model, scheduler, n_jobs=
                     for future in as_completed(running):
                         keep(running[future], future.result())
             return [done[ab] for ab in bounds]
-        from brainnet._execution import dask_client
+        from distributed import as_completed
 
-        with dask_client(scheduler) as client:
-            from distributed import as_completed
-
-            # The design and folds go to every worker once; chunks are read by the workers themselves
-            # (file-backed sources) or shipped with the task (in-memory arrays).
-            # hash=False: unique keys, so a rerun with identical inputs never reuses a key being released.
-            shared = client.scatter([design, folds], broadcast=True, hash=False)
-            running = {}
-            for a, b in todo:
-                src, start, stop = (_chunk_source(source, a, b), 0, b - a) if source.kind == "array" else (source, a, b)
-                running[client.submit(_encode_chunk, src, start, stop, shared[0], shared[1], alphas, model, pure=False)] = (a, b)
-            for future in as_completed(list(running)):
-                keep(running[future], future.result())
-            return [done[ab] for ab in bounds]
+        # The design and folds go to every worker once; chunks are read by the workers themselves
+        # (file-backed sources) or shipped with the task (in-memory arrays).
+        # hash=False: unique keys, so a rerun with identical inputs never reuses a key being released.
+        shared = client.scatter([design, folds], broadcast=True, hash=False)
+        running = {}
+        for a, b in todo:
+            src, start, stop = (_chunk_source(source, a, b), 0, b - a) if source.kind == "array" else (source, a, b)
+            running[client.submit(_encode_chunk, src, start, stop, shared[0], shared[1], alphas, model, pure=False)] = (a, b)
+        for future in as_completed(list(running)):
+            keep(running[future], future.result())
+        return [done[ab] for ab in bounds]
 
 
 def _chunk_source(source: _Source, start: int, stop: int) -> _Source:

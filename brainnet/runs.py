@@ -52,8 +52,12 @@ each one group model (:meth:`Runner.run_group`); variance partitioning
 (``partition_subject``, one subject: :meth:`Runner.run_subject`, a
 checkpoint per tested space, ``checkpoint_dir``) and the searchlight
 (``searchlight_group``, one group map; its folder names a region other than
-the whole brain). Naturalistic encoding (one long BOLD series streamed in
-voxel chunks) still runs its own loop.
+the whole brain). Naturalistic encoding has no study or subjects (one long
+BOLD series and a movie's frame features, streamed in voxel chunks): it
+uses this module's :func:`opened_folder` (refusal naming the differing
+parameter before any input is read, clean-up after a late refusal) and
+:class:`Execution` (chunks on threads or as Dask tasks); its chunk loop is
+its compute.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ __all__ = [
     "region_name",
     "result_folder",
     "refuse_other_parameters",
+    "opened_folder",
 ]
 
 #: The region that is not spelled out in a result folder's name.
@@ -243,6 +248,31 @@ def refuse_other_parameters(target: Path, expected: dict[str, Any], overwrite: b
         f"{target}: holds results made with other parameters, weights or data; "
         "choose another --out folder or pass --overwrite"
     )
+
+
+@contextlib.contextmanager
+def opened_folder(target: str | Path, provenance, overwrite: bool, *, parameters: dict[str, Any] | None = None,
+                  seed: int | None = None, weights: str | None = None) -> Iterator[Any]:
+    """A result folder opened the runner's way, for an analysis without a study (naturalistic).
+
+    The folder is refused first from ``parameters`` alone (the differing one
+    named, :func:`refuse_other_parameters`), before ``provenance`` is made:
+    pass a callable so inputs are read (checksums) only when the parameters
+    agree. Inside the ``with`` block, a refusal removes what the run added
+    (a folder that existed before, a run to resume, keeps its files).
+
+    Yields
+    ------
+    ResultDir
+    """
+    from brainnet.results import ResultDir, removed_on_refusal
+
+    target = Path(target)
+    if parameters is not None:
+        refuse_other_parameters(target, {"parameters": parameters, "seed": seed, "weights": weights}, overwrite)
+    provenance = provenance() if callable(provenance) else provenance
+    with removed_on_refusal(target):
+        yield ResultDir(target, provenance, overwrite=overwrite)
 
 
 def _short(value: Any) -> str:

@@ -363,10 +363,13 @@ def test_rerun_with_other_parameters_is_refused_before_the_analysis(tmp_path, ca
         raise AssertionError("the analysis ran before the result folder was checked")
 
     monkeypatch.setattr(N, "_encode", must_not_run)
+    monkeypatch.setattr(N, "_provenance", must_not_run)  # not even the inputs' checksums are computed
     assert main([*argv, "--gap-s", "20"]) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
         f"brainnet naturalistic: error: {out}: holds results made with other parameters, weights or data; "
         "choose another --out folder or pass --overwrite")
+    assert any(f"{out}: gap_s=30.0 there, 20.0 in this run" in line for line in err), err  # the parameter named
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     monkeypatch.undo()
     assert main([*argv, "--gap-s", "20", "--overwrite"]) == 0
