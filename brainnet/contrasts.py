@@ -309,18 +309,38 @@ def _sides(masks, layers) -> tuple[str, list[str], list[str], list[str]]:
 
 def _finish(result: ContrastResult, analysis: str, varying: str, study, fprov, parameters, seed,
             out, folder: str, overwrite: bool) -> ContrastResult:
-    from brainnet.results import ResultDir, make_provenance, result_path
+    from brainnet.masks import describe_mask
+    from brainnet.results import ResultDir, make_provenance
 
     result.summary = {"analysis": f"contrast-{analysis}", "compared": varying,
                       "statistic": _STATISTIC[analysis], **{k: v for k, v in result.summary.items()
                                                             if k != "analysis"}}
+    subjects = parameters.get("subjects") or [parameters["subject"]]
+    masks = [describe_mask(m, subjects) for m in parameters["masks"]]  # mask files by content
     result.provenance = make_provenance(weights=fprov.get("weights"), features=fprov, study=study.provenance(),
-                                        seed=seed, parameters=parameters)
+                                        mask=masks[0] if len(masks) == 1 else masks, seed=seed,
+                                        parameters=parameters)
     if out is not None:
-        rd = ResultDir(result_path(out, folder, f"contrast-{analysis}-{'_vs_'.join(result.sides)}"),
-                       result.provenance, overwrite=overwrite)
+        rd = ResultDir(_folder(out, folder, analysis, result.sides), result.provenance, overwrite=overwrite)
         result.write(rd)
     return result
+
+
+def _folder(out, owner: str, analysis: str, sides: Sequence[str]) -> Path:
+    from brainnet.results import result_path
+
+    return result_path(out, owner, f"contrast-{analysis}-{'_vs_'.join(sides)}")
+
+
+def _refuse_other_parameters(out, owner: str, analysis: str, sides, parameters, seed: int, feats,
+                             overwrite: bool) -> None:
+    """The runner's early refusal (the differing parameter named) before any subject is loaded."""
+    from brainnet.runs import refuse_other_parameters
+
+    if out is not None:
+        weights = dict(feats.provenance).get("weights")
+        refuse_other_parameters(_folder(out, owner, analysis, sides),
+                                {"parameters": parameters, "seed": seed, "weights": weights}, overwrite)
 
 
 _STATISTIC = {
@@ -389,6 +409,10 @@ def contrast_decoding(
     labels = decoding._subject_labels(study, subjects)
     feats = study.features(layers=tuple(layer_list), weights=weights, seed=untrained_seed,
                            features_file=features, network=network)
+    parameters = {"analysis": "decode", "compared": varying, "sides": values, "masks": masks,
+                  "layers": layer_list, "subjects": labels, "n_components": n_components, "scale": scale,
+                  "algorithm": algorithm, "n_permutations": n_permutations, "alternative": alternative}
+    _refuse_other_parameters(out, "group", "decode", values, parameters, seed, feats, overwrite)
     statistics, sizes, n_voxels = {}, [], {}
     for value in values:
         m, layer = (value, layer_list[0]) if varying == "mask" else (masks[0], value)
@@ -411,10 +435,6 @@ def contrast_decoding(
     result = paired_contrast_test(statistics, len(feats.stimulus_ids), n_permutations=n_permutations, seed=seed,
                                   alternative=alternative, batch_size=min(sizes), n_jobs=n_jobs,
                                   progress=progress)
-    parameters = {"analysis": "decode", "compared": varying, "sides": values, "masks": masks,
-                  "layers": layer_list, "subjects": labels, "n_components": n_components, "scale": scale,
-                  "algorithm": algorithm, "n_permutations": n_permutations, "alternative": alternative,
-                  "n_voxels": n_voxels}
     result.summary["n_voxels"] = n_voxels
     result.summary["n_subjects"] = len(labels)
     return _finish(result, "decode", varying, study, fprov, parameters, seed, out, "group", overwrite)
@@ -473,6 +493,11 @@ def contrast_encoding(
     label = encoding._subject_label(study, subject)
     feats = study.features(layers=tuple(layer_list), weights=weights, seed=untrained_seed,
                            features_file=features, network=network)
+    parameters = {"analysis": "encode", "subject": label, "compared": varying, "sides": values, "masks": masks,
+                  "layers": layer_list, "model": model, "cv": cv, "alphas": encoding._alphas(alphas).tolist(),
+                  "inner": inner, "n_components": n_components if model == "pls" else None,
+                  "n_permutations": n_permutations, "alternative": alternative}
+    _refuse_other_parameters(out, f"sub-{label}", "encode", values, parameters, seed, feats, overwrite)
     statistics, n_voxels, n = {}, {}, None
     for value in values:
         m, layer = (value, layer_list[0]) if varying == "mask" else (masks[0], value)
@@ -494,10 +519,6 @@ def contrast_encoding(
     result = paired_contrast_test(statistics, n, n_permutations=n_permutations, seed=seed,
                                   alternative=alternative, batch_size=encoding._batch_size(max(n_voxels.values())),
                                   n_jobs=n_jobs, progress=progress)
-    parameters = {"analysis": "encode", "subject": label, "compared": varying, "sides": values, "masks": masks,
-                  "layers": layer_list, "model": model, "cv": cv, "alphas": encoding._alphas(alphas).tolist(),
-                  "inner": inner, "n_components": n_components if model == "pls" else None,
-                  "n_permutations": n_permutations, "alternative": alternative, "n_voxels": n_voxels}
     result.summary["subject"] = label
     result.summary["n_voxels"] = n_voxels
     return _finish(result, "encode", varying, study, fprov, parameters, seed, out, f"sub-{label}", overwrite)
@@ -546,7 +567,7 @@ def contrast_rsa(
     -------
     ContrastResult
     """
-    from brainnet import rsa
+    from brainnet import rsa, runs
     from brainnet._checks import check_options
     from brainnet.study import Study, load_study
 
@@ -557,12 +578,17 @@ def contrast_rsa(
     method = rsa._check_comparison(compare)
     varying, values, masks, layer_list = _sides(mask, layers)
     study = study if isinstance(study, Study) else load_study(study)
+    labels = runs.subject_labels(study, "all" if subjects is None else subjects)
     feats = study.features(layers=tuple(layer_list), weights=weights, seed=untrained_seed,
                            features_file=features, network=network)
+    parameters = {"analysis": "rsa", "compared": varying, "sides": values, "masks": masks, "layers": layer_list,
+                  "subjects": labels, "rdm": rdm, "compare": method, "n_permutations": n_permutations,
+                  "alternative": alternative}
+    _refuse_other_parameters(out, "group", "rsa", values, parameters, seed, feats, overwrite)
     statistics, n_voxels, common = {}, {}, None
     for value in values:
         m, layer = (value, layer_list[0]) if varying == "mask" else (masks[0], value)
-        data = study.load_subjects(subjects, mask=m, shared=None)
+        data = study.load_subjects(labels, mask=m, shared=None)
         if len(data) < 3:
             raise BrainnetError(f"network-as-subject RSA needs at least 3 subjects, got {len(data)}; add subjects")
         if common is None:
@@ -576,12 +602,10 @@ def contrast_rsa(
         full = rsa._permutation_statistic(net[None], humans, method)
         statistics[value] = lambda perms, full=full: full(perms)[:, 0]
         n_voxels[value] = int(data[0].n_voxels)
-        labels = [sd.subject for sd in data]
     fprov = dict(feats.provenance)
     result = paired_contrast_test(statistics, len(common), n_permutations=n_permutations, seed=seed,
                                   alternative=alternative, n_jobs=n_jobs, progress=progress)
-    parameters = {"analysis": "rsa", "compared": varying, "sides": values, "masks": masks, "layers": layer_list,
-                  "subjects": labels, "rdm": rdm, "compare": method, "n_permutations": n_permutations,
-                  "alternative": alternative, "n_stimuli": len(common)}
     result.summary["n_subjects"] = len(labels)
+    result.summary["n_stimuli"] = len(common)
+    result.summary["n_voxels"] = n_voxels
     return _finish(result, "rsa", varying, study, fprov, parameters, seed, out, "group", overwrite)

@@ -228,6 +228,23 @@ def test_cli_writes_the_comparison_table_with_provenance(planted, tmp_path, caps
     assert summary["complete"] is True
     assert summary["provenance"]["parameters"]["sides"] == ["occipital", "inferotemporal"]
     assert summary["provenance"]["seed"] == 0 and summary["provenance"]["study"]
+    assert [m["name"] for m in summary["provenance"]["mask"]] == ["occipital", "inferotemporal"]
+    # Other parameters in the same folder: refused before any subject is loaded, the parameter named.
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    from brainnet.study import Study
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("subject data loaded before the folder was checked")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Study, "load_subjects", no_loading)
+        assert main(["contrast", "rsa", "--study", str(planted), "--mask", "occipital,inferotemporal",
+                     "--permutations", "29", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"brainnet contrast: error: {folder}: holds results made with other parameters, weights or "
+                       "data; choose another --out folder or pass --overwrite"), err
+    assert any(f"{folder}: n_permutations=19 there, 29 in this run" in line for line in err), err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
 def test_regions_and_layers_both_several_is_refused(planted):
