@@ -146,10 +146,36 @@ def _padded(patterns: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
-# spheres per inner block of ``_chunk_rdms``: its temporaries (gathered patterns and Gram
-# matrices, ~0.2 MB per sphere at 112 conditions) stay near the caches; whole chunks of 2,048
-# spheres made the same arithmetic 3-4x slower through memory traffic (bench_searchlight)
-_RDM_BLOCK = 64
+# spheres per inner block of ``_chunk_rdms`` / ``_chunk_embedding``: the block's gathered patterns,
+# Gram matrices, RDMs and sort keys (~0.3 MB per sphere at 112 conditions and 93 voxels) stay near
+# the caches; whole chunks of 2,048 spheres made the same arithmetic 3-4x slower (bench_searchlight)
+_RDM_BLOCK = 16
+
+
+def _upper_flat(n_cond: int) -> np.ndarray:
+    """Flat indices of the upper triangle (row-major) of an ``(n_cond, n_cond)`` matrix."""
+    iu, ju = np.triu_indices(n_cond, 1)
+    return iu * n_cond + ju
+
+
+def _block_rdms(padded_t: np.ndarray, nb: np.ndarray, flat: np.ndarray, out: np.ndarray) -> None:
+    """Correlation-distance RDMs of a few spheres into ``out`` ``(n_block, n_pairs)``.
+
+    Each condition's pattern in a sphere is centred over the sphere's voxels and scaled to unit
+    norm (the padding rows stay zero), so one batched Gram matrix is the correlation matrix
+    (as ``rsatoolbox.rdm.calc_rdm(method="correlation")`` computes it).
+    """
+    n_vox = padded_t.shape[0] - 1
+    real = nb < n_vox  # (B, K)
+    g = padded_t[nb]  # (B, K, n_cond); padding rows are zeros
+    mean = g.sum(axis=1)
+    mean /= real.sum(axis=1)[:, None]
+    g -= real[:, :, None] * mean[:, None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = 1.0 / np.sqrt(np.einsum("bkc,bkc->bc", g, g))  # inf for a constant pattern: NaN below
+    g *= scale[:, None, :]
+    gram = np.matmul(g.transpose(0, 2, 1), g).reshape(len(nb), -1)  # (B, n_cond**2) correlations
+    np.subtract(1.0, np.take(gram, flat, axis=1), out=out)
 
 
 def _chunk_rdms(padded: np.ndarray, neighbours: np.ndarray, padded_t: np.ndarray | None = None) -> np.ndarray:
@@ -161,25 +187,11 @@ def _chunk_rdms(padded: np.ndarray, neighbours: np.ndarray, padded_t: np.ndarray
     n_cond = padded.shape[0]
     if padded_t is None:
         padded_t = np.ascontiguousarray(padded.T)
-    iu, ju = np.triu_indices(n_cond, 1)
-    flat = iu * n_cond + ju
-    diag = np.arange(n_cond) * (n_cond + 1)
+    flat = _upper_flat(n_cond)
     out = np.empty((neighbours.shape[0], flat.size), dtype=padded.dtype)
     for s in range(0, neighbours.shape[0], _RDM_BLOCK):
         nb = neighbours[s : s + _RDM_BLOCK]
-        counts = (nb < padded_t.shape[0] - 1).sum(axis=1).astype(padded.dtype)  # (B,)
-        g = padded_t[nb]  # (B, K, n_cond); padding rows are zeros
-        sums = g.sum(axis=1)  # (B, n_cond)
-        gram = np.matmul(g.transpose(0, 2, 1), g).reshape(len(nb), -1)  # (B, n_cond**2)
-        mean = sums / counts[:, None]
-        var = gram[:, diag] - sums * mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = 1.0 / np.sqrt(var)
-        cov = np.take(gram, flat, axis=1)
-        cov -= sums[:, iu] * mean[:, ju]
-        cov *= scale[:, iu]
-        cov *= scale[:, ju]
-        np.subtract(1.0, cov, out=out[s : s + len(nb)])
+        _block_rdms(padded_t, nb, flat, out[s : s + len(nb)])
     return out
 
 
@@ -227,36 +239,54 @@ def _checked_neighbours(neighbours: np.ndarray, n_voxels: int) -> np.ndarray:
 # --------------------------------------------------------------------------- embeddings
 
 
-def _ranks(vectors: np.ndarray) -> np.ndarray:
-    """Average ranks along rows (``scipy.stats.rankdata(axis=1)``), faster when rows have no ties.
+def _rank_order(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorting order along rows ``(n_rows, width)`` and which rows it may not rank exactly ``(n_rows,)``.
 
     The order comes from one sort of 64-bit keys (the float's order-preserving bit pattern
     with its low bits replaced by the column index), one plain ``np.sort`` which
     carries the argsort with it: 0.19 vs 0.27 ms per 6,216-entry row for ``np.argsort``
     (bench_searchlight's sizes). Rows where the truncated keys could misorder two values, or
-    with ties, are detected and ranked by scipy. Rows must be finite (``_embed`` sees to it).
+    with ties, are flagged (they need scipy's ``rankdata``). Rows must be finite.
     """
-    from scipy.stats import rankdata
-
-    n_rows, width = vectors.shape
-    ranks = np.empty(vectors.shape, dtype=np.float64)
-    if width == 0:
-        return ranks
+    width = vectors.shape[1]
     bits = max(int(width - 1).bit_length(), 1)
+    low = np.int64((1 << bits) - 1)
     # + 0.0 turns -0.0 into 0.0, so equal values have equal bit patterns
-    raw = (np.asarray(vectors, dtype=np.float64) + 0.0).view(np.int64)
-    keys = np.where(raw < 0, raw ^ np.int64(0x7FFFFFFFFFFFFFFF), raw)  # order-preserving
-    keys >>= bits
-    keys <<= bits
+    keys = (np.asarray(vectors, dtype=np.float64) + 0.0).view(np.int64)
+    negative = keys < 0
+    if negative.any():  # order-preserving for negative floats (RDMs rarely have any)
+        keys = np.where(negative, keys ^ np.int64(0x7FFFFFFFFFFFFFFF), keys)
+    keys &= ~low
     keys |= np.arange(width, dtype=np.int64)
     keys.sort(axis=1)
-    order = keys & np.int64((1 << bits) - 1)
-    positions = np.broadcast_to(np.arange(1, width + 1, dtype=np.float64), vectors.shape)
-    np.put_along_axis(ranks, order, positions, axis=1)
+    order = keys & low
     # strictly increasing truncated keys imply strictly increasing values (the map is monotone);
     # equal ones flag ties or pairs the truncation may have misordered
     keys >>= bits
     inexact = np.any(keys[:, 1:] == keys[:, :-1], axis=1)
+    return order, inexact
+
+
+def _scatter_rows(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``out[i, order[i, k]] = values[k]``, ``(n_rows, width)`` float64."""
+    n_rows, width = order.shape
+    out = np.empty((n_rows, width))
+    order += (np.arange(n_rows, dtype=np.int64) * width)[:, None]
+    out.ravel()[order.ravel()] = np.broadcast_to(values, order.shape).ravel()
+    return out
+
+
+def _ranks(vectors: np.ndarray) -> np.ndarray:
+    """Average ranks along rows (``scipy.stats.rankdata(axis=1)``), faster when rows have no ties.
+
+    See :func:`_rank_order`; rows it flags are ranked by scipy. Rows must be finite.
+    """
+    from scipy.stats import rankdata
+
+    if vectors.shape[1] == 0:
+        return np.empty(vectors.shape, dtype=np.float64)
+    order, inexact = _rank_order(vectors)
+    ranks = _scatter_rows(order, np.arange(1, vectors.shape[1] + 1, dtype=np.float64))
     if inexact.any():  # ties or truncation-misordered pairs (rare with real data): scipy's exact ranks
         ranks[inexact] = rankdata(vectors[inexact], axis=1)
     return ranks
@@ -265,11 +295,32 @@ def _ranks(vectors: np.ndarray) -> np.ndarray:
 def _embed(vectors: np.ndarray, method: str) -> np.ndarray:
     """Rows whose dot products are ``method`` similarities (as ``brainnet.rsa.compare_rdms``).
 
-    Rows with a non-finite entry (a sphere with a constant pattern) become NaN.
+    Rows with a non-finite entry (a sphere with a constant pattern) become NaN. For Spearman,
+    a row without ties gets its centred unit-norm ranks directly: rank ``k`` (1-based) of
+    ``w`` becomes ``(k - (w + 1) / 2) / sqrt(w (w**2 - 1) / 12)``.
     """
     bad = ~np.all(np.isfinite(vectors), axis=1)
     if bad.any():
         vectors = np.where(bad[:, None], 0.0, vectors)
+    width = vectors.shape[1]
+    if method == "spearman" and width > 1:
+        from scipy.stats import rankdata
+
+        order, inexact = _rank_order(vectors)
+        positions = np.arange(1, width + 1, dtype=np.float64) - (width + 1) / 2
+        positions /= np.sqrt(width * (width**2 - 1) / 12)
+        out = _scatter_rows(order, positions)
+        inexact &= ~bad
+        if inexact.any():  # ties: scipy's average ranks, centred and scaled
+            tied = rankdata(vectors[inexact], axis=1)
+            tied -= tied.mean(axis=1, keepdims=True)
+            norms = np.linalg.norm(tied, axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tied /= norms
+            tied[norms[:, 0] == 0] = np.nan
+            out[inexact] = tied
+        out[bad] = np.nan
+        return out
     # a fresh array, changed in place below (fewer passes over the chunk)
     out = _ranks(vectors) if method == "spearman" else np.array(vectors, dtype=np.float64)
     if method in ("spearman", "pearson"):
@@ -289,10 +340,13 @@ def _chunk_embedding(padded_t: np.ndarray, neighbours: np.ndarray, method: str) 
     sphere, in blocks of 64 0.28).
     """
     n_cond = padded_t.shape[1]
-    out = np.empty((neighbours.shape[0], n_cond * (n_cond - 1) // 2))
+    flat = _upper_flat(n_cond)
+    out = np.empty((neighbours.shape[0], flat.size))
+    rdms = np.empty((min(_RDM_BLOCK, neighbours.shape[0]), flat.size))
     for s in range(0, neighbours.shape[0], _RDM_BLOCK):
         block = neighbours[s : s + _RDM_BLOCK]
-        out[s : s + len(block)] = _embed(_chunk_rdms(padded_t.T, block, padded_t), method)
+        _block_rdms(padded_t, block, flat, rdms[: len(block)])
+        out[s : s + len(block)] = _embed(rdms[: len(block)], method)
     return out
 
 
