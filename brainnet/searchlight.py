@@ -170,7 +170,8 @@ def _block_rdms(padded_t: np.ndarray, nb: np.ndarray, flat: np.ndarray, out: np.
     g = padded_t[nb]  # (B, K, n_cond); padding rows are zeros
     mean = g.sum(axis=1)
     mean /= real.sum(axis=1)[:, None]
-    g -= real[:, :, None] * mean[:, None, :]
+    g -= mean[:, None, :]
+    g[~real] = 0.0  # padding rows back to zero
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = 1.0 / np.sqrt(np.einsum("bkc,bkc->bc", g, g))  # inf for a constant pattern: NaN below
     g *= scale[:, None, :]
@@ -332,16 +333,22 @@ def _embed(vectors: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-def _chunk_embedding(padded_t: np.ndarray, neighbours: np.ndarray, method: str) -> np.ndarray:
+def _chunk_embedding(
+    padded_t: np.ndarray, neighbours: np.ndarray, method: str, out: np.ndarray | None = None
+) -> np.ndarray:
     """Embedded sphere RDMs (:func:`_embed` of :func:`_chunk_rdms`), ``(n_chunk, n_pairs)``.
 
     Computed in blocks of ``_RDM_BLOCK`` spheres, so the RDMs, their sort keys and ranks stay
     near the caches (bench_searchlight: ranking 2,048 rows at once cost 0.58 CPU ms per
-    sphere, in blocks of 64 0.28).
+    sphere, in blocks of 64 0.28). ``out``, when given, is a float64 buffer of at least
+    ``n_chunk`` rows (reused between chunks: a fresh 100 MB array per chunk costs its page
+    faults); the result is a view of it.
     """
     n_cond = padded_t.shape[1]
     flat = _upper_flat(n_cond)
-    out = np.empty((neighbours.shape[0], flat.size))
+    if out is None or out.shape[0] < neighbours.shape[0]:
+        out = np.empty((neighbours.shape[0], flat.size))
+    out = out[: neighbours.shape[0]]
     rdms = np.empty((min(_RDM_BLOCK, neighbours.shape[0]), flat.size))
     for s in range(0, neighbours.shape[0], _RDM_BLOCK):
         block = neighbours[s : s + _RDM_BLOCK]
@@ -647,27 +654,40 @@ def searchlight_rsa(
     subject_r = np.empty((len(stack), n_vox))
     observed = np.empty(n_vox)
     null = np.zeros((n_permutations, n_vox), dtype=np.float32)
+    # buffers reused between chunks (fresh ones cost their page faults): one per subject with threads
+    # (pool.map holds every subject's chunk at once), one shared without; the mean gets its own
+    rows = min(chunk_size, n_vox)
+    buffers = [np.empty((rows, m_emb.size)) for _ in range(len(stack) if pool is not None else 1)]
+    mean_buffer = np.empty((rows, m_emb.size)) if len(stack) > 1 else None
     with pool if pool is not None else contextlib.nullcontext():
         for start in range(0, n_vox, chunk_size):
             stop = min(start + chunk_size, n_vox)
-            mean_emb = np.zeros((stop - start, m_emb.size))
             # one BLAS thread: the per-sphere Gram matrices are small (n_conditions x sphere size), where
             # BLAS threads only spin (bench_searchlight: 5.8 -> 1.7 CPU ms per centre on the busy machine);
             # subjects run on n_jobs threads instead (NumPy's sort, gather and products release the GIL)
             # and are summed in subject order, so results do not depend on n_jobs
             with single_blas_thread():
                 embeddings = (
-                    pool.map(lambda pad, sl=slice(start, stop): _chunk_embedding(pad, nb[sl], method), padded)
+                    pool.map(lambda pad, buf, sl=slice(start, stop): _chunk_embedding(pad, nb[sl], method, buf),
+                             padded, buffers)
                     if pool is not None
-                    else (_chunk_embedding(pad, nb[start:stop], method) for pad in padded)
+                    else (_chunk_embedding(pad, nb[start:stop], method, buffers[0]) for pad in padded)
                 )
-                for s, emb in enumerate(embeddings):
-                    subject_r[s, start:stop] = emb @ m_emb
-                    mean_emb += emb
-            mean_emb /= len(stack)
-            valid = np.all(np.isfinite(mean_emb), axis=1)
+                if mean_buffer is None:  # one subject: its embedding is the mean
+                    mean_emb = next(iter(embeddings))
+                    subject_r[0, start:stop] = mean_emb @ m_emb
+                else:
+                    mean_emb = mean_buffer[: stop - start]
+                    mean_emb[...] = 0.0
+                    for s, emb in enumerate(embeddings):
+                        subject_r[s, start:stop] = emb @ m_emb
+                        mean_emb += emb
+                    mean_emb /= len(stack)
+            # a row is all NaN (a subject's sphere without an RDM) or all finite
+            valid = np.isfinite(mean_emb[:, 0])
             mean_emb[~valid] = 0.0
-            observed[start:stop] = np.where(valid, mean_emb @ m_emb, np.nan)
+            observed[start:stop] = (subject_r[0, start:stop] if mean_buffer is None
+                                    else np.where(valid, mean_emb @ m_emb, np.nan))
             if n_permutations == 0:
                 continue
 
