@@ -11,16 +11,22 @@ How it is fast (measured in ``benchmarks/bench_searchlight.py``):
 - Neighbourhoods come from one stencil of grid offsets (the voxels whose
   centre lies within ``radius`` mm), applied to every centre at once: a
   ``(n_centres, n_offsets)`` index array, no per-centre Python.
-- A sphere's correlation-distance RDM is a batched Gram matrix over spheres
-  (the spheres are padded with a column of zeros, so sums and Gram entries
-  need no masks).
-- Spheres are handled in blocks of 64 (gathered voxel-major, so each voxel's
+- A sphere's correlation-distance RDM is a batched Gram matrix over spheres:
+  each condition's pattern in the sphere is centred and scaled to unit norm
+  first (rsatoolbox's arithmetic), so the Gram matrix is the correlation
+  matrix and only its upper triangle is read out (the spheres are padded with
+  a row of zeros, kept zero by the centring).
+- Spheres are handled in blocks of 16 (gathered voxel-major, so each voxel's
   patterns are one contiguous row), so the Gram matrices, RDMs and their sort
   keys stay near the caches; ranks come from one sort of 64-bit keys that
-  carry the column index (no separate argsort), with scipy's ``rankdata``
-  only for rows with ties. Subjects run on ``n_jobs`` threads (NumPy releases
-  the GIL in the gathers, products and sorts) and are summed in subject order.
-  Measured: 1.5 -> 0.6 CPU ms per 93-voxel sphere at 112 conditions.
+  carry the column index (no separate argsort), and a row without ties gets
+  its centred unit-norm ranks in closed form, with scipy's ``rankdata`` only
+  for rows with ties. Chunk buffers are reused (no page faults per chunk).
+  Subjects run on ``n_jobs`` threads (NumPy releases the GIL in the gathers,
+  products and sorts) and are summed in subject order. Measured: 1.5 -> 0.5
+  -> 0.14 CPU ms per 93-voxel sphere at 112 conditions; what is left is the
+  Gram matrix (~0.04 ms, near the core's float64 peak), the sort (~0.03 ms)
+  and ~0.07 ms of gathers, centring, keys and the rank scatter.
 - What permutations do not change is computed once per subject and sphere:
   the ranked, centred, unit-norm RDM vector. Permuting the conditions of the
   layer's RDM permutes the entries of its (equally embedded) vector, so the
@@ -245,8 +251,8 @@ def _rank_order(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     The order comes from one sort of 64-bit keys (the float's order-preserving bit pattern
     with its low bits replaced by the column index), one plain ``np.sort`` which
-    carries the argsort with it: 0.19 vs 0.27 ms per 6,216-entry row for ``np.argsort``
-    (bench_searchlight's sizes). Rows where the truncated keys could misorder two values, or
+    carries the argsort with it: 0.03 vs 0.07 CPU ms per 6,216-entry row for ``np.argsort``
+    (bench_searchlight's sizes, AVX-512 sorts). Rows where the truncated keys could misorder two values, or
     with ties, are flagged (they need scipy's ``rankdata``). Rows must be finite.
     """
     width = vectors.shape[1]
@@ -340,7 +346,7 @@ def _chunk_embedding(
 
     Computed in blocks of ``_RDM_BLOCK`` spheres, so the RDMs, their sort keys and ranks stay
     near the caches (bench_searchlight: ranking 2,048 rows at once cost 0.58 CPU ms per
-    sphere, in blocks of 64 0.28). ``out``, when given, is a float64 buffer of at least
+    sphere, in blocks of 64 0.28; blocks of 8 to 64 time alike with the current kernels). ``out``, when given, is a float64 buffer of at least
     ``n_chunk`` rows (reused between chunks: a fresh 100 MB array per chunk costs its page
     faults); the result is a view of it.
     """
@@ -654,10 +660,11 @@ def searchlight_rsa(
     subject_r = np.empty((len(stack), n_vox))
     observed = np.empty(n_vox)
     null = np.zeros((n_permutations, n_vox), dtype=np.float32)
-    # buffers reused between chunks (fresh ones cost their page faults): one per subject with threads
-    # (pool.map holds every subject's chunk at once), one shared without; the mean gets its own
+    # without threads, one embedding buffer reused by every subject and chunk (a fresh 100 MB array per
+    # chunk costs its page faults); with threads each subject's chunk is a fresh array (one persistent
+    # buffer per subject would hold them all at once: 2.45 vs 1.47 GB peak in bench_searchlight)
     rows = min(chunk_size, n_vox)
-    buffers = [np.empty((rows, m_emb.size)) for _ in range(len(stack) if pool is not None else 1)]
+    buffers = [None] * len(stack) if pool is not None else [np.empty((rows, m_emb.size))]
     mean_buffer = np.empty((rows, m_emb.size)) if len(stack) > 1 else None
     with pool if pool is not None else contextlib.nullcontext():
         for start in range(0, n_vox, chunk_size):
