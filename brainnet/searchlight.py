@@ -11,16 +11,22 @@ How it is fast (measured in ``benchmarks/bench_searchlight.py``):
 - Neighbourhoods come from one stencil of grid offsets (the voxels whose
   centre lies within ``radius`` mm), applied to every centre at once: a
   ``(n_centres, n_offsets)`` index array, no per-centre Python.
-- A sphere's correlation-distance RDM is a batched Gram matrix over spheres
-  (the spheres are padded with a column of zeros, so sums and Gram entries
-  need no masks).
-- Spheres are handled in blocks of 64 (gathered voxel-major, so each voxel's
+- A sphere's correlation-distance RDM is a batched Gram matrix over spheres:
+  each condition's pattern in the sphere is centred and scaled to unit norm
+  first (rsatoolbox's arithmetic), so the Gram matrix is the correlation
+  matrix and only its upper triangle is read out (the spheres are padded with
+  a row of zeros, kept zero by the centring).
+- Spheres are handled in blocks of 16 (gathered voxel-major, so each voxel's
   patterns are one contiguous row), so the Gram matrices, RDMs and their sort
   keys stay near the caches; ranks come from one sort of 64-bit keys that
-  carry the column index (no separate argsort), with scipy's ``rankdata``
-  only for rows with ties. Subjects run on ``n_jobs`` threads (NumPy releases
-  the GIL in the gathers, products and sorts) and are summed in subject order.
-  Measured: 1.5 -> 0.6 CPU ms per 93-voxel sphere at 112 conditions.
+  carry the column index (no separate argsort), and a row without ties gets
+  its centred unit-norm ranks in closed form, with scipy's ``rankdata`` only
+  for rows with ties. Chunk buffers are reused (no page faults per chunk).
+  Subjects run on ``n_jobs`` threads (NumPy releases the GIL in the gathers,
+  products and sorts) and are summed in subject order. Measured: 1.5 -> 0.5
+  -> 0.14 CPU ms per 93-voxel sphere at 112 conditions; what is left is the
+  Gram matrix (~0.04 ms, near the core's float64 peak), the sort (~0.03 ms)
+  and ~0.07 ms of gathers, centring, keys and the rank scatter.
 - What permutations do not change is computed once per subject and sphere:
   the ranked, centred, unit-norm RDM vector. Permuting the conditions of the
   layer's RDM permutes the entries of its (equally embedded) vector, so the
@@ -146,10 +152,37 @@ def _padded(patterns: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
-# spheres per inner block of ``_chunk_rdms``: its temporaries (gathered patterns and Gram
-# matrices, ~0.2 MB per sphere at 112 conditions) stay near the caches; whole chunks of 2,048
-# spheres made the same arithmetic 3-4x slower through memory traffic (bench_searchlight)
-_RDM_BLOCK = 64
+# spheres per inner block of ``_chunk_rdms`` / ``_chunk_embedding``: the block's gathered patterns,
+# Gram matrices, RDMs and sort keys (~0.3 MB per sphere at 112 conditions and 93 voxels) stay near
+# the caches; whole chunks of 2,048 spheres made the same arithmetic 3-4x slower (bench_searchlight)
+_RDM_BLOCK = 16
+
+
+def _upper_flat(n_cond: int) -> np.ndarray:
+    """Flat indices of the upper triangle (row-major) of an ``(n_cond, n_cond)`` matrix."""
+    iu, ju = np.triu_indices(n_cond, 1)
+    return iu * n_cond + ju
+
+
+def _block_rdms(padded_t: np.ndarray, nb: np.ndarray, flat: np.ndarray, out: np.ndarray) -> None:
+    """Correlation-distance RDMs of a few spheres into ``out`` ``(n_block, n_pairs)``.
+
+    Each condition's pattern in a sphere is centred over the sphere's voxels and scaled to unit
+    norm (the padding rows stay zero), so one batched Gram matrix is the correlation matrix
+    (as ``rsatoolbox.rdm.calc_rdm(method="correlation")`` computes it).
+    """
+    n_vox = padded_t.shape[0] - 1
+    real = nb < n_vox  # (B, K)
+    g = padded_t[nb]  # (B, K, n_cond); padding rows are zeros
+    mean = g.sum(axis=1)
+    mean /= real.sum(axis=1)[:, None]
+    g -= mean[:, None, :]
+    g[~real] = 0.0  # padding rows back to zero
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = 1.0 / np.sqrt(np.einsum("bkc,bkc->bc", g, g))  # inf for a constant pattern: NaN below
+    g *= scale[:, None, :]
+    gram = np.matmul(g.transpose(0, 2, 1), g).reshape(len(nb), -1)  # (B, n_cond**2) correlations
+    np.subtract(1.0, np.take(gram, flat, axis=1), out=out)
 
 
 def _chunk_rdms(padded: np.ndarray, neighbours: np.ndarray, padded_t: np.ndarray | None = None) -> np.ndarray:
@@ -161,25 +194,11 @@ def _chunk_rdms(padded: np.ndarray, neighbours: np.ndarray, padded_t: np.ndarray
     n_cond = padded.shape[0]
     if padded_t is None:
         padded_t = np.ascontiguousarray(padded.T)
-    iu, ju = np.triu_indices(n_cond, 1)
-    flat = iu * n_cond + ju
-    diag = np.arange(n_cond) * (n_cond + 1)
+    flat = _upper_flat(n_cond)
     out = np.empty((neighbours.shape[0], flat.size), dtype=padded.dtype)
     for s in range(0, neighbours.shape[0], _RDM_BLOCK):
         nb = neighbours[s : s + _RDM_BLOCK]
-        counts = (nb < padded_t.shape[0] - 1).sum(axis=1).astype(padded.dtype)  # (B,)
-        g = padded_t[nb]  # (B, K, n_cond); padding rows are zeros
-        sums = g.sum(axis=1)  # (B, n_cond)
-        gram = np.matmul(g.transpose(0, 2, 1), g).reshape(len(nb), -1)  # (B, n_cond**2)
-        mean = sums / counts[:, None]
-        var = gram[:, diag] - sums * mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = 1.0 / np.sqrt(var)
-        cov = np.take(gram, flat, axis=1)
-        cov -= sums[:, iu] * mean[:, ju]
-        cov *= scale[:, iu]
-        cov *= scale[:, ju]
-        np.subtract(1.0, cov, out=out[s : s + len(nb)])
+        _block_rdms(padded_t, nb, flat, out[s : s + len(nb)])
     return out
 
 
@@ -227,36 +246,54 @@ def _checked_neighbours(neighbours: np.ndarray, n_voxels: int) -> np.ndarray:
 # --------------------------------------------------------------------------- embeddings
 
 
-def _ranks(vectors: np.ndarray) -> np.ndarray:
-    """Average ranks along rows (``scipy.stats.rankdata(axis=1)``), faster when rows have no ties.
+def _rank_order(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorting order along rows ``(n_rows, width)`` and which rows it may not rank exactly ``(n_rows,)``.
 
     The order comes from one sort of 64-bit keys (the float's order-preserving bit pattern
     with its low bits replaced by the column index), one plain ``np.sort`` which
-    carries the argsort with it: 0.19 vs 0.27 ms per 6,216-entry row for ``np.argsort``
-    (bench_searchlight's sizes). Rows where the truncated keys could misorder two values, or
-    with ties, are detected and ranked by scipy. Rows must be finite (``_embed`` sees to it).
+    carries the argsort with it: 0.03 vs 0.07 CPU ms per 6,216-entry row for ``np.argsort``
+    (bench_searchlight's sizes, AVX-512 sorts). Rows where the truncated keys could misorder two values, or
+    with ties, are flagged (they need scipy's ``rankdata``). Rows must be finite.
     """
-    from scipy.stats import rankdata
-
-    n_rows, width = vectors.shape
-    ranks = np.empty(vectors.shape, dtype=np.float64)
-    if width == 0:
-        return ranks
+    width = vectors.shape[1]
     bits = max(int(width - 1).bit_length(), 1)
+    low = np.int64((1 << bits) - 1)
     # + 0.0 turns -0.0 into 0.0, so equal values have equal bit patterns
-    raw = (np.asarray(vectors, dtype=np.float64) + 0.0).view(np.int64)
-    keys = np.where(raw < 0, raw ^ np.int64(0x7FFFFFFFFFFFFFFF), raw)  # order-preserving
-    keys >>= bits
-    keys <<= bits
+    keys = (np.asarray(vectors, dtype=np.float64) + 0.0).view(np.int64)
+    negative = keys < 0
+    if negative.any():  # order-preserving for negative floats (RDMs rarely have any)
+        keys = np.where(negative, keys ^ np.int64(0x7FFFFFFFFFFFFFFF), keys)
+    keys &= ~low
     keys |= np.arange(width, dtype=np.int64)
     keys.sort(axis=1)
-    order = keys & np.int64((1 << bits) - 1)
-    positions = np.broadcast_to(np.arange(1, width + 1, dtype=np.float64), vectors.shape)
-    np.put_along_axis(ranks, order, positions, axis=1)
+    order = keys & low
     # strictly increasing truncated keys imply strictly increasing values (the map is monotone);
     # equal ones flag ties or pairs the truncation may have misordered
     keys >>= bits
     inexact = np.any(keys[:, 1:] == keys[:, :-1], axis=1)
+    return order, inexact
+
+
+def _scatter_rows(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``out[i, order[i, k]] = values[k]``, ``(n_rows, width)`` float64."""
+    n_rows, width = order.shape
+    out = np.empty((n_rows, width))
+    order += (np.arange(n_rows, dtype=np.int64) * width)[:, None]
+    out.ravel()[order.ravel()] = np.broadcast_to(values, order.shape).ravel()
+    return out
+
+
+def _ranks(vectors: np.ndarray) -> np.ndarray:
+    """Average ranks along rows (``scipy.stats.rankdata(axis=1)``), faster when rows have no ties.
+
+    See :func:`_rank_order`; rows it flags are ranked by scipy. Rows must be finite.
+    """
+    from scipy.stats import rankdata
+
+    if vectors.shape[1] == 0:
+        return np.empty(vectors.shape, dtype=np.float64)
+    order, inexact = _rank_order(vectors)
+    ranks = _scatter_rows(order, np.arange(1, vectors.shape[1] + 1, dtype=np.float64))
     if inexact.any():  # ties or truncation-misordered pairs (rare with real data): scipy's exact ranks
         ranks[inexact] = rankdata(vectors[inexact], axis=1)
     return ranks
@@ -265,11 +302,32 @@ def _ranks(vectors: np.ndarray) -> np.ndarray:
 def _embed(vectors: np.ndarray, method: str) -> np.ndarray:
     """Rows whose dot products are ``method`` similarities (as ``brainnet.rsa.compare_rdms``).
 
-    Rows with a non-finite entry (a sphere with a constant pattern) become NaN.
+    Rows with a non-finite entry (a sphere with a constant pattern) become NaN. For Spearman,
+    a row without ties gets its centred unit-norm ranks directly: rank ``k`` (1-based) of
+    ``w`` becomes ``(k - (w + 1) / 2) / sqrt(w (w**2 - 1) / 12)``.
     """
     bad = ~np.all(np.isfinite(vectors), axis=1)
     if bad.any():
         vectors = np.where(bad[:, None], 0.0, vectors)
+    width = vectors.shape[1]
+    if method == "spearman" and width > 1:
+        from scipy.stats import rankdata
+
+        order, inexact = _rank_order(vectors)
+        positions = np.arange(1, width + 1, dtype=np.float64) - (width + 1) / 2
+        positions /= np.sqrt(width * (width**2 - 1) / 12)
+        out = _scatter_rows(order, positions)
+        inexact &= ~bad
+        if inexact.any():  # ties: scipy's average ranks, centred and scaled
+            tied = rankdata(vectors[inexact], axis=1)
+            tied -= tied.mean(axis=1, keepdims=True)
+            norms = np.linalg.norm(tied, axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tied /= norms
+            tied[norms[:, 0] == 0] = np.nan
+            out[inexact] = tied
+        out[bad] = np.nan
+        return out
     # a fresh array, changed in place below (fewer passes over the chunk)
     out = _ranks(vectors) if method == "spearman" else np.array(vectors, dtype=np.float64)
     if method in ("spearman", "pearson"):
@@ -281,18 +339,27 @@ def _embed(vectors: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-def _chunk_embedding(padded_t: np.ndarray, neighbours: np.ndarray, method: str) -> np.ndarray:
+def _chunk_embedding(
+    padded_t: np.ndarray, neighbours: np.ndarray, method: str, out: np.ndarray | None = None
+) -> np.ndarray:
     """Embedded sphere RDMs (:func:`_embed` of :func:`_chunk_rdms`), ``(n_chunk, n_pairs)``.
 
     Computed in blocks of ``_RDM_BLOCK`` spheres, so the RDMs, their sort keys and ranks stay
     near the caches (bench_searchlight: ranking 2,048 rows at once cost 0.58 CPU ms per
-    sphere, in blocks of 64 0.28).
+    sphere, in blocks of 64 0.28; blocks of 8 to 64 time alike with the current kernels). ``out``, when given, is a float64 buffer of at least
+    ``n_chunk`` rows (reused between chunks: a fresh 100 MB array per chunk costs its page
+    faults); the result is a view of it.
     """
     n_cond = padded_t.shape[1]
-    out = np.empty((neighbours.shape[0], n_cond * (n_cond - 1) // 2))
+    flat = _upper_flat(n_cond)
+    if out is None or out.shape[0] < neighbours.shape[0]:
+        out = np.empty((neighbours.shape[0], flat.size))
+    out = out[: neighbours.shape[0]]
+    rdms = np.empty((min(_RDM_BLOCK, neighbours.shape[0]), flat.size))
     for s in range(0, neighbours.shape[0], _RDM_BLOCK):
         block = neighbours[s : s + _RDM_BLOCK]
-        out[s : s + len(block)] = _embed(_chunk_rdms(padded_t.T, block, padded_t), method)
+        _block_rdms(padded_t, block, flat, rdms[: len(block)])
+        out[s : s + len(block)] = _embed(rdms[: len(block)], method)
     return out
 
 
@@ -593,27 +660,41 @@ def searchlight_rsa(
     subject_r = np.empty((len(stack), n_vox))
     observed = np.empty(n_vox)
     null = np.zeros((n_permutations, n_vox), dtype=np.float32)
+    # without threads, one embedding buffer reused by every subject and chunk (a fresh 100 MB array per
+    # chunk costs its page faults); with threads each subject's chunk is a fresh array (one persistent
+    # buffer per subject would hold them all at once: 2.45 vs 1.47 GB peak in bench_searchlight)
+    rows = min(chunk_size, n_vox)
+    buffers = [None] * len(stack) if pool is not None else [np.empty((rows, m_emb.size))]
+    mean_buffer = np.empty((rows, m_emb.size)) if len(stack) > 1 else None
     with pool if pool is not None else contextlib.nullcontext():
         for start in range(0, n_vox, chunk_size):
             stop = min(start + chunk_size, n_vox)
-            mean_emb = np.zeros((stop - start, m_emb.size))
             # one BLAS thread: the per-sphere Gram matrices are small (n_conditions x sphere size), where
             # BLAS threads only spin (bench_searchlight: 5.8 -> 1.7 CPU ms per centre on the busy machine);
             # subjects run on n_jobs threads instead (NumPy's sort, gather and products release the GIL)
             # and are summed in subject order, so results do not depend on n_jobs
             with single_blas_thread():
                 embeddings = (
-                    pool.map(lambda pad, sl=slice(start, stop): _chunk_embedding(pad, nb[sl], method), padded)
+                    pool.map(lambda pad, buf, sl=slice(start, stop): _chunk_embedding(pad, nb[sl], method, buf),
+                             padded, buffers)
                     if pool is not None
-                    else (_chunk_embedding(pad, nb[start:stop], method) for pad in padded)
+                    else (_chunk_embedding(pad, nb[start:stop], method, buffers[0]) for pad in padded)
                 )
-                for s, emb in enumerate(embeddings):
-                    subject_r[s, start:stop] = emb @ m_emb
-                    mean_emb += emb
-            mean_emb /= len(stack)
-            valid = np.all(np.isfinite(mean_emb), axis=1)
+                if mean_buffer is None:  # one subject: its embedding is the mean
+                    mean_emb = next(iter(embeddings))
+                    subject_r[0, start:stop] = mean_emb @ m_emb
+                else:
+                    mean_emb = mean_buffer[: stop - start]
+                    mean_emb[...] = 0.0
+                    for s, emb in enumerate(embeddings):
+                        subject_r[s, start:stop] = emb @ m_emb
+                        mean_emb += emb
+                    mean_emb /= len(stack)
+            # a row is all NaN (a subject's sphere without an RDM) or all finite
+            valid = np.isfinite(mean_emb[:, 0])
             mean_emb[~valid] = 0.0
-            observed[start:stop] = np.where(valid, mean_emb @ m_emb, np.nan)
+            observed[start:stop] = (subject_r[0, start:stop] if mean_buffer is None
+                                    else np.where(valid, mean_emb @ m_emb, np.nan))
             if n_permutations == 0:
                 continue
 
