@@ -403,7 +403,7 @@ def paired_contrast_test(
     exact: bool | None = None,
     seed: int = 0,
     alternative: str = "two-sided",
-    batch_size: int = 64,
+    batch_size: int | Mapping[str, int] = 64,
     n_jobs: int = 1,
     checkpoint: str | Path | None = None,
     progress: bool = False,
@@ -434,11 +434,17 @@ def paired_contrast_test(
         Sign flips of the side-swap test (all ``2**n_subjects`` when that is
         at most ``n_flips``, unless ``exact=False``); see
         :func:`brainnet.permutation.sign_flip_test`.
-    seed, batch_size, n_jobs, checkpoint, progress
-        See :func:`brainnet.permutation.permutation_test`; relabelling ``k``
-        depends only on ``(seed, k)``, so each side's relabelling null equals
-        the null of its own analysis run with the same seed; flip ``k``
-        likewise depends only on ``(seed, k)``.
+    seed, n_jobs, progress
+        See :func:`brainnet.permutation.permutation_test`. Each side runs
+        through the engine with the same ``seed``: relabelling ``k`` depends
+        only on ``(seed, k)``, so it is the same on every side, and each
+        side's relabelling null equals the null of its own analysis run with
+        the same seed; flip ``k`` likewise depends only on ``(seed, k)``.
+    batch_size : int or dict of str -> int
+        Relabellings per call, one for all sides or one per side (give each
+        side its own analysis's batch size for bit-identical nulls).
+    checkpoint : path, optional
+        Resumable runs: side ``i`` checkpoints to ``<stem>-side<i><suffix>``.
 
     Returns
     -------
@@ -453,22 +459,29 @@ def paired_contrast_test(
     _pairs(names, pairs)  # refuse bad pairs before the permutations
     check_count(n_permutations, "n_permutations", 0)
     check_count(n_flips, "n_flips", 0)
-    functions = list(statistics.values())
-
-    def combined(perms: np.ndarray) -> np.ndarray:
-        values = [np.asarray(f(perms), dtype=np.float64).reshape(perms.shape[0], -1) for f in functions]
-        widths = {v.shape[1] for v in values}
-        if len(widths) != 1:
-            raise BrainnetError(f"the sides give {sorted(widths)} values per relabelling; give each side the same "
-                                "subjects")
-        return np.stack(values, axis=1)  # (n_batch, n_sides, n_subjects)
-
-    test = permutation_test(combined, n, n_permutations=n_permutations, seed=seed, batch_size=batch_size,
-                            n_jobs=n_jobs, checkpoint=checkpoint, progress=progress)
+    sizes = batch_size if isinstance(batch_size, Mapping) else dict.fromkeys(names, batch_size)
+    ckpt = None if checkpoint is None else Path(checkpoint)
+    observed_all, null_all = [], []
+    for i, name in enumerate(names):
+        # One engine run per side, all with the same seed: relabelling k is the same on every side (it depends
+        # only on (seed, k)), and each side keeps its own analysis's batch size, so its null is that analysis's
+        # null to the last bit (float32 products round differently in batches of other widths).
+        side = permutation_test(
+            lambda perms, f=statistics[name]: np.asarray(f(perms), dtype=np.float64).reshape(perms.shape[0], -1),
+            n, n_permutations=n_permutations, seed=seed, batch_size=int(sizes[name]), n_jobs=n_jobs,
+            checkpoint=None if ckpt is None else ckpt.with_name(f"{ckpt.stem}-side{i}{ckpt.suffix}"),
+            progress=progress)
+        observed_all.append(side.observed)
+        null_all.append(side.null)
+    widths = sorted({o.size for o in observed_all})
+    if len(widths) != 1:
+        raise BrainnetError(f"the sides give {widths} values per relabelling; give each side the same subjects")
+    test_observed = np.stack(observed_all)  # (n_sides, n_subjects)
+    test_null = np.stack(null_all, axis=1)  # (n_permutations, n_sides, n_subjects)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a side NaN for every subject stays NaN
-        observed = np.nanmean(test.observed, axis=-1)  # (n_sides,)
-        null = np.nanmean(test.null, axis=-1) if test.null.size else np.empty((0, len(names)))
+        observed = np.nanmean(test_observed, axis=-1)  # (n_sides,)
+        null = np.nanmean(test_null, axis=-1) if test_null.size else np.empty((0, len(names)))
     if per_subject is not None:
         missing = [k for k in names if k not in per_subject]
         if missing:
@@ -479,7 +492,7 @@ def paired_contrast_test(
                                 "subjects, in the same order")
         values = np.stack([np.asarray(per_subject[k], dtype=np.float64).reshape(-1) for k in names], axis=1)
     else:
-        values = np.asarray(test.observed, dtype=np.float64).T  # (n_subjects, n_sides)
+        values = test_observed.T  # (n_subjects, n_sides)
     swap, flip_null, is_exact = side_swap_table(values, names, pairs, alternative, n_flips=n_flips, seed=seed,
                                                 exact=exact)
     n_subjects = int(swap["n_subjects"].iloc[0])
@@ -690,7 +703,7 @@ def contrast_decoding(
     labels = decoding._subject_labels(study, subjects)
     feats = study.features(layers=tuple(layer_list), weights=weights, seed=untrained_seed,
                            features_file=features, network=network)
-    statistics, per_subject, sizes, n_voxels = {}, {}, [], {}
+    statistics, per_subject, sizes, n_voxels = {}, {}, {}, {}
     for value in values:
         m, layer = (value, layer_list[0]) if varying == "mask" else (masks[0], value)
         data = study.load_subjects(labels, mask=m)
@@ -710,12 +723,12 @@ def contrast_decoding(
         cv_model = CrossValidatedPLS(x, groups, n_components, scale=scale, algorithm=algorithm)
         full = decoding._statistic(cv_model, fx, np.concatenate(rows), blocks, basis)
         statistics[value] = lambda perms, full=full: full(perms)[:, 0]
-        sizes.append(decoding._batch_size(x.shape[0], fx.shape[1]))
+        sizes[value] = decoding._batch_size(x.shape[0], fx.shape[1])
         n_voxels[value] = int(x.shape[1])
     fprov = dict(feats.provenance)
     result = paired_contrast_test(statistics, len(feats.stimulus_ids), per_subject=per_subject,
                                   n_permutations=n_permutations, n_flips=n_flips, seed=seed,
-                                  alternative=alternative, batch_size=min(sizes), n_jobs=n_jobs, progress=progress)
+                                  alternative=alternative, batch_size=sizes, n_jobs=n_jobs, progress=progress)
     parameters = {"analysis": "decode", "compared": varying, "sides": values, "masks": masks,
                   "layers": layer_list, "subjects": labels, "n_components": n_components, "scale": scale,
                   "algorithm": algorithm, "cv": cv, "n_permutations": n_permutations, "n_flips": n_flips,
@@ -821,7 +834,8 @@ def contrast_encoding(
     fprov = dict(feats.provenance)
     result = paired_contrast_test(statistics, len(common), n_permutations=n_permutations, n_flips=n_flips,
                                   seed=seed, alternative=alternative,
-                                  batch_size=encoding._batch_size(max(n_voxels.values())) if model == "ridge" else 1,
+                                  batch_size={k: encoding._batch_size(v) if model == "ridge" else 1
+                                              for k, v in n_voxels.items()},
                                   n_jobs=n_jobs, progress=progress)
     parameters = {"analysis": "encode", "subjects": labels, "compared": varying, "sides": values, "masks": masks,
                   "layers": layer_list, "model": model, "cv": cv, "alphas": encoding._alphas(alphas).tolist(),
