@@ -622,7 +622,7 @@ def _within_subject_decoding(patterns: np.ndarray, features: np.ndarray, n_compo
         raise BrainnetError(
             f"--components {n_components}: within-subject decoding (the side-swap test) trains on {smallest} "
             f"stimuli x {patterns.shape[1]} voxels per fold; use at most {min(smallest, patterns.shape[1])} "
-            "components or a smaller --cv")
+            "components or more folds (--cv)")
     target = features if basis is None else features @ basis
     with warnings.catch_warnings():
         from sklearn.exceptions import ConvergenceWarning

@@ -24,7 +24,12 @@ from brainnet.contrasts import (
     side_swap_table,
 )
 from brainnet.errors import BrainnetError, BrainnetNotice
-from brainnet.permutation import exact_sign_flips, permutation_indices, sign_flip_indices, sign_flip_test
+from brainnet.permutation import (
+    exact_sign_flips,
+    permutation_indices,
+    sign_flip_indices,
+    sign_flip_test,
+)
 
 
 def _correlation_side(x: np.ndarray, ys: list[np.ndarray]):
