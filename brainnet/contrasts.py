@@ -459,7 +459,9 @@ def paired_contrast_test(
     _pairs(names, pairs)  # refuse bad pairs before the permutations
     check_count(n_permutations, "n_permutations", 0)
     check_count(n_flips, "n_flips", 0)
-    sizes = batch_size if isinstance(batch_size, Mapping) else dict.fromkeys(names, batch_size)
+    functions = dict(zip(names, statistics.values(), strict=True))
+    sizes = ({str(k): v for k, v in batch_size.items()} if isinstance(batch_size, Mapping)
+             else dict.fromkeys(names, batch_size))
     ckpt = None if checkpoint is None else Path(checkpoint)
     observed_all, null_all = [], []
     for i, name in enumerate(names):
@@ -467,7 +469,7 @@ def paired_contrast_test(
         # only on (seed, k)), and each side keeps its own analysis's batch size, so its null is that analysis's
         # null to the last bit (float32 products round differently in batches of other widths).
         side = permutation_test(
-            lambda perms, f=statistics[name]: np.asarray(f(perms), dtype=np.float64).reshape(perms.shape[0], -1),
+            lambda perms, f=functions[name]: np.asarray(f(perms), dtype=np.float64).reshape(perms.shape[0], -1),
             n, n_permutations=n_permutations, seed=seed, batch_size=int(sizes[name]), n_jobs=n_jobs,
             checkpoint=None if ckpt is None else ckpt.with_name(f"{ckpt.stem}-side{i}{ckpt.suffix}"),
             progress=progress)
@@ -483,6 +485,7 @@ def paired_contrast_test(
         observed = np.nanmean(test_observed, axis=-1)  # (n_sides,)
         null = np.nanmean(test_null, axis=-1) if test_null.size else np.empty((0, len(names)))
     if per_subject is not None:
+        per_subject = {str(k): v for k, v in per_subject.items()}
         missing = [k for k in names if k not in per_subject]
         if missing:
             raise BrainnetError(f"per_subject: no values for side(s) {', '.join(missing)}; give one array per side")
@@ -637,6 +640,49 @@ def _within_subject_decoding(patterns: np.ndarray, features: np.ndarray, n_compo
         return float(np.nanmean(fold_mean_pearson(features, pred, folds)))
 
 
+def _decode_side(patterns: Sequence[np.ndarray], stimulus_ids: Sequence[Sequence[str]], features: np.ndarray,
+                 feature_ids: Sequence[str], subjects: Sequence[str] | None, *, n_components: int, scale: bool,
+                 algorithm: str, cv: int, seed: int):
+    """One side of a decoding comparison, on arrays.
+
+    Parameters
+    ----------
+    patterns : list of ndarray of shape (n_stimuli_s, n_voxels)
+        Each subject's repeat-averaged patterns (same voxels).
+    stimulus_ids : list of sequences of str
+    features : ndarray of shape (n_stimuli, n_units)
+    feature_ids : sequence of str
+    subjects : sequence of str, optional
+    n_components, scale, algorithm, cv, seed
+        As for :func:`contrast_decoding`.
+
+    Returns
+    -------
+    statistic : callable
+        Batched leave-one-subject-out mean r (``decode``'s), shape (n_batch,).
+    per_subject : ndarray of shape (n_subjects,)
+        Each subject's within-subject decoding r (:func:`_within_subject_decoding`).
+    batch_size : int
+        ``decode``'s batch size for these sizes.
+    n_voxels : int
+    """
+    from brainnet import decoding
+    from brainnet.pls import CrossValidatedPLS
+
+    _, fx, rows = decoding._check_inputs(patterns, stimulus_ids, features, feature_ids, subjects, n_components)
+    xs = [np.asarray(x, dtype=np.float64) for x in patterns]
+    basis = decoding._unit_basis(fx, scale) if fx.shape[1] > decoding.MAX_UNITS else None
+    per_subject = np.array([_within_subject_decoding(x, fx[r], n_components, scale, algorithm, cv, seed, basis)
+                            for x, r in zip(xs, rows, strict=True)])
+    x = np.concatenate(xs)
+    bounds = np.cumsum([0] + [len(r) for r in rows])
+    blocks = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    groups = np.repeat(np.arange(len(rows)), np.diff(bounds))
+    model = CrossValidatedPLS(x, groups, n_components, scale=scale, algorithm=algorithm)
+    full = decoding._statistic(model, fx, np.concatenate(rows), blocks, basis)
+    return (lambda perms: full(perms)[:, 0]), per_subject, decoding._batch_size(x.shape[0], fx.shape[1]), x.shape[1]
+
+
 def contrast_decoding(
     study=None,
     *,
@@ -692,7 +738,6 @@ def contrast_decoding(
     """
     from brainnet import decoding
     from brainnet._checks import check_options
-    from brainnet.pls import CrossValidatedPLS
     from brainnet.study import Study, load_study
 
     n_components = decoding.DEFAULT_COMPONENTS if n_components is None else n_components
@@ -706,25 +751,10 @@ def contrast_decoding(
     statistics, per_subject, sizes, n_voxels = {}, {}, {}, {}
     for value in values:
         m, layer = (value, layer_list[0]) if varying == "mask" else (masks[0], value)
-        data = study.load_subjects(labels, mask=m)
-        averaged = [d.averaged() for d in data]
-        matrix = feats.layer(layer)
-        _, fx, rows = decoding._check_inputs([a[0] for a in averaged], [a[1] for a in averaged], matrix,
-                                             feats.stimulus_ids, labels, n_components)
-        x = np.concatenate([np.asarray(a[0], dtype=np.float64) for a in averaged])
-        bounds = np.cumsum([0] + [len(r) for r in rows])
-        blocks = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        groups = np.repeat(np.arange(len(rows)), np.diff(bounds))
-        basis = decoding._unit_basis(fx, scale) if fx.shape[1] > decoding.MAX_UNITS else None
-        per_subject[value] = np.array([
-            _within_subject_decoding(np.asarray(a[0], dtype=np.float64), fx[r], n_components, scale, algorithm,
-                                     cv, seed, basis)
-            for a, r in zip(averaged, rows, strict=True)])
-        cv_model = CrossValidatedPLS(x, groups, n_components, scale=scale, algorithm=algorithm)
-        full = decoding._statistic(cv_model, fx, np.concatenate(rows), blocks, basis)
-        statistics[value] = lambda perms, full=full: full(perms)[:, 0]
-        sizes[value] = decoding._batch_size(x.shape[0], fx.shape[1])
-        n_voxels[value] = int(x.shape[1])
+        averaged = [d.averaged() for d in study.load_subjects(labels, mask=m)]
+        statistics[value], per_subject[value], sizes[value], n_voxels[value] = _decode_side(
+            [a[0] for a in averaged], [a[1] for a in averaged], feats.layer(layer), feats.stimulus_ids, labels,
+            n_components=n_components, scale=scale, algorithm=algorithm, cv=cv, seed=seed)
     fprov = dict(feats.provenance)
     result = paired_contrast_test(statistics, len(feats.stimulus_ids), per_subject=per_subject,
                                   n_permutations=n_permutations, n_flips=n_flips, seed=seed,
