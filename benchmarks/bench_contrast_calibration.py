@@ -83,11 +83,12 @@ def _correlation(n_studies: int) -> None:
 
 
 def _decode_study(rng, slopes, n_subjects=8, n=20, q=3, v=10):
-    """Units F; each subject's region: slope * F W[:, perm] + noise (one W: equal slopes, equal regions)."""
+    """Units F; region r of every subject: slope_r * F W[:, perm_r] + noise (equal slopes: equal regions)."""
     f = rng.standard_normal((n, q))
     w = rng.standard_normal((q, v)) / np.sqrt(q)
-    return f, [[slope * f @ w[:, rng.permutation(v)] + rng.standard_normal((n, v)) for _ in range(n_subjects)]
-               for slope in slopes]
+    codes = [w[:, rng.permutation(v)] for _ in slopes]  # one voxel code per region, shared by its subjects
+    return f, [[slope * f @ code + rng.standard_normal((n, v)) for _ in range(n_subjects)]
+               for slope, code in zip(slopes, codes, strict=True)]
 
 
 def _heldout_r(patterns, f, n_components=2):

@@ -323,15 +323,16 @@ def test_planted_difference_is_found_by_both_tests():
 
 
 def _decode_study(rng, n_subjects, n, q, v, slope_a, slope_b):
-    """Units F (n, q); each subject's two regions: slope * F W + noise, W shared (equal slopes: equal regions)."""
+    """Units F (n, q); region r of every subject: slope_r * F W[:, perm_r] + noise (equal slopes: equal regions)."""
     from brainnet.contrasts import _within_subject_decoding
 
     f = rng.standard_normal((n, q))
     w = rng.standard_normal((q, v)) / np.sqrt(q)
+    codes = [w[:, rng.permutation(v)], w[:, rng.permutation(v)]]  # one voxel code per region
     values = np.empty((n_subjects, 2))
     for s in range(n_subjects):
         for side, slope in enumerate((slope_a, slope_b)):
-            x = slope * f @ w[:, rng.permutation(v)] + rng.standard_normal((n, v))
+            x = slope * f @ codes[side] + rng.standard_normal((n, v))
             values[s, side] = _within_subject_decoding(x, f, 2, False, "nipals", 4, 0, None)
     return values
 
