@@ -20,21 +20,22 @@ exact test), else draws ``n_flips`` of them from ``(seed, k)``. ``p_fwe``
 takes the maximum ``|t|`` over all pairs under the **same** flip of each
 subject (strong family-wise control, Westfall & Young 1993); ``p_holm`` is
 Holm on ``p``. Calibrated whether the sides carry no signal or the same
-signal (2-8 % rejections at alpha = .05 on both kinds of null study,
-tests/test_contrasts.py, ``benchmarks/bench_contrast_calibration.py``).
+signal: 3.8-6.5 % rejections at alpha = .05 (``p_fwe``: 3.8-5.0 %) on both
+kinds of null study, and a planted difference found in 69-100 % of studies
+(tests/test_contrasts.py; ``python benchmarks/bench_contrast_calibration.py``).
 It needs at least 2 subjects (6 for an exact two-sided p below .05).
 
 Why decode's side-swap values are within-subject: the per-held-out-subject r
 of leave-one-subject-out decoding is *not* a valid input to a sign-flip (or
 t-) test over subjects. Each held-out subject is predicted by a model fitted
 on all the others, so the differences ``d_s`` share one fitted model per side
-and move together: sign-flipping them rejected 21 % of pure-noise studies and
-100 % of studies whose two regions carry the same signal (10 subjects,
-measured; the same flaw makes the paper's paired t-test unreliable). A
-subject's own cross-validated decoding (PLS from its voxels to the units, the
-same components, ``cv`` folds over stimuli, per-fold r averaged over folds and
-units) depends on that subject's data only, and is calibrated (5.5 % and
-3.5-4.5 % in the same simulations).
+and move together: sign-flipping them rejected 16.5-18 % of pure-noise
+studies and 11-19 % of studies whose two regions carry the same signal
+(measured, 8-10 subjects; the paper's paired t-test over held-out subjects
+has the same flaw). A subject's own cross-validated decoding (PLS from its
+voxels to the units, the same components, ``cv`` folds over stimuli, per-fold
+r averaged over folds and units) depends on that subject's data only, and is
+calibrated (3.0-4.5 % on the same kinds of study).
 
 **Relabelling test (secondary, the ``relabel_*`` columns): do the stimulus
 labels carry information for either side?** Every side's own statistic (decode:
@@ -45,18 +46,24 @@ side's null equals its own analysis's null under the same ``seed``).
 ``relabel_effect_vs_null = (difference - null mean) / null SD`` and
 ``p_relabel`` compares it with the same standardisation of every relabelling
 (``p_relabel_fwe``: maximum over pairs; ``p_relabel_holm``: Holm). It is exact
-when no side carries stimulus information, but its null is that of chance,
-not of "no difference": with equal non-zero signal on both sides the
-relabelling spread of the difference is wider than its sampling spread, so it
-is conservative there (0.3-2.3 % rejections) and loses power. Kept because it
-is the only test for one subject and because it reads each side against its own
-chance level (decode's chance rises with the signal shared across subjects).
+when no side carries stimulus information (2.0-4.5 %; ``p_relabel_fwe`` 8.0 %
+with 3 sides), but its null is that of chance, not of "no difference": with
+equal non-zero signal on both sides the relabelling spread of the difference
+is wider than its sampling spread, so it is conservative there (0.8-3.5 %
+with correlation statistics, 0 % for decode) and loses power: for decode,
+whose relabellings are learned as well as the true labels when the signal is
+shared across subjects, it found a planted difference in 0-2 % of studies
+where the side-swap test found it in 69-99.5 %. Kept because it is the only
+test for one subject and because it reads each side against its own chance
+level; a small ``p_relabel`` says that some side carries stimulus
+information, not that the sides differ.
 
 Which is the default and why: the side-swap test answers the question a
 comparison asks ("does a differ from b?"), is calibrated when both sides carry
-the same signal, and costs no refits (one fit per subject and side), so it
-gives ``p`` / ``p_fwe`` / ``p_holm``. The relabelling test costs
-``n_permutations`` refits of every side; ``n_permutations=0`` skips it.
+the same signal, has the power the relabelling test lacks, and costs no
+refits (one fit per subject and side), so it gives ``p`` / ``p_fwe`` /
+``p_holm``. The relabelling test costs ``n_permutations`` refits of every
+side; ``n_permutations=0`` skips it.
 
 Why a new module: the permutation engine, the analyses' batched statistics and
 the p-value functions are reused as they are; only the paired bookkeeping and
