@@ -42,8 +42,8 @@ def register(subparsers) -> None:
                         "test only")
     parser.add_argument("--subject", type=split_list, default=None, help="encode: same as --subjects")
     parser.add_argument("--flips", type=int, default=10000,
-                        help="side-swap test: random sign flips over subjects (default 10000; all 2^n subjects "
-                        "when fewer)")
+                        help="side-swap test: random sign flips over subjects (default 10000; all 2^n_subjects "
+                        "flips when that is fewer)")
     parser.add_argument("--permutations", type=int, default=1000,
                         help="relabelling test: shared stimulus relabellings, each side refitted (default 1000; "
                         "0 skips it)")
