@@ -87,6 +87,7 @@ _API: dict[str, str] = {
     "contrast_encoding": "brainnet.contrasts",
     "contrast_rsa": "brainnet.contrasts",
     "paired_contrast_test": "brainnet.contrasts",
+    "side_swap_table": "brainnet.contrasts",
     "ContrastResult": "brainnet.contrasts",
     "network_category_decoding": "brainnet.network_subject",
     "decode_network_subject": "brainnet.network_subject",
@@ -104,6 +105,7 @@ _API: dict[str, str] = {
     "control_features": "brainnet.lowlevel",
     # inference
     "permutation_test": "brainnet.permutation",
+    "sign_flip_test": "brainnet.permutation",
     "bootstrap_distribution": "brainnet.permutation",
     "PermutationResult": "brainnet.permutation",
     "null_effect": "brainnet.stats",

@@ -16,6 +16,12 @@ ranks); the engine owns everything else:
   stopped with the same final result;
 - batches run in threads (``n_jobs``) or on a Dask cluster (``scheduler``).
 
+Besides permutations of ``n`` units, the engine draws sign flips of ``n``
+paired units (:func:`sign_flip_test`): row ``k`` is a vector of ``+1`` /
+``-1``, one per unit (e.g. per subject: which of two paired values is
+called "a"). With few units every flip is enumerated (an exact test), else
+flip ``k`` is a pure function of ``(seed, k)`` like a permutation.
+
 Why hand-written: scipy's ``permutation_test`` re-evaluates an unbatched
 statistic and has no max-statistic correction or checkpoints; nilearn's
 ``permuted_ols`` is specific to OLS; none of them is resumable.
@@ -47,6 +53,9 @@ __all__ = [
     "permutation_indices",
     "bootstrap_indices",
     "permutation_test",
+    "sign_flip_indices",
+    "exact_sign_flips",
+    "sign_flip_test",
     "bootstrap_distribution",
     "p_values",
     "max_stat_p_values",
@@ -104,6 +113,38 @@ def bootstrap_indices(
             draw[block] = block[rng.integers(0, block.size, size=block.size)]
         out[row] = draw
     return out
+
+
+def sign_flip_indices(n: int, start: int, stop: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Random sign flips ``start .. stop-1`` of ``n`` paired units, shape ``(stop - start, n)``, values +1 / -1.
+
+    Flip ``k`` depends only on ``(seed, k)`` (its own stream, not that of
+    :func:`permutation_indices` or :func:`bootstrap_indices`); ``groups`` is
+    accepted for the engine's signature and must be None.
+    """
+    if groups is not None:
+        raise BrainnetError("groups: sign flips have no exchangeability blocks; leave groups out")
+    out = np.empty((stop - start, n), dtype=np.float64)
+    for row, k in enumerate(range(start, stop)):
+        out[row] = 1.0 - 2.0 * np.random.default_rng([seed, k, 2]).integers(0, 2, size=n)
+    return out
+
+
+def exact_sign_flips(n: int, start: int, stop: int, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Sign flips ``start + 1 .. stop`` of all ``2**n``, shape ``(stop - start, n)``, values +1 / -1.
+
+    Flip ``k`` gives unit ``i`` the sign ``-1`` when bit ``i`` of ``k`` is
+    set; flip 0 (the identity) is left out, so draws ``0 .. 2**n - 2`` are
+    the other flips and ``(1 + #{null >= observed}) / (1 + N)`` with
+    ``N = 2**n - 1`` is the exact p-value (the identity counted once).
+    ``seed`` and ``groups`` are accepted for the engine's signature (no
+    randomness; ``groups`` must be None).
+    """
+    if groups is not None:
+        raise BrainnetError("groups: sign flips have no exchangeability blocks; leave groups out")
+    k = np.arange(start + 1, stop + 1, dtype=np.int64)[:, None]
+    bits = (k >> np.arange(n, dtype=np.int64)[None]) & 1
+    return 1.0 - 2.0 * bits.astype(np.float64)
 
 
 def _oriented(observed: np.ndarray, null: np.ndarray, alternative: Alternative):
@@ -360,17 +401,24 @@ def _distribution(
     n_draws: int,
     seed: int,
     groups: np.ndarray | None,
+    identity: np.ndarray | None = None,
     **run: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(statistic on the identity, draws of shape (n_draws, *stat_shape))``, resumable."""
+    """``(statistic on the identity, draws of shape (n_draws, *stat_shape))``, resumable.
+
+    ``identity`` is the draw that gives the observed statistic (default
+    ``arange(n)``, the identity permutation; all ones for sign flips).
+    """
     from brainnet._checks import check_count, check_null_fits
     from brainnet._threads import single_blas_thread
 
-    parameter = "n_bootstrap" if kind == "bootstrap" else "n_permutations"
+    parameter = {"bootstrap": "n_bootstrap", "sign-flip": "n_flips", "sign-flip-exact": "n_flips"}.get(
+        kind, "n_permutations")
     check_count(n_draws, parameter, 0)
     check_null_fits(n_draws, 1, parameter)  # even one value per draw: refuse before the first evaluation
     with single_blas_thread():  # as every batch of the null: one BLAS thread
-        observed = np.asarray(statistic(np.arange(n, dtype=np.intp)[None]))[0]
+        first = np.arange(n, dtype=np.intp) if identity is None else np.asarray(identity)
+        observed = np.asarray(statistic(first[None]))[0]
     check_null_fits(n_draws, observed.size, parameter)
     meta = {
         "kind": np.array(kind),
@@ -442,6 +490,70 @@ def permutation_test(
         "permutation", permutation_indices, statistic, n, n_permutations, seed, groups,
         batch_size=batch_size, n_jobs=n_jobs, checkpoint=checkpoint, scheduler=scheduler,
         progress=progress,
+    )
+    return PermutationResult(observed=observed, null=null, alternative=alternative, seed=seed)
+
+
+def sign_flip_test(
+    statistic: BatchStatistic,
+    n: int,
+    *,
+    n_flips: int = 10000,
+    seed: int = 0,
+    alternative: Alternative = "greater",
+    exact: bool | None = None,
+    batch_size: int = 256,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    scheduler: Any = None,
+    progress: bool = False,
+) -> PermutationResult:
+    """Sign-flip test of a batched statistic of ``n`` paired units (e.g. subjects).
+
+    Under the null that each unit's pair is exchangeable (its two values
+    could be swapped, i.e. its paired difference is symmetric about 0, and
+    units are independent), flipping the sign of any set of units leaves
+    the data's distribution unchanged (Good 2005; Winkler et al. 2014).
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(signs)`` with ``signs`` of shape ``(n_batch, n)``
+        (+1 / -1) returns shape ``(n_batch, *stat_shape)``; all ones gives
+        the observed value.
+    n : int
+        Number of paired units.
+    n_flips : int
+        Random flips when the test is not exact.
+    seed : int
+        Random flip ``k`` comes from ``default_rng([seed, k, 2])``.
+    alternative : {"greater", "less", "two-sided"}
+    exact : bool, optional
+        Enumerate all ``2**n`` flips (the null holds the ``2**n - 1`` that
+        are not the identity). Default: exact when ``2**n - 1 <= n_flips``.
+    batch_size, n_jobs, checkpoint, scheduler, progress
+        As for :func:`permutation_test`.
+
+    Returns
+    -------
+    PermutationResult
+        ``null`` of shape ``(n_draws, *stat_shape)``: ``2**n - 1`` rows when
+        exact, else ``n_flips``; ``p_value`` and ``p_fwe`` are exact when the
+        flips were enumerated.
+    """
+    from brainnet._checks import check_count
+
+    check_count(n, "n", 1)
+    check_count(n_flips, "n_flips", 0)
+    if exact is None:
+        exact = n < 63 and 2**n - 1 <= n_flips
+    if exact and n > 24:
+        raise BrainnetError(f"exact: 2**{n} sign flips are too many to enumerate; pass exact=False")
+    kind, indices, n_draws = (("sign-flip-exact", exact_sign_flips, 2**n - 1) if exact
+                              else ("sign-flip", sign_flip_indices, n_flips))
+    observed, null = _distribution(
+        kind, indices, statistic, n, n_draws, seed, None, identity=np.ones(n),
+        batch_size=batch_size, n_jobs=n_jobs, checkpoint=checkpoint, scheduler=scheduler, progress=progress,
     )
     return PermutationResult(observed=observed, null=null, alternative=alternative, seed=seed)
 

@@ -2118,6 +2118,20 @@ def test_contrast_without_two_sides_is_refused(options, message, study, tmp_path
     assert _refused_line(capsys, ["contrast", "rsa", "--study", study, *options, "--out", out], out) == message
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["rsa", "--flips", "0"], "--flips 0: must be 1 or more; pass --flips 1 or a larger number"),
+    (["rsa", "--permutations", "-1"], "--permutations -1: must be 0 or more; pass --permutations 0 or a larger number"),
+    (["encode", "--cv", "1", "--permutations", "0"], "--cv 1: needs at least 2 folds; e.g. --cv 5"),
+    (["decode", "--components", "13", "--permutations", "0"],
+     "--components 13: within-subject decoding (the side-swap test) trains on 12 stimuli x 2699 voxels per fold; "
+     "use at most 12 components or more folds (--cv)"),
+], ids=["flips", "permutations", "cv", "within-subject-components"])
+def test_contrast_counts_are_refused(options, message, study, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["contrast", options[0], "--study", study, "--mask", "occipital,v1", *options[1:], "--out", out]
+    assert _refused_line(capsys, argv, out) == message
+
+
 def test_record_read_refusals(tmp_path):
     """``Record.read`` names the folder, what is wrong and the fix; nothing is half-read."""
     from brainnet.permutation import PermutationResult, permutation_test

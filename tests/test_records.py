@@ -114,10 +114,11 @@ def _contrast():
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=30)
-    ys = {"occipital": x + rng.normal(size=30), "whole-brain": 0.3 * x + rng.normal(size=30)}
+    ys = {"occipital": [x + rng.normal(size=30) for _ in range(6)],
+          "whole-brain": [0.3 * x + rng.normal(size=30) for _ in range(6)]}
 
-    def side(y):
-        return lambda perms: np.array([np.corrcoef(x[p], y)[0, 1] for p in perms])
+    def side(subjects):  # one value per subject: (n_batch, 6)
+        return lambda perms: np.array([[np.corrcoef(x[p], y)[0, 1] for y in subjects] for p in perms])
 
     return paired_contrast_test({k: side(v) for k, v in ys.items()}, 30, n_permutations=19)
 

@@ -148,6 +148,7 @@ _OPTIONS = {
     "n_permutations": "permutations",
     "n_bootstrap": "bootstrap",
     "n_cluster_draws": "cluster_draws",
+    "n_flips": "flips",
     "n_components": "components",
     "n_pca": "pca",
     "n_folds": "folds",
