@@ -53,6 +53,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from brainnet import _defaults
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.runs import CategorySpec
 
 __all__ = [
     "PLSDA",
@@ -661,39 +662,25 @@ def categorize_study(
     subject_folds(len(labels_given), n_folds, seed)  # fail on bad --folds before loading data
     from brainnet import runs
 
-    spec = _CategorizeSpec(mask, seed, labels_given, model, n_folds, n_components, C, n_permutations)
+    spec = _CategorizeSpec(mask=mask, seed=seed, subjects=labels_given, model=model, n_folds=n_folds,
+                           n_components=n_components, n_permutations=n_permutations, C=C)
     return runs.Runner(spec, study, None, out, overwrite, runs.Execution(n_jobs)).run_group(labels_given)
 
 
 @dataclass(frozen=True)
-class _CategorizeSpec:
+class _CategorizeSpec(CategorySpec):
     """The categorize spec for :meth:`brainnet.runs.Runner.run_group`: brain patterns only, no layer."""
 
-    mask: Any
-    seed: int
-    subjects: list[str]
-    model: str
-    n_folds: int
-    n_components: int | None
-    C: float
-    n_permutations: int
+    C: float = 1.0
 
     analysis = "categorize"
     layer = None
-    clean_on_refusal = True  # e.g. --components too large for a fold is found only once fitting starts
 
     def folder_name(self) -> str:
         return f"categorize-{_mask_label(self.mask)}"
 
     def parameters(self, label: str) -> dict[str, Any]:
-        return {
-            "subjects": list(self.subjects),
-            "model": self.model,
-            "n_folds": self.n_folds,
-            "n_components": self.n_components,
-            "C": self.C if self.model == "logistic" else None,
-            "n_permutations": self.n_permutations,
-        }
+        return {**self.category_parameters(), "C": self.C if self.model == "logistic" else None}
 
     def prepare_group(self, study, labels_given, feats):
         """Load every subject and check the categories, before the result folder exists."""

@@ -709,8 +709,8 @@ def decode_units(
     labels = _subject_labels(study, subjects)
     spec = _DecodeSpec(layer, mask, seed, labels, n_components, scale, algorithm, n_permutations, n_bootstrap,
                        n_cluster_draws)
-    feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features,
-                           network=network)
+    feats = runs.layer_features(study, [layer], weights=weights, untrained_seed=untrained_seed, features=features,
+                                network=network)
     runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
     return runner.run_group(labels)
 

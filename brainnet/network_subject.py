@@ -32,6 +32,7 @@ import numpy as np
 
 from brainnet._display import Record
 from brainnet.errors import BrainnetError
+from brainnet.runs import CategorySpec
 
 __all__ = [
     "stimulus_folds",
@@ -381,9 +382,7 @@ def network_category_decoding(
     from brainnet._checks import check_options
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_components=n_components)
-    from brainnet.rsa import _check_layers
-
-    (layer,) = _check_layers([layer], features_file)
+    (layer,) = runs.check_layers([layer], features_file)
     study = runs.resolve_study(study)
     if not study.categories:
         raise BrainnetError(
@@ -391,44 +390,28 @@ def network_category_decoding(
             "stimulus) to decode categories"
         )
     labels = [study._label(s) for s in (subjects if subjects is not None else study.subjects)]
-    features = study.features(
-        layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file
-    )
-    spec = _NetworkDecodingSpec(layer, mask, seed, labels, model, n_folds, n_components, n_permutations)
+    features = runs.layer_features(study, [layer], weights=weights, untrained_seed=untrained_seed,
+                                   features=features_file)
+    spec = _NetworkDecodingSpec(mask=mask, seed=seed, subjects=labels, model=model, n_folds=n_folds,
+                                n_components=n_components, n_permutations=n_permutations, layer=layer)
     return runs.Runner(spec, study, features, out, overwrite).run_group(labels)
 
 
 @dataclass(frozen=True)
-class _NetworkDecodingSpec:
+class _NetworkDecodingSpec(CategorySpec):
     """The network-decoding spec for :meth:`brainnet.runs.Runner.run_group`: every subject and the network."""
 
-    layer: str
-    mask: Any
-    seed: int
-    subjects: list[str]
-    model: str
-    n_folds: int
-    n_components: int | None
-    n_permutations: int
+    layer: str = "fc8"
 
     analysis = "network-decoding"
     # --folds is checked against the stimuli the subjects share, so before the folder
     prepare_first = True
-    clean_on_refusal = True  # e.g. --components too large for a fold is found only once fitting starts
 
     def folder_name(self) -> str:
         return f"network-decoding-{self.layer}"
 
     def parameters(self, label: str) -> dict[str, Any]:
-        return {
-            "layer": self.layer,
-            "model": self.model,
-            "n_folds": self.n_folds,
-            "n_components": self.n_components,
-            "n_permutations": self.n_permutations,
-            "subjects": list(self.subjects),
-            "averaged_repeats": True,
-        }
+        return {**self.category_parameters(), "layer": self.layer, "averaged_repeats": True}
 
     def prepare_group(self, study, labels, feats):
         """Average each subject's repeats on its own voxels; keep the stimuli all saw; check --folds."""

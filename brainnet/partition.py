@@ -434,10 +434,9 @@ def partition_subject(
     from brainnet import runs
     from brainnet._checks import check_options
     from brainnet.lowlevel import CONTROLS
-    from brainnet.rsa import _check_layers
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
-    layer_names = _check_layers(layers, features_file)
+    layer_names = runs.check_layers(layers, features_file)
     control_names = ([] if not controls else
                      [c.strip() for c in controls.split(",") if c.strip()] if isinstance(controls, str)
                      else list(controls))

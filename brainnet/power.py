@@ -439,13 +439,8 @@ def power_analysis(
     available = len(subjects) if subjects is not None else len(study.subjects)
     _check_sizes("--sizes", subject_sizes, 3, available, "subjects")  # fail before loading data
     labels = [str(s).strip().removeprefix("sub-") for s in (subjects if subjects is not None else study.subjects)]
-    feats = study.features(
-        layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file
-    )
-    if layer not in feats.layer_names:
-        raise BrainnetError(
-            f"--layer {layer}: not in the features; available: {', '.join(feats.layer_names)}"
-        )
+    feats = runs.layer_features(study, [layer], weights=weights, untrained_seed=untrained_seed,
+                                features=features_file)
     spec = _PowerSpec(layer, mask, seed, analysis, labels, tuple(subject_sizes),
                       None if n_stimuli_sizes is None else tuple(n_stimuli_sizes), n_repeats, alpha, n_components,
                       n_pca, n_permutations)

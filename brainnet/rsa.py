@@ -696,8 +696,12 @@ class RSAResult(Record):
 
         group = Path(out) / "group"
         labels = [f"sub-{s}" for s in self.subjects] + ["network"]
-        if result_dirs is None:
-            result_dirs = _open_rsa_dirs(out, list(self.layers), provenance_for, overwrite=overwrite)
+        if result_dirs is None:  # the runner's opening: a refused folder leaves none of the others behind
+            from brainnet.results import result_path
+            from brainnet.runs import open_folders
+
+            folders = {name: result_path(out, "group", _rsa_folder(name)) for name in self.layers}
+            result_dirs = open_folders(folders, provenance_for, overwrite=overwrite)
         for name, res in self.layers.items():
             rd = result_dirs[name]
             rd.write_tsv("second_order.tsv", self.second_order_frame(name))
@@ -727,39 +731,6 @@ class RSAResult(Record):
         if len(self.layers) > 1:
             self.paths["profile"] = atomic_write_tsv(group / "rsa-layers.tsv", self.profile())
         return self.paths
-
-
-def _open_rsa_dirs(out: str | Path, layers: Sequence[str], provenance_for, overwrite: bool = False) -> dict[str, Any]:
-    """Open ``<out>/group/rsa-<layer>/`` for every layer, before any computing.
-
-    Each :class:`~brainnet.results.ResultDir` checks the provenance
-    fingerprint, so a folder holding results of other parameters, weights or
-    data is refused at once (unless ``overwrite``). If one layer's folder is
-    refused, the folders this call created for the other layers are removed
-    again, so a refusal leaves nothing behind.
-    """
-    import shutil
-
-    from brainnet.results import ResultDir, result_path
-
-    group = Path(out) / "group"
-    opened: dict[str, Any] = {}
-    created: list[Path] = []
-    made_group = not group.exists()
-    try:
-        for name in layers:
-            path = result_path(out, "group", f"rsa-{name}")
-            new = not path.exists()
-            opened[name] = ResultDir(path, provenance_for(name), overwrite=overwrite)
-            if new:
-                created.append(path)
-    except BrainnetError:
-        for path in created:
-            shutil.rmtree(path, ignore_errors=True)
-        if made_group and group.exists() and not any(group.iterdir()):
-            group.rmdir()
-        raise
-    return opened
 
 
 def _pair_lookup(n: int) -> np.ndarray:
@@ -1098,30 +1069,9 @@ def rsa_network_subject(
     )
 
 
-def _check_layers(layers: Sequence[str] | str, features_file: Any, network: Any = None) -> list[str]:
-    if isinstance(layers, str):
-        layers = [s.strip() for s in layers.split(",") if s.strip()]
-    layers = list(dict.fromkeys(layers))
-    if not layers:
-        raise BrainnetError("--layers is empty; give one or more of conv1,...,fc8")
-    if network is not None and features_file is None:
-        from brainnet.models.registry import get_network
-
-        if layers == ["all"]:
-            return list(get_network(network).layers)
-        return layers
-    if features_file is None:
-        from brainnet.models.emonet import LAYERS
-
-        if layers == ["all"]:
-            return list(LAYERS)
-
-        unknown = [name for name in layers if name not in LAYERS]
-        if unknown:
-            raise BrainnetError(
-                f"--layers {unknown[0]!r} is unknown; use one or more of {','.join(LAYERS)}"
-            )
-    return layers
+def _rsa_folder(layer: str) -> str:
+    """The name of a layer's RSA folder under ``<out>/group``."""
+    return f"rsa-{layer}"
 
 
 def network_as_subject(
@@ -1195,12 +1145,11 @@ def network_as_subject(
     method = _check_comparison(compare)
     if noise not in _NOISE:
         raise BrainnetError(f"--noise {noise!r} is unknown; use one of {', '.join(_NOISE)}")
-    layer_names = _check_layers(layers, features_file, network)
+    layer_names = runs.check_layers(layers, features_file, network)
     study = runs.resolve_study(study)
     labels = [study._label(s) for s in (subjects if subjects is not None else study.subjects)]
-    features = study.features(
-        layers=layer_names, weights=weights, seed=untrained_seed, features_file=features_file, network=network
-    )
+    features = runs.layer_features(study, layer_names, weights=weights, untrained_seed=untrained_seed,
+                                   features=features_file, network=network)
     spec = _RSASpec(tuple(layer_names), mask, seed, labels, rdm, method, noise, int(n_permutations),
                     int(n_bootstrap), ci_level)
     runner = runs.Runner(spec, study, features, out, overwrite, runs.Execution(n_jobs, progress))
@@ -1227,7 +1176,7 @@ class _RSASpec:
     prepare_first = True  # the folders record the number of stimuli every subject saw
 
     def folder_name(self, layer: str) -> str:
-        return f"rsa-{layer}"
+        return _rsa_folder(layer)
 
     def _parameters(self) -> dict[str, Any]:
         return {

@@ -546,29 +546,8 @@ class Runner:
         return result
 
     def _open_parts(self, parts: Sequence[str], provenance_for) -> dict[str, Any]:
-        """Open every part's :class:`~brainnet.results.ResultDir`; on a refusal remove those this call created."""
-        import shutil
-
-        from brainnet.results import ResultDir
-
-        group = Path(self.out) / "group"
-        made_group = not group.exists()
-        opened: dict[str, Any] = {}
-        created: list[Path] = []
-        try:
-            for part in parts:
-                path = self.folder("group", part)
-                new = not path.exists()
-                opened[part] = ResultDir(path, provenance_for(part), overwrite=self.overwrite)
-                if new:
-                    created.append(path)
-        except BrainnetError:
-            for path in created:
-                shutil.rmtree(path, ignore_errors=True)
-            if made_group and group.exists() and not any(group.iterdir()):
-                group.rmdir()
-            raise
-        return opened
+        """Open every part's :class:`~brainnet.results.ResultDir` (:func:`open_folders`)."""
+        return open_folders({part: self.folder("group", part) for part in parts}, provenance_for, self.overwrite)
 
     def _completed(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Summaries of subjects already complete in ``out`` (same fingerprint)."""
@@ -623,3 +602,132 @@ class Runner:
 def _remote_subject(spec, n_jobs: int, rest: dict[str, Any], names: Sequence[str], *scattered: Any) -> Any:
     """:func:`_compute_on_worker` with the scattered inputs passed as arguments, so Dask resolves them on the worker."""
     return _compute_on_worker(spec, {**rest, **dict(zip(names, scattered, strict=True))}, n_jobs)
+
+
+# -- shared by the specs and the study-level functions --------------------------------
+# (layers and features, folders of several parts, the category-decoding spec's fields)
+
+
+def check_layers(layers: Sequence[str] | str, features_file: Any, network: Any = None) -> list[str]:
+    """The layer names of ``layers`` (a sequence or ``"conv1,fc8"``), each once, checked by name.
+
+    ``"all"`` is every layer of the network; without ``features_file`` or
+    ``network`` each must be an EmoNet layer (``network``'s names are checked
+    when it is loaded, a features file's by :func:`layer_features`).
+    """
+    if isinstance(layers, str):
+        layers = [s.strip() for s in layers.split(",") if s.strip()]
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        raise BrainnetError("--layers is empty; give one or more of conv1,...,fc8")
+    if network is not None and features_file is None:
+        from brainnet.models.registry import get_network
+
+        if layers == ["all"]:
+            return list(get_network(network).layers)
+        return layers
+    if features_file is None:
+        from brainnet.models.emonet import LAYERS
+
+        if layers == ["all"]:
+            return list(LAYERS)
+        unknown = [name for name in layers if name not in LAYERS]
+        if unknown:
+            raise BrainnetError(f"--layers {unknown[0]!r} is unknown; use one or more of {','.join(LAYERS)}")
+    return layers
+
+
+def layer_features(study, layers: Sequence[str], *, weights: Any = None, untrained_seed: int = 0,
+                   features: Any = None, network: Any = None) -> Any:
+    """The study's features of ``layers``, each layer checked, before any subject is loaded.
+
+    Parameters
+    ----------
+    study : Study
+    layers : sequence of str
+        Layer names (a command taking several checks them first with
+        :func:`check_layers`).
+    weights, untrained_seed, features, network
+        As :meth:`brainnet.study.Study.features` takes them (``features``: a
+        file or in-memory :class:`~brainnet.features.Features`).
+
+    Returns
+    -------
+    Features
+        Rows in the study's stimulus order, shape ``(n_stimuli, n_units)``
+        per layer; a layer missing from them is refused here
+        (``layer 'x' is not in these features; available: ...``).
+    """
+    feats = study.features(layers=tuple(layers), weights=weights, seed=untrained_seed, features_file=features,
+                           network=network)
+    for name in layers:
+        feats.layer(name)
+    return feats
+
+
+def open_folders(folders: dict[str, Path], provenance_for, overwrite: bool = False) -> dict[str, Any]:
+    """Open a :class:`~brainnet.results.ResultDir` for each part's folder; a refusal leaves nothing behind.
+
+    Parameters
+    ----------
+    folders : dict of str -> Path
+        Each part's folder (RSA: ``<out>/group/rsa-<layer>`` per layer).
+    provenance_for : callable
+        ``provenance_for(part)`` -> that folder's provenance record.
+    overwrite : bool
+
+    Returns
+    -------
+    dict of str -> ResultDir
+        If one folder is refused, those this call created for the others
+        (and their parent, if this call created it and it is empty) are
+        removed again and the refusal is raised.
+    """
+    import shutil
+
+    from brainnet.results import ResultDir
+
+    parents = {path.parent for path in folders.values()}
+    made = [parent for parent in parents if not parent.exists()]
+    opened: dict[str, Any] = {}
+    created: list[Path] = []
+    try:
+        for part, path in folders.items():
+            new = not path.exists()
+            opened[part] = ResultDir(path, provenance_for(part), overwrite=overwrite)
+            if new:
+                created.append(path)
+    except BrainnetError:
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        for parent in made:
+            if parent.exists() and not any(parent.iterdir()):
+                parent.rmdir()
+        raise
+    return opened
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    """The fields and parameters shared by the category-decoding specs (categorize, network-decoding).
+
+    A subclass adds its own fields (a layer, ``C``), ``analysis``,
+    ``folder_name`` and the spec methods, and builds its ``parameters`` on
+    :meth:`category_parameters`. A refusal found only once fitting starts
+    (``n_components`` too large for a fold) removes the folder it made.
+    """
+
+    mask: Any
+    seed: int
+    subjects: list[str]
+    model: str
+    n_folds: int
+    n_components: int | None
+    n_permutations: int
+
+    clean_on_refusal = True
+
+    def category_parameters(self) -> dict[str, Any]:
+        """The parameters every category-decoding result records."""
+        return {"subjects": list(self.subjects), "model": self.model, "n_folds": self.n_folds,
+                "n_components": self.n_components, "n_permutations": self.n_permutations}

@@ -327,10 +327,12 @@ def test_bad_input_messages():
 
 def test_unknown_layer_message():
     pytest.importorskip("brainnet.models.emonet")
+    from brainnet.runs import check_layers
+
     with pytest.raises(
         BrainnetError, match=r"^--layers 'fc9' is unknown; use one or more of conv1"
     ):
-        rsa._check_layers("fc8,fc9", None)
+        check_layers("fc8,fc9", None)
 
 
 # --------------------------------------------------------------------------- study and CLI
