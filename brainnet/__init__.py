@@ -97,6 +97,7 @@ _API: dict[str, str] = {
     "load_frame_features": "brainnet.naturalistic",
     "searchlight_group": "brainnet.searchlight",
     "searchlight_rsa": "brainnet.searchlight",
+    "searchlight_encoding": "brainnet.searchlight",
     "sphere_neighbourhoods": "brainnet.searchlight",
     "SearchlightResult": "brainnet.searchlight",
     "partition_subject": "brainnet.partition",

@@ -40,7 +40,8 @@ def plot_searchlight(result: Any):
     vol[tuple(result.voxel_ijk.T)] = r
     img = nib.Nifti1Image(vol, result.affine)
     n_sig = int(keep.sum())
-    title = f"{result.summary.get('layer', '')} searchlight r, {n_sig} centres FWE<{alpha:g}"
+    scored = "encoding r" if result.summary.get("statistic") == "encoding" else "r"
+    title = f"{result.summary.get('layer', '')} searchlight {scored}, {n_sig} centres FWE<{alpha:g}"
     fig = plt.figure(figsize=(7.0, 2.6))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nilearn's notes on empty maps and cut coordinates

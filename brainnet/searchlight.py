@@ -70,15 +70,19 @@ from brainnet.errors import BrainnetError
 
 __all__ = [
     "SEARCHLIGHT_COMPARISONS",
+    "SEARCHLIGHT_STATISTICS",
     "sphere_neighbourhoods",
     "searchlight_rdms",
     "searchlight_rsa",
+    "searchlight_encoding",
     "SearchlightResult",
     "searchlight_group",
 ]
 
 #: Comparisons with a batched embedding (rows whose dot products are the similarity).
 SEARCHLIGHT_COMPARISONS = ("spearman", "pearson", "cosine")
+#: What a sphere is scored by: its RDM against the layer's (RSA), or cross-validated encoding of its mean response.
+SEARCHLIGHT_STATISTICS = ("rsa", "encoding")
 
 _DEFAULT_CHUNK = 2048
 
@@ -244,6 +248,33 @@ def _checked_neighbours(neighbours: np.ndarray, n_voxels: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- embeddings
+
+
+def _checked_patterns(patterns) -> list[np.ndarray]:
+    stack = [np.asarray(p, dtype=np.float64) for p in patterns]
+    if not stack or any(p.ndim != 2 or p.shape != stack[0].shape for p in stack):
+        raise BrainnetError(
+            "patterns: give one (n_conditions, n_voxels) array per subject, all of the same shape"
+        )
+    return stack
+
+
+def _checked_grid(neighbours, voxel_ijk, n_vox: int, n_subjects: int, subjects, shape, cluster_p: float,
+                  alpha: float, n_permutations: int):
+    """Neighbours, voxel indices, subject labels and grid shape of a searchlight, validated."""
+    nb = _checked_neighbours(neighbours, n_vox)
+    ijk = np.asarray(voxel_ijk, dtype=np.int64)
+    if ijk.shape != (n_vox, 3) or nb.shape[0] != n_vox:
+        raise BrainnetError(
+            f"voxel_ijk has shape {ijk.shape} and neighbours {nb.shape[0]} rows; give one of each per voxel ({n_vox})"
+        )
+    if not 0 < cluster_p < 1 or not 0 < alpha < 1:
+        raise BrainnetError(f"cluster_p={cluster_p}, alpha={alpha}: give probabilities between 0 and 1")
+    if n_permutations < 0:
+        raise BrainnetError(f"n_permutations={n_permutations}: give 0 or more")
+    labels = [str(s) for s in (subjects if subjects is not None else range(1, n_subjects + 1))]
+    grid_shape = tuple(int(s) for s in shape) if shape is not None else tuple(int(v) + 1 for v in ijk.max(axis=0))
+    return nb, ijk, labels, grid_shape
 
 
 def _rank_order(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -612,19 +643,13 @@ def searchlight_rsa(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import pandas as pd
-
     from brainnet._checks import check_n_jobs
     from brainnet._threads import single_blas_thread
-    from brainnet.permutation import max_stat_p_values, p_values, permutation_test
+    from brainnet.permutation import permutation_test
     from brainnet.rsa import _n_from_pairs, _pair_permuter
 
     method = _check_compare(compare)
-    stack = [np.asarray(p, dtype=np.float64) for p in patterns]
-    if not stack or any(p.ndim != 2 or p.shape != stack[0].shape for p in stack):
-        raise BrainnetError(
-            "patterns: give one (n_conditions, n_voxels) array per subject, all of the same shape"
-        )
+    stack = _checked_patterns(patterns)
     n_cond, n_vox = stack[0].shape
     model = np.asarray(model_rdm, dtype=np.float64).ravel()
     if _n_from_pairs(model.size) != n_cond:
@@ -634,18 +659,8 @@ def searchlight_rsa(
         )
     if n_cond < 4:
         raise BrainnetError(f"searchlight RSA needs at least 4 conditions, got {n_cond}")
-    nb = _checked_neighbours(neighbours, n_vox)
-    ijk = np.asarray(voxel_ijk, dtype=np.int64)
-    if ijk.shape != (n_vox, 3) or nb.shape[0] != n_vox:
-        raise BrainnetError(
-            f"voxel_ijk has shape {ijk.shape} and neighbours {nb.shape[0]} rows; give one of each per voxel ({n_vox})"
-        )
-    if not 0 < cluster_p < 1 or not 0 < alpha < 1:
-        raise BrainnetError(f"cluster_p={cluster_p}, alpha={alpha}: give probabilities between 0 and 1")
-    if n_permutations < 0:
-        raise BrainnetError(f"n_permutations={n_permutations}: give 0 or more")
-    labels = [str(s) for s in (subjects if subjects is not None else range(1, len(stack) + 1))]
-    grid_shape = tuple(int(s) for s in shape) if shape is not None else tuple(int(v) + 1 for v in ijk.max(axis=0))
+    nb, ijk, labels, grid_shape = _checked_grid(
+        neighbours, voxel_ijk, n_vox, len(stack), subjects, shape, cluster_p, alpha, n_permutations)
     m_emb = _embed(model[None], method)[0]
     if not np.all(np.isfinite(m_emb)):
         raise BrainnetError("model_rdm is constant; a constant RDM has no rank order to compare")
@@ -709,6 +724,128 @@ def searchlight_rsa(
                 checkpoint=ckpt / f"searchlight-chunk{start:08d}.npz" if ckpt is not None else None,
             )
             null[:, start:stop] = res.null
+    head = {"analysis": "searchlight", "statistic": "rsa", "compare": method, "n_subjects": len(stack),
+            "n_conditions": n_cond, "n_centres": n_vox,
+            "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1)))}
+    return _group_result(head, observed, null, subject_r, ijk, grid_shape, labels, affine,
+                         n_permutations=n_permutations, seed=seed, cluster_p=cluster_p, alpha=alpha)
+
+
+def _sphere_mean_operator(neighbours: np.ndarray, n_vox: int):
+    """Sparse ``(n_voxels, n_centres)`` matrix whose column ``c`` averages the voxels of sphere ``c``."""
+    from scipy import sparse
+
+    inside = neighbours < n_vox
+    counts = inside.sum(axis=1)
+    centres = np.broadcast_to(np.arange(neighbours.shape[0])[:, None], neighbours.shape)[inside]
+    weights = (1.0 / counts)[centres]
+    return sparse.csc_matrix((weights, (neighbours[inside], centres)), shape=(n_vox, neighbours.shape[0]))
+
+
+def searchlight_encoding(
+    patterns: Sequence[np.ndarray] | np.ndarray,
+    features: np.ndarray,
+    neighbours: np.ndarray,
+    *,
+    voxel_ijk: np.ndarray,
+    model: str = "ridge",
+    cv: int = 5,
+    alphas: Sequence[float] | None = None,
+    n_permutations: int = 1000,
+    cluster_p: float = 0.001,
+    alpha: float = 0.05,
+    seed: int = 0,
+    subjects: Sequence[str] | None = None,
+    affine: np.ndarray | None = None,
+    shape: tuple[int, ...] | None = None,
+    n_jobs: int = 1,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = False,
+) -> SearchlightResult:
+    """Searchlight encoding: the layer cross-validated into each sphere's mean response, with permutation maps.
+
+    For every subject, each sphere's mean pattern over its voxels (one value
+    per condition) is a target of :func:`brainnet.encode` (the same folds,
+    penalty choice and per-fold r); the group map is the mean over subjects
+    of the per-fold r. Permutation ``k`` re-pairs the conditions with the
+    features the same way in every subject and sphere (the engine's
+    ``(seed, k)`` permutation, as in ``encode``) and refits every model, so
+    the group null is the mean of the subjects' nulls and gives voxelwise,
+    max-statistic FWE and cluster-mass FWE maps exactly as for searchlight RSA.
+
+    Cost: one ``encode`` per subject with one target per centre, about as
+    much as encoding that many voxels (a region: seconds; a whole brain of
+    235,000 centres with 1,000 permutations: hours per subject); memory
+    holds one float64 ``(n_permutations, n_centres)`` null.
+
+    Parameters
+    ----------
+    patterns : sequence of ndarray of shape (n_conditions, n_voxels)
+        One array per subject, same conditions and voxels (columns).
+    features : ndarray of shape (n_conditions, n_units)
+        The layer's activations, rows in the patterns' condition order.
+    neighbours : ndarray of shape (n_centres, n_offsets), int
+        From :func:`sphere_neighbourhoods`.
+    voxel_ijk : ndarray of shape (n_voxels, 3)
+    model, cv, alphas
+        Passed to :func:`brainnet.encode`.
+    n_permutations, cluster_p, alpha, seed, subjects, affine, shape
+        As in :func:`searchlight_rsa`.
+    n_jobs, progress
+        Passed to :func:`brainnet.encode` (results do not depend on ``n_jobs``).
+    checkpoint_dir : path, optional
+        One resumable checkpoint per subject.
+
+    Returns
+    -------
+    SearchlightResult
+        ``maps["r"]`` is the group mean per-fold encoding r; ``subject_r`` each
+        subject's.
+    """
+    from brainnet.encoding import encode
+
+    stack = _checked_patterns(patterns)
+    n_cond, n_vox = stack[0].shape
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] != n_cond:
+        raise BrainnetError(
+            f"features have shape {x.shape} but the patterns have {n_cond} conditions; "
+            "give one feature row per condition, in the patterns' order"
+        )
+    nb, ijk, labels, grid_shape = _checked_grid(
+        neighbours, voxel_ijk, n_vox, len(stack), subjects, shape, cluster_p, alpha, n_permutations)
+    to_means = _sphere_mean_operator(nb, n_vox)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    subject_r = np.empty((len(stack), n_vox))
+    null = np.zeros((n_permutations, n_vox))
+    for s, pat in enumerate(stack):
+        means = np.asarray(to_means.T @ pat.T).T  # (n_conditions, n_centres)
+        res = encode(x, means, model=model, cv=cv, alphas=alphas, n_permutations=n_permutations, seed=seed,
+                     n_jobs=n_jobs, progress=progress,
+                     checkpoint=ckpt / f"searchlight-encode-subject{s:03d}.npz" if ckpt is not None else None)
+        subject_r[s] = res.voxel_scores["r"].to_numpy()
+        null += res.null
+    null /= len(stack)
+    head = {"analysis": "searchlight", "statistic": "encoding", "model": model, "cv": int(cv),
+            "r_definition": "per-fold r of the sphere's mean response, cross-validated encoding, averaged over folds",
+            "n_subjects": len(stack), "n_conditions": n_cond, "n_units": int(x.shape[1]), "n_centres": n_vox,
+            "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1)))}
+    return _group_result(head, subject_r.mean(axis=0), null, subject_r, ijk, grid_shape, labels, affine,
+                         n_permutations=n_permutations, seed=seed, cluster_p=cluster_p, alpha=alpha)
+
+
+def _group_result(head, observed, null, subject_r, ijk, grid_shape, labels, affine, *,
+                  n_permutations: int, seed: int, cluster_p: float, alpha: float) -> SearchlightResult:
+    """Voxelwise, max-statistic and cluster-mass maps, the cluster table and the summary of a group map.
+
+    Shared by every searchlight statistic: ``observed`` (n_centres,) and ``null``
+    (n_permutations, n_centres) are group maps under the same permutations.
+    """
+    import pandas as pd
+
+    from brainnet.permutation import max_stat_p_values, p_values
+
+    n_vox = observed.size
     maps: dict[str, np.ndarray] = {"r": observed}
     if n_permutations > 0:
         maps["p"] = p_values(observed, null)
@@ -728,12 +865,7 @@ def searchlight_rsa(
     table = _cluster_table(maps, masses, cl_p, ijk, affine)
     peak = int(np.nanargmax(observed)) if np.any(np.isfinite(observed)) else 0
     summary = {
-        "analysis": "searchlight",
-        "compare": method,
-        "n_subjects": len(stack),
-        "n_conditions": n_cond,
-        "n_centres": n_vox,
-        "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1))),
+        **head,
         "n_permutations": int(n_permutations),
         "seed": seed,
         "cluster_p": cluster_p,
@@ -825,7 +957,9 @@ def searchlight_group(
     mask: str | Path = "whole-brain",
     radius: float = 6.0,
     subjects: Sequence[str] | None = None,
+    statistic: str = "rsa",
     compare: str = "spearman",
+    cv: int = 5,
     n_permutations: int = 1000,
     cluster_p: float = 0.001,
     alpha: float = 0.05,
@@ -839,14 +973,15 @@ def searchlight_group(
     overwrite: bool = False,
     progress: bool = False,
 ) -> SearchlightResult:
-    """Whole-brain searchlight RSA of a study against one network layer.
+    """Whole-brain searchlight of a study against one network layer: RSA or encoding.
 
     Each subject's repeat-averaged patterns (stimuli every subject saw) in
-    ``mask``, restricted to the voxels all subjects have, give one
-    correlation-distance RDM per sphere of ``radius`` mm; the layer's RDM
-    (correlation distance) is compared with each (see
-    :func:`searchlight_rsa`). With ``out``, writes
-    ``<out>/group/searchlight-<layer>[-<region>]/`` (NIfTI maps ``r_map``, ``p_map``,
+    ``mask``, restricted to the voxels all subjects have, give per sphere of
+    ``radius`` mm either a correlation-distance RDM compared with the layer's
+    (``statistic="rsa"``, :func:`searchlight_rsa`) or a mean response the layer
+    is cross-validated into (``statistic="encoding"``,
+    :func:`searchlight_encoding`). With ``out``, writes
+    ``<out>/group/searchlight-[encoding-]<layer>[-<region>]/`` (NIfTI maps ``r_map``, ``p_map``,
     ``p_fwe_map``, ``cluster_p_fwe_map``, ``cluster_map``; ``clusters.tsv``;
     ``null.tsv``; ``subjects.tsv``; ``maps.npz``; a figure; ``summary.json``).
 
@@ -860,8 +995,12 @@ def searchlight_group(
     radius : float
         Sphere radius in mm.
     subjects : sequence of str, optional
+    statistic : {"rsa", "encoding"}
+        What scores a sphere (see :data:`SEARCHLIGHT_STATISTICS`).
     compare, n_permutations, cluster_p, alpha, seed, chunk_size
-        See :func:`searchlight_rsa`.
+        See :func:`searchlight_rsa` (``compare`` and ``chunk_size``: RSA only).
+    cv : int
+        Folds over stimuli (encoding only; see :func:`searchlight_encoding`).
     weights, untrained_seed, features_file
         Where the network's activations come from (see ``Study.features``).
     n_jobs, progress
@@ -873,16 +1012,20 @@ def searchlight_group(
     SearchlightResult
     """
     from brainnet import runs
-    from brainnet._checks import check_options
+    from brainnet._checks import ParameterError, check_options
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
     method = _check_compare(compare)
+    if statistic not in SEARCHLIGHT_STATISTICS:
+        raise ParameterError("statistic", statistic, "is not a searchlight statistic",
+                             f"use one of {', '.join(SEARCHLIGHT_STATISTICS)}")
+    check_options(cv=cv)
     if not radius > 0:
         raise BrainnetError(f"--radius {radius:g}: a sphere needs a positive radius; give it in mm, e.g. --radius 6")
     study = runs.resolve_study(study)
     labels = runs.subject_labels(study, "all" if subjects is None else subjects)
     spec = _SearchlightSpec(layer, mask, seed, tuple(labels), float(radius), method, int(n_permutations),
-                            cluster_p, alpha, chunk_size)
+                            cluster_p, alpha, chunk_size, statistic, int(cv))
     feats = study.features(layers=(layer,), weights=weights, seed=untrained_seed, features_file=features_file)
     runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
     return runner.run_group(labels)
@@ -906,20 +1049,26 @@ class _SearchlightSpec:
     cluster_p: float
     alpha: float
     chunk_size: int
+    statistic: str = "rsa"
+    cv: int = 5
 
     analysis = "searchlight"
     clean_on_refusal = True
 
     def folder_name(self) -> str:
-        """``searchlight-<layer>[-<region>]``: a named region other than the whole brain is in the name."""
+        """``searchlight-[encoding-]<layer>[-<region>]``: the encoding statistic and a named region other
+        than the whole brain are in the name."""
         from brainnet.runs import region_name
 
         region = region_name(self.mask)
-        return f"searchlight-{self.layer}" + (f"-{region}" if region not in (None, _DEFAULT_MASK) else "")
+        kind = "" if self.statistic == "rsa" else f"{self.statistic}-"
+        return f"searchlight-{kind}{self.layer}" + (f"-{region}" if region not in (None, _DEFAULT_MASK) else "")
 
     def parameters(self, label: str) -> dict[str, Any]:
-        return {"layer": self.layer, "mask": str(self.mask), "radius_mm": self.radius, "compare": self.compare,
-                "rdm": "correlation", "n_permutations": self.n_permutations, "cluster_p": self.cluster_p,
+        scoring = ({"compare": self.compare, "rdm": "correlation"} if self.statistic == "rsa"
+                   else {"statistic": self.statistic, "model": "ridge", "cv": self.cv})
+        return {"layer": self.layer, "mask": str(self.mask), "radius_mm": self.radius, **scoring,
+                "n_permutations": self.n_permutations, "cluster_p": self.cluster_p,
                 "alpha": self.alpha, "subjects": list(self.subjects)}
 
     def prepare_group(self, study, labels, feats):
@@ -942,14 +1091,22 @@ class _SearchlightSpec:
             order = np.argsort(key)
             cols = order[np.searchsorted(key, common_keys, sorter=order)]
             patterns.append(means[np.ix_(rows, cols)])
-        model = compute_rdm(feats.layer(self.layer)[feats.rows_for(common)], common, metric="correlation").vector
+        features = feats.layer(self.layer)[feats.rows_for(common)]
+        model = compute_rdm(features, common, metric="correlation").vector if self.statistic == "rsa" else None
         voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-        inputs = {"patterns": patterns, "model": model, "ijk": ijk, "affine": affine, "grid": grid,
+        inputs = {"patterns": patterns, "model": model, "features": features, "ijk": ijk, "affine": affine, "grid": grid,
                   "neighbours": sphere_neighbourhoods(ijk, self.radius, voxel_size)}
         extras = {"weights": dict(feats.provenance).get("weights"), "n_stimuli": len(common)}
         return inputs, extras, str(self.mask), {"n_voxels": int(ijk.shape[0])}
 
     def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> SearchlightResult:
+        if self.statistic == "encoding":
+            return searchlight_encoding(
+                inputs["patterns"], inputs["features"], inputs["neighbours"], voxel_ijk=inputs["ijk"], cv=self.cv,
+                n_permutations=self.n_permutations, cluster_p=self.cluster_p, alpha=self.alpha, seed=self.seed,
+                subjects=list(self.subjects), affine=inputs["affine"], shape=inputs["grid"], n_jobs=n_jobs,
+                checkpoint_dir=checkpoint, progress=progress,
+            )
         return searchlight_rsa(
             inputs["patterns"], inputs["model"], inputs["neighbours"], voxel_ijk=inputs["ijk"], compare=self.compare,
             n_permutations=self.n_permutations, cluster_p=self.cluster_p, alpha=self.alpha, seed=self.seed,

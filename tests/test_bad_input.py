@@ -1925,6 +1925,13 @@ def test_searchlight_radius_must_be_positive(study, fc8, tmp_path, capsys):
             "--radius 0: a sphere needs a positive radius; give it in mm, e.g. --radius 6", out=out)
 
 
+def test_searchlight_encoding_folds_must_be_two_or_more(study, fc8, tmp_path, capsys):
+    out = tmp_path / "out"
+    refused(capsys, ["searchlight", "--study", study, "--features", fc8, "--statistic", "encoding", "--cv", "1",
+                     "--out", out],
+            "--cv 1: must be 2 or more; pass --cv 2 or a larger number", out=out)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--layers", "fc8"], "--layers fc8: partitioning needs at least two spaces; give two layers "
                           "(e.g. --layers conv1,fc8) or add --controls pixels"),

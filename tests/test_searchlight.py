@@ -301,3 +301,134 @@ def test_through_the_runner_other_parameters_are_refused_before_loading(small_st
     assert [str(w.message) for w in caught if issubclass(w.category, BrainnetNotice)] == [
         f"{folder}: n_permutations=5 there, 6 in this run"]
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+# --------------------------------------------------------------------------- the encoding statistic
+
+
+def _explicit_sphere_means(pattern: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    n_vox = pattern.shape[1]
+    return np.stack([pattern[:, row[row < n_vox]].mean(axis=1) for row in nb], axis=1)
+
+
+def test_encoding_equals_encode_of_each_subjects_sphere_means():
+    from brainnet import encode
+    from brainnet.searchlight import searchlight_encoding
+
+    rng = np.random.default_rng(11)
+    ijk, subjects, _, _ = _planted_study(rng, (5, 5, 4), 3, 15, np.array([2, 2, 2]), 1.0, 0.4)
+    features = rng.standard_normal((15, 5))
+    nb = sphere_neighbourhoods(ijk, 1.5)
+    res = searchlight_encoding(subjects, features, nb, voxel_ijk=ijk, n_permutations=39, seed=3, cluster_p=0.05)
+    per_subject = [encode(features, _explicit_sphere_means(x, nb), n_permutations=39, seed=3) for x in subjects]
+    r = np.stack([e.voxel_scores["r"].to_numpy() for e in per_subject])
+    null = np.mean([e.null for e in per_subject], axis=0)
+    np.testing.assert_allclose(res.subject_r, r, rtol=0, atol=1e-10)
+    group = r.mean(axis=0)
+    np.testing.assert_allclose(res.maps["r"], group, rtol=0, atol=1e-10)
+    # p and FWE p as counts over the group null, written out
+    p = (1 + (null >= group - 1e-12).sum(axis=0)) / 40
+    p_fwe = (1 + (null.max(axis=1)[:, None] >= group - 1e-12).sum(axis=0)) / 40
+    np.testing.assert_allclose(res.maps["p"], p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.maps["p_fwe"], p_fwe, rtol=0, atol=1e-12)
+    assert res.summary["statistic"] == "encoding" and res.summary["n_units"] == 5
+
+
+def test_encoding_finds_a_planted_sphere_and_nothing_else():
+    from brainnet.searchlight import searchlight_encoding
+
+    rng = np.random.default_rng(2)
+    shape, centre = (10, 10, 10), np.array([3, 4, 5])
+    ijk = np.argwhere(np.ones(shape, bool))
+    features = rng.standard_normal((30, 6))
+    inside = np.sqrt(((ijk - centre) ** 2).sum(axis=1)) <= 1.5
+    subjects = []
+    for _ in range(4):  # every voxel of the ball carries one feature combination per subject
+        x = rng.standard_normal((30, len(ijk)))
+        x[:, inside] += 0.15 * (features @ rng.standard_normal(6))[:, None]
+        subjects.append(x)
+    nb = sphere_neighbourhoods(ijk, 1.5)
+    res = searchlight_encoding(subjects, features, nb, voxel_ijk=ijk, n_permutations=99, seed=0)
+    reach = np.sqrt(((ijk - centre) ** 2).sum(axis=1)) <= 3.0
+    voxel_hits = res.maps["p_fwe"] <= 0.05
+    cluster_hits = res.maps["cluster_p_fwe"] <= 0.05
+    assert voxel_hits[inside].mean() > 0.5 and cluster_hits[inside].mean() > 0.5
+    assert not voxel_hits[~reach].any() and not cluster_hits[~reach].any()
+    peak = res.table.iloc[0]
+    assert peak.p_fwe <= 0.05 and np.abs(np.array([peak.i, peak.j, peak.k]) - centre).max() <= 1
+
+
+def test_encoding_family_wise_error_calibrated_on_null_studies(science_scale):
+    from brainnet.searchlight import searchlight_encoding
+
+    n_studies = 600 if science_scale == "full" else 100
+    voxel = cluster = 0
+    for study in range(n_studies):
+        rng = np.random.default_rng(2000 + study)
+        ijk = np.argwhere(np.ones((5, 5, 4), bool))
+        features = rng.standard_normal((15, 4))
+        subjects = [rng.standard_normal((15, len(ijk))) for _ in range(3)]
+        res = searchlight_encoding(subjects, features, sphere_neighbourhoods(ijk, 1.0), voxel_ijk=ijk,
+                                   n_permutations=99, seed=study, cluster_p=0.05)
+        voxel += bool(np.any(res.maps["p_fwe"] <= 0.05))
+        cluster += bool(np.any(res.maps["cluster_p_fwe"] <= 0.05))
+    assert stats.binomtest(voxel, n_studies, 0.05, alternative="greater").pvalue > 0.01, voxel
+    assert stats.binomtest(cluster, n_studies, 0.05, alternative="greater").pvalue > 0.01, cluster
+    if science_scale == "full":
+        assert voxel >= 5 and cluster >= 5
+
+
+def test_encoding_threads_and_resume_give_identical_maps(tmp_path):
+    from brainnet.searchlight import searchlight_encoding
+
+    rng = np.random.default_rng(4)
+    ijk, subjects, _, _ = _planted_study(rng, (6, 6, 5), 3, 15, np.array([2, 2, 2]), 1.0, 0.5)
+    features = rng.standard_normal((15, 4))
+    nb = sphere_neighbourhoods(ijk, 1.5)
+    base = searchlight_encoding(subjects, features, nb, voxel_ijk=ijk, n_permutations=30, seed=5)
+    kw = dict(voxel_ijk=ijk, n_permutations=30, seed=5, n_jobs=2, checkpoint_dir=tmp_path)
+    other = searchlight_encoding(subjects, features, nb, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "searchlight-encode-subject000.npz"
+    resumed = searchlight_encoding(subjects, features, nb, **kw)
+    for name in ("r", "p", "p_fwe", "cluster_p_fwe"):  # a resumed run reads the checkpointed nulls back exactly
+        np.testing.assert_array_equal(resumed.maps[name], other.maps[name])
+    # threads: encode's own promise (its permutation test agrees to 1e-12 across n_jobs)
+    np.testing.assert_allclose(other.maps["r"], base.maps["r"], rtol=0, atol=1e-12)
+    for name in ("p", "p_fwe", "cluster_p_fwe"):
+        np.testing.assert_array_equal(other.maps[name], base.maps[name])
+
+
+def test_encoding_refuses_features_of_other_conditions():
+    from brainnet.searchlight import searchlight_encoding
+
+    ijk = np.argwhere(np.ones((3, 3, 3), bool))
+    x = np.random.default_rng(0).standard_normal((12, 27))
+    with pytest.raises(BrainnetError) as err:
+        searchlight_encoding([x], np.zeros((10, 4)), sphere_neighbourhoods(ijk, 1.0), voxel_ijk=ijk)
+    assert str(err.value) == ("features have shape (10, 4) but the patterns have 12 conditions; "
+                              "give one feature row per condition, in the patterns' order")
+
+
+def test_encoding_command_writes_its_own_folder_figure_and_report(tmp_path, capsys):
+    from brainnet.cli import main
+    from brainnet.plotting import make_figures
+    from brainnet.report import write_report
+    from brainnet.simulate import simulate_study
+
+    study = simulate_study(tmp_path / "study", n_subjects=3, n_stimuli=16, seed=3)
+    out = tmp_path / "out"
+    argv = ["searchlight", "--study", study, "--mask", "occipital", "--radius", "8", "--statistic", "encoding",
+            "--cv", "4", "--permutations", "9", "--out", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    assert "searchlight encoding (ridge, 4-fold" in capsys.readouterr().out
+    folder = out / "group" / "searchlight-encoding-fc8-occipital"
+    res = SearchlightResult.read(folder)
+    assert res.summary["statistic"] == "encoding" and res.summary["cv"] == 4
+    assert res.provenance["parameters"]["statistic"] == "encoding" and "compare" not in res.provenance["parameters"]
+    # RSA into the same --out is another folder, not a refusal
+    assert main([str(a) for a in argv[:7] + ["--permutations", "9", "--out", out]]) == 0, capsys.readouterr().err
+    assert (out / "group" / "searchlight-fc8-occipital" / "summary.json").is_file()
+    written = make_figures(out, formats=("png",))
+    assert sum(p.name.endswith("searchlight_r.png") for p in written) == 2
+    html = write_report(out).read_text()
+    assert "searchlight-encoding-fc8-occipital" in html

@@ -1,4 +1,4 @@
-"""``brainnet searchlight``: whole-brain searchlight RSA of a network layer, with permutation maps."""
+"""``brainnet searchlight``: whole-brain searchlight RSA (or encoding) of a network layer, with permutation maps."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from brainnet.cli._common import (
 EXAMPLES = """\
   brainnet searchlight                             fc8, whole brain, 6 mm spheres, embedded study
   brainnet searchlight --layer conv1 --radius 8 --mask occipital --permutations 5000
+  brainnet searchlight --statistic encoding --mask occipital    each sphere's mean response, cross-validated ridge
   brainnet searchlight --study my_study --weights emonet.pt --n-jobs 2 --out results
 """
 
@@ -24,14 +25,14 @@ EXAMPLES = """\
 # command -> one-line help: `brainnet --help` lists these without importing the command.
 COMMANDS = {
     "searchlight": (
-        "searchlight RSA: each sphere's RDM vs a layer's RDM, group map with voxelwise, "
+        "searchlight RSA (or encoding): each sphere's RDM vs a layer's RDM, group map with voxelwise, "
         "max-statistic FWE and cluster-mass FWE permutation p-values"
     ),
 }
 
 
 def register(subparsers) -> None:
-    from brainnet.searchlight import SEARCHLIGHT_COMPARISONS
+    from brainnet.searchlight import SEARCHLIGHT_COMPARISONS, SEARCHLIGHT_STATISTICS
 
     parser = add_command(subparsers, "searchlight", COMMANDS["searchlight"], EXAMPLES)
     add_study_args(parser)
@@ -40,8 +41,12 @@ def register(subparsers) -> None:
     parser.add_argument("--layer", default="fc8", help="network layer (default fc8)")
     parser.add_argument("--radius", type=float, default=6.0, help="sphere radius in mm (default 6)")
     parser.add_argument("--subjects", default=None, help="comma-separated subject labels (default: all)")
+    parser.add_argument("--statistic", default="rsa", choices=SEARCHLIGHT_STATISTICS,
+                        help="rsa: each sphere's RDM vs the layer's (default); encoding: the layer cross-validated "
+                             "(ridge) into each sphere's mean response")
     parser.add_argument("--compare", default="spearman", choices=SEARCHLIGHT_COMPARISONS,
-                        help="RDM comparison (default spearman)")
+                        help="RDM comparison (rsa; default spearman)")
+    parser.add_argument("--cv", type=int, default=5, help="folds over stimuli (encoding; default 5)")
     parser.add_argument("--permutations", type=int, default=1000,
                         help="condition-label permutations shared by all spheres (default 1000)")
     parser.add_argument("--cluster-p", type=float, default=0.001,
@@ -63,7 +68,9 @@ def run(args) -> int:
         mask=args.mask,
         radius=args.radius,
         subjects=split_list(args.subjects),
+        statistic=args.statistic,
         compare=args.compare,
+        cv=args.cv,
         n_permutations=args.permutations,
         cluster_p=args.cluster_p,
         weights=args.weights,
@@ -75,8 +82,10 @@ def run(args) -> int:
         overwrite=args.overwrite,
     )
     s = result.summary
+    scoring = (f"RSA ({s['compare']}" if s.get("statistic", "rsa") == "rsa"
+               else f"encoding (ridge, {s['cv']}-fold per-fold r of the sphere mean")
     print(
-        f"searchlight RSA ({s['compare']}, {s['radius_mm']:g} mm, {s['mean_sphere_voxels']:.0f} voxels per "
+        f"searchlight {scoring}, {s['radius_mm']:g} mm, {s['mean_sphere_voxels']:.0f} voxels per "
         f"sphere), {s['n_subjects']} subjects x {s['n_conditions']} stimuli, {s['n_centres']} centres"
     )
     print(
