@@ -1,4 +1,4 @@
-"""Whole-brain searchlight RSA with exact condition-label permutation inference.
+"""Whole-brain searchlight RSA (and encoding) with exact condition-label permutation inference.
 
 For every centre voxel, the RDM of the patterns in the sphere around it is
 compared (Spearman by default) with a network layer's RDM, per subject; the
@@ -40,6 +40,12 @@ How it is fast (measured in ``benchmarks/bench_searchlight.py``):
   (permutation ``k`` depends only on ``(seed, k)``, so chunks share the same
   permutations, threads and Dask give identical results, and each chunk
   resumes from its checkpoint).
+
+The encoding statistic (:func:`searchlight_encoding`) scores a sphere by
+cross-validated encoding of the layer into the sphere's mean response,
+through :func:`brainnet.encode` (one target per centre); its group null is
+the mean of the subjects' encode nulls under the same permutations, and the
+maps below are computed from it by the same function as RSA's.
 
 Why not rsatoolbox's searchlight: it builds one ``Dataset`` and one ``RDMs``
 object per centre and evaluates models in a Python loop (its issues #213,
@@ -262,6 +268,10 @@ def _checked_patterns(patterns) -> list[np.ndarray]:
 def _checked_grid(neighbours, voxel_ijk, n_vox: int, n_subjects: int, subjects, shape, cluster_p: float,
                   alpha: float, n_permutations: int):
     """Neighbours, voxel indices, subject labels and grid shape of a searchlight, validated."""
+    from brainnet._checks import check_count
+
+    if n_vox < 1:
+        raise BrainnetError("patterns have no voxels; give at least one voxel (column) per subject")
     nb = _checked_neighbours(neighbours, n_vox)
     ijk = np.asarray(voxel_ijk, dtype=np.int64)
     if ijk.shape != (n_vox, 3) or nb.shape[0] != n_vox:
@@ -270,9 +280,11 @@ def _checked_grid(neighbours, voxel_ijk, n_vox: int, n_subjects: int, subjects, 
         )
     if not 0 < cluster_p < 1 or not 0 < alpha < 1:
         raise BrainnetError(f"cluster_p={cluster_p}, alpha={alpha}: give probabilities between 0 and 1")
-    if n_permutations < 0:
-        raise BrainnetError(f"n_permutations={n_permutations}: give 0 or more")
+    check_count(n_permutations, "n_permutations", 0)
     labels = [str(s) for s in (subjects if subjects is not None else range(1, n_subjects + 1))]
+    if len(labels) != n_subjects:
+        raise BrainnetError(f"subjects has {len(labels)} labels for {n_subjects} subjects' patterns; "
+                            "give one label per subject, in the patterns' order")
     grid_shape = tuple(int(s) for s in shape) if shape is not None else tuple(int(v) + 1 for v in ijk.max(axis=0))
     return nb, ijk, labels, grid_shape
 
@@ -473,9 +485,10 @@ class SearchlightResult:
         One row per cluster: cluster, n_centres, mass, p_fwe (cluster-mass),
         peak_r, peak_p_fwe (voxelwise), peak i/j/k, peak x/y/z (mm), region.
     maps : dict of str -> ndarray of shape (n_centres,)
-        ``r`` (group mean), ``p``, ``p_fwe`` (max statistic), ``cluster_p_fwe``
-        (each centre's cluster; 1 outside clusters), ``cluster`` (label, 0 =
-        none).
+        ``r`` (group mean: the RDM comparison for RSA, the per-fold encoding r
+        for encoding; ``summary["statistic"]`` says which), ``p``, ``p_fwe``
+        (max statistic; NaN where ``r`` is NaN), ``cluster_p_fwe`` (each
+        centre's cluster; 1 outside clusters), ``cluster`` (label, 0 = none).
     subject_r : ndarray of shape (n_subjects, n_centres)
     voxel_ijk : ndarray of shape (n_centres, 3)
     null_max : ndarray of shape (n_permutations,)
@@ -773,10 +786,19 @@ def searchlight_encoding(
     the group null is the mean of the subjects' nulls and gives voxelwise,
     max-statistic FWE and cluster-mass FWE maps exactly as for searchlight RSA.
 
+    A sphere's mean keeps what its voxels share and loses the pattern across
+    them (voxels well predicted with opposite signs average out): it asks
+    "does the region's mean response follow the layer", not the multivariate
+    question of the RSA searchlight. Stimuli are permuted, so the group map
+    generalises to new stimuli for these subjects (fixed effects over
+    subjects), as for RSA.
+
     Cost: one ``encode`` per subject with one target per centre, about as
-    much as encoding that many voxels (a region: seconds; a whole brain of
-    235,000 centres with 1,000 permutations: hours per subject); memory
-    holds one float64 ``(n_permutations, n_centres)`` null.
+    much as encoding that many voxels (measured 16-35 CPU us per centre,
+    subject and fit: a region takes minutes, a whole brain of 235,000 centres
+    with 1,000 permutations 1-2.3 CPU hours per subject). Memory holds two
+    float64 ``(n_permutations, n_centres)`` nulls (the group sum and the
+    current subject's) plus ``encode``'s workspace.
 
     Parameters
     ----------
@@ -812,6 +834,13 @@ def searchlight_encoding(
             f"features have shape {x.shape} but the patterns have {n_cond} conditions; "
             "give one feature row per condition, in the patterns' order"
         )
+    if not np.all(np.isfinite(x)) or not np.any(np.ptp(x, axis=0) > 0):
+        raise BrainnetError("features hold NaN/Inf or no unit that varies across conditions; "
+                            "give finite activations of a layer with at least one varying unit")
+    bad = [i for i, p in enumerate(stack) if not np.all(np.isfinite(p))]
+    if bad:  # one subject's NaN would silently remove every sphere containing that voxel from the group map
+        raise BrainnetError(f"patterns of subject {bad[0] + 1} hold NaN or Inf; "
+                            "drop those voxels (columns) from every subject first")
     nb, ijk, labels, grid_shape = _checked_grid(
         neighbours, voxel_ijk, n_vox, len(stack), subjects, shape, cluster_p, alpha, n_permutations)
     to_means = _sphere_mean_operator(nb, n_vox)
@@ -848,8 +877,10 @@ def _group_result(head, observed, null, subject_r, ijk, grid_shape, labels, affi
     n_vox = observed.size
     maps: dict[str, np.ndarray] = {"r": observed}
     if n_permutations > 0:
-        maps["p"] = p_values(observed, null)
-        maps["p_fwe"] = max_stat_p_values(observed, null)
+        # a centre without a value (a sphere without an RDM or r) has no p: nothing "exceeds" NaN
+        valid = np.isfinite(observed)
+        maps["p"] = np.where(valid, p_values(observed, null), np.nan)
+        maps["p_fwe"] = np.where(valid, max_stat_p_values(observed, null), np.nan)
         clusters, masses, cl_p, per_centre, null_mass, z_thr = _cluster_inference(
             observed, null, ijk, grid_shape, cluster_p
         )
@@ -1013,13 +1044,17 @@ def searchlight_group(
     """
     from brainnet import runs
     from brainnet._checks import ParameterError, check_options
+    from brainnet.errors import notice
 
     check_options(seed=seed, untrained_seed=untrained_seed, n_jobs=n_jobs, n_permutations=n_permutations)
     method = _check_compare(compare)
     if statistic not in SEARCHLIGHT_STATISTICS:
         raise ParameterError("statistic", statistic, "is not a searchlight statistic",
                              f"use one of {', '.join(SEARCHLIGHT_STATISTICS)}")
-    check_options(cv=cv)
+    if statistic == "encoding":
+        check_options(cv=cv)
+        if compare != "spearman":
+            notice(f"compare={compare!r} is not used by the encoding searchlight (it compares RDMs); ignored")
     if not radius > 0:
         raise BrainnetError(f"--radius {radius:g}: a sphere needs a positive radius; give it in mm, e.g. --radius 6")
     study = runs.resolve_study(study)
@@ -1030,6 +1065,9 @@ def searchlight_group(
     runner = runs.Runner(spec, study, feats, out, overwrite, runs.Execution(n_jobs, progress))
     return runner.run_group(labels)
 
+
+#: Centres above which the encoding searchlight warns about its cost (it refits per centre and permutation).
+_LARGE_ENCODING = 20_000
 
 #: The region a searchlight runs on unless told otherwise (not spelled out in its folder's name).
 _DEFAULT_MASK = "whole-brain"
@@ -1101,6 +1139,13 @@ class _SearchlightSpec:
 
     def compute(self, inputs, n_jobs: int, checkpoint, progress: bool) -> SearchlightResult:
         if self.statistic == "encoding":
+            from brainnet.errors import notice
+
+            n_centres = int(inputs["ijk"].shape[0])
+            if n_centres > _LARGE_ENCODING:
+                notice(f"searchlight encoding of {n_centres} centres: each subject costs as much as encoding "
+                       f"{n_centres} voxels with {self.n_permutations} permutations (roughly 0.5-1 CPU hour per subject per 100,000 "
+                       "centres and 1,000 permutations); a region mask makes it faster")
             return searchlight_encoding(
                 inputs["patterns"], inputs["features"], inputs["neighbours"], voxel_ijk=inputs["ijk"], cv=self.cv,
                 n_permutations=self.n_permutations, cluster_p=self.cluster_p, alpha=self.alpha, seed=self.seed,

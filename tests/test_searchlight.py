@@ -388,9 +388,13 @@ def test_encoding_threads_and_resume_give_identical_maps(tmp_path):
     base = searchlight_encoding(subjects, features, nb, voxel_ijk=ijk, n_permutations=30, seed=5)
     kw = dict(voxel_ijk=ijk, n_permutations=30, seed=5, n_jobs=2, checkpoint_dir=tmp_path)
     other = searchlight_encoding(subjects, features, nb, **kw)
-    assert sorted(p.name for p in tmp_path.iterdir())[0] == "searchlight-encode-subject000.npz"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"searchlight-encode-subject{s:03d}.npz" for s in range(3)]
+    # a run stopped after the first subject: its checkpoint is read back, the others are computed again
+    for name in names[1:]:
+        (tmp_path / name).unlink()
     resumed = searchlight_encoding(subjects, features, nb, **kw)
-    for name in ("r", "p", "p_fwe", "cluster_p_fwe"):  # a resumed run reads the checkpointed nulls back exactly
+    for name in ("r", "p", "p_fwe", "cluster_p_fwe"):
         np.testing.assert_array_equal(resumed.maps[name], other.maps[name])
     # threads: encode's own promise (its permutation test agrees to 1e-12 across n_jobs)
     np.testing.assert_allclose(other.maps["r"], base.maps["r"], rtol=0, atol=1e-12)
@@ -398,15 +402,50 @@ def test_encoding_threads_and_resume_give_identical_maps(tmp_path):
         np.testing.assert_array_equal(other.maps[name], base.maps[name])
 
 
-def test_encoding_refuses_features_of_other_conditions():
+_ENC_X = np.random.default_rng(0).standard_normal((12, 27))
+_ENC_F = np.random.default_rng(1).standard_normal((12, 4))
+
+
+@pytest.mark.parametrize(
+    ("patterns", "features", "kwargs", "message"),
+    [
+        ([_ENC_X], np.zeros((10, 4)), {}, "features have shape (10, 4) but the patterns have 12 conditions; "
+                                          "give one feature row per condition, in the patterns' order"),
+        ([_ENC_X], np.ones((12, 4)), {}, "features hold NaN/Inf or no unit that varies across conditions; "
+                                         "give finite activations of a layer with at least one varying unit"),
+        ([_ENC_X], np.zeros((12, 0)), {}, "features hold NaN/Inf or no unit that varies across conditions; "
+                                          "give finite activations of a layer with at least one varying unit"),
+        ([_ENC_X, np.where(np.arange(27) == 3, np.nan, _ENC_X)], _ENC_F, {},
+         "patterns of subject 2 hold NaN or Inf; drop those voxels (columns) from every subject first"),
+        ([_ENC_X], _ENC_F, {"n_permutations": 5.0},
+         "n_permutations=5.0: must be 0 or more; pass n_permutations=0 or a larger number"),
+        ([_ENC_X, _ENC_X], _ENC_F, {"subjects": ["a"]},
+         "subjects has 1 labels for 2 subjects' patterns; give one label per subject, in the patterns' order"),
+        ([_ENC_X[:, :0]], _ENC_F, {}, "patterns have no voxels; give at least one voxel (column) per subject"),
+    ],
+)
+def test_encoding_bad_arrays_one_line(patterns, features, kwargs, message):
     from brainnet.searchlight import searchlight_encoding
 
-    ijk = np.argwhere(np.ones((3, 3, 3), bool))
-    x = np.random.default_rng(0).standard_normal((12, 27))
+    ijk = np.argwhere(np.ones((3, 3, 3), bool))[: max(1, patterns[0].shape[1])]
     with pytest.raises(BrainnetError) as err:
-        searchlight_encoding([x], np.zeros((10, 4)), sphere_neighbourhoods(ijk, 1.0), voxel_ijk=ijk)
-    assert str(err.value) == ("features have shape (10, 4) but the patterns have 12 conditions; "
-                              "give one feature row per condition, in the patterns' order")
+        searchlight_encoding(patterns, features, sphere_neighbourhoods(ijk, 1.0), voxel_ijk=ijk, **kwargs)
+    assert str(err.value) == message
+
+
+def test_a_centre_without_r_has_no_p_value():
+    # a subject whose sphere is constant has no r there: the group r is NaN, and so are p and p_FWE
+    # (before, nothing in the null "exceeded" NaN, so it got the smallest p and counted as an FWE hit)
+    from brainnet.searchlight import searchlight_encoding
+
+    rng = np.random.default_rng(3)
+    ijk = np.argwhere(np.ones((4, 4, 3), bool))
+    subjects = [rng.standard_normal((15, len(ijk))) for _ in range(3)]
+    subjects[1][:, 0] = 1.0  # the centre's 0-radius sphere is one constant voxel
+    res = searchlight_encoding(subjects, rng.standard_normal((15, 3)), sphere_neighbourhoods(ijk, 0.5),
+                               voxel_ijk=ijk, n_permutations=19, seed=0)
+    assert np.isnan(res.maps["r"][0]) and np.isnan(res.maps["p"][0]) and np.isnan(res.maps["p_fwe"][0])
+    assert np.isfinite(res.maps["p"][1:]).all() and np.isfinite(res.maps["p_fwe"][1:]).all()
 
 
 def test_encoding_command_writes_its_own_folder_figure_and_report(tmp_path, capsys):
@@ -420,7 +459,7 @@ def test_encoding_command_writes_its_own_folder_figure_and_report(tmp_path, caps
     argv = ["searchlight", "--study", study, "--mask", "occipital", "--radius", "8", "--statistic", "encoding",
             "--cv", "4", "--permutations", "9", "--out", out]
     assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
-    assert "searchlight encoding (ridge, 4-fold" in capsys.readouterr().out
+    assert "searchlight encoding (ridge, 4-fold CV, per-fold r of each sphere's mean response" in capsys.readouterr().out
     folder = out / "group" / "searchlight-encoding-fc8-occipital"
     res = SearchlightResult.read(folder)
     assert res.summary["statistic"] == "encoding" and res.summary["cv"] == 4
@@ -432,3 +471,12 @@ def test_encoding_command_writes_its_own_folder_figure_and_report(tmp_path, caps
     assert sum(p.name.endswith("searchlight_r.png") for p in written) == 2
     html = write_report(out).read_text()
     assert "searchlight-encoding-fc8-occipital" in html
+
+
+def test_encoding_says_compare_is_not_used():
+    from brainnet.errors import BrainnetNotice
+    from brainnet.searchlight import searchlight_group
+
+    with pytest.warns(BrainnetNotice, match=r"^compare='cosine' is not used by the encoding searchlight"):
+        with pytest.raises(BrainnetError, match="^--radius 0: a sphere needs a positive radius"):
+            searchlight_group(statistic="encoding", compare="cosine", radius=0)

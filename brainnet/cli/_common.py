@@ -52,8 +52,8 @@ def add_network_arg(parser: argparse.ArgumentParser, several: bool = False) -> N
         )
 
 
-def add_study_args(parser: argparse.ArgumentParser) -> None:
-    """``--study DIR`` (default: the embedded study) and ``--mask``."""
+def add_study_args(parser: argparse.ArgumentParser, default_mask: str = "occipital") -> None:
+    """``--study DIR`` (default: the embedded study) and ``--mask`` (default ``default_mask``)."""
     parser.add_argument(
         "--study",
         type=Path,
@@ -62,9 +62,9 @@ def add_study_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mask",
-        default="occipital",
-        help="region: an MNI atlas region for MNI data (occipital (default), v1, v2, v3, v4, inferotemporal, "
-        "whole-brain); a region of each subject's own FreeSurfer parcellation for data in its own space "
+        default=default_mask,
+        help=f"region (default {default_mask}): an MNI atlas region for MNI data (occipital, v1, v2, v3, v4, "
+        "inferotemporal, whole-brain); a region of each subject's own FreeSurfer parcellation for data in its own space "
         "(occipital-aparc, v1-aparc, inferotemporal-aparc, ventral-visual-aparc; needs "
         "sub-<label>/anat/sub-<label>_desc-aparcaseg_dseg.nii.gz in the study); a NIfTI path; or a path "
         "per subject with {subject} in it (masks/sub-{subject}_occipital.nii.gz)",

@@ -25,8 +25,8 @@ EXAMPLES = """\
 # command -> one-line help: `brainnet --help` lists these without importing the command.
 COMMANDS = {
     "searchlight": (
-        "searchlight RSA (or encoding): each sphere's RDM vs a layer's RDM, group map with voxelwise, "
-        "max-statistic FWE and cluster-mass FWE permutation p-values"
+        "searchlight: each sphere's RDM vs a layer's RDM (RSA) or the layer encoded into the sphere's mean "
+        "response; group map with voxelwise, max-statistic FWE and cluster-mass FWE permutation p-values"
     ),
 }
 
@@ -35,8 +35,7 @@ def register(subparsers) -> None:
     from brainnet.searchlight import SEARCHLIGHT_COMPARISONS, SEARCHLIGHT_STATISTICS
 
     parser = add_command(subparsers, "searchlight", COMMANDS["searchlight"], EXAMPLES)
-    add_study_args(parser)
-    parser.set_defaults(mask="whole-brain")
+    add_study_args(parser, default_mask="whole-brain")
     add_weights_args(parser)
     parser.add_argument("--layer", default="fc8", help="network layer (default fc8)")
     parser.add_argument("--radius", type=float, default=6.0, help="sphere radius in mm (default 6)")
@@ -82,14 +81,15 @@ def run(args) -> int:
         overwrite=args.overwrite,
     )
     s = result.summary
-    scoring = (f"RSA ({s['compare']}" if s.get("statistic", "rsa") == "rsa"
-               else f"encoding (ridge, {s['cv']}-fold per-fold r of the sphere mean")
+    encoding = s.get("statistic") == "encoding"
+    scoring = (f"encoding (ridge, {s['cv']}-fold CV, per-fold r of each sphere's mean response"
+               if encoding else f"RSA ({s['compare']}")
     print(
         f"searchlight {scoring}, {s['radius_mm']:g} mm, {s['mean_sphere_voxels']:.0f} voxels per "
         f"sphere), {s['n_subjects']} subjects x {s['n_conditions']} stimuli, {s['n_centres']} centres"
     )
     print(
-        f"  {s['layer']}: peak r = {s['peak_r']:.3f} (FWE p = {s['peak_p_fwe']:.3g}); "
+        f"  {s['layer']}: peak {'encoding ' if encoding else ''}r = {s['peak_r']:.3f} (FWE p = {s['peak_p_fwe']:.3g}); "
         f"{s['n_centres_p_fwe_05']} centres FWE < 0.05; {s['n_clusters_p_fwe_05']} of {s['n_clusters']} "
         "clusters cluster-mass FWE < 0.05"
     )
