@@ -1296,7 +1296,9 @@ def _encoding_survivors(run: Path, summary: dict[str, Any], alpha: float = 0.05)
     data = np.zeros(img.shape[:3], dtype=np.float32)
     ijk = significant[["i", "j", "k"]].to_numpy(dtype=int)
     data[tuple(ijk.T)] = significant["r"].to_numpy(dtype=np.float32)
-    threshold = float(significant["r"].abs().min()) if len(significant) else None
+    # the threshold as float32, like the map's values: a float64 minimum can exceed its own voxel's stored value
+    values = np.abs(significant["r"].to_numpy(dtype=np.float32))
+    threshold = float(values.min()) if len(significant) else None
     return nib.Nifti1Image(data, img.affine), threshold, len(significant)
 
 

@@ -121,12 +121,17 @@ def _check_arguments(n_subjects, n_stimuli, subject_sizes, n_stimuli_sizes, n_re
     from brainnet._checks import ParameterError, check_options
 
     check_options(n_repeats=n_repeats, n_components=n_components, n_pca=n_pca, n_permutations=n_permutations)
-    if n_permutations < 19:
-        raise ParameterError("n_permutations", n_permutations, "a p-value below 0.05 needs at least 19",
-                             "pass {} or more", examples=(99,))
     if not 0 < alpha < 1:  # NaN fails too
         raise ParameterError("alpha", alpha, "the test level must be between 0 and 1", "pass e.g. {}",
                              examples=(0.05,))
+    # a detection is p < alpha and the smallest permutation p is 1 / (n_permutations + 1)
+    least = max(1, int(1 / alpha) - 1)
+    while 1 / (least + 1) >= alpha:
+        least += 1
+    if n_permutations < least:
+        raise ParameterError("n_permutations", n_permutations,
+                             f"a p-value below {alpha:g} needs at least {least} (the smallest p is 1/(permutations + 1))",
+                             "pass {} or more", examples=(max(99, least),))
     subject_sizes = _check_sizes("--sizes", subject_sizes, 3, n_subjects, "subjects")
     low = n_components + 2
     stim_sizes = _check_sizes(

@@ -373,11 +373,22 @@ _REFERENCES = {
 }
 
 
+def _mask_words(s: Mapping[str, Any]) -> str:
+    """The region(s) of a run: the provenance's mask entry (one, or one per compared side) or the summary's."""
+    entry = (s.get("provenance") or {}).get("mask")
+    entries = entry if isinstance(entry, list) else [entry]
+    names = [str(e.get("name")) for e in entries if isinstance(e, Mapping) and e.get("name")]
+    return " and ".join(names) or str(s.get("mask") or "the")
+
+
 def _method_sentence(kind: str, s: Mapping[str, Any], refs: list[str]) -> str:
     p = (s.get("provenance") or {}).get("parameters") or {}
-    mask = ((s.get("provenance") or {}).get("mask") or {}).get("name") or s.get("mask") or "the"
+    mask = _mask_words(s)
     layer = s.get("layer") or p.get("layer") or "?"
     n_perm = s.get("n_permutations")
+    extra = _more_method_sentence(kind, s, refs, mask, layer, n_perm)
+    if extra is not None:
+        return extra
     if kind == "encode":
         refs += ["ridge", "maxstat"]
         return (
@@ -451,6 +462,51 @@ def _method_sentence(kind: str, s: Mapping[str, Any], refs: list[str]) -> str:
             f"cross-validation with gaps; no permutation test."
         )
     return f"{_words(kind).capitalize()}: see the provenance below."
+
+
+def _more_method_sentence(kind: str, s: Mapping[str, Any], refs: list[str], mask: str, layer: Any,
+                          n_perm: Any) -> str | None:
+    """Methods of the searchlight, variance partitioning and contrasts (None for other analyses)."""
+    if kind == "searchlight":
+        refs += ["maxstat"]
+        if s.get("statistic") == "encoding":
+            scored = (f"layer {layer} was encoded into each sphere's mean response with ridge regression "
+                      f"({s.get('cv', '?')}-fold cross-validation over stimuli; per-fold Pearson r)")
+        else:
+            refs += ["rsa"]
+            scored = (f"each sphere's correlation-distance RDM was compared with layer {layer}'s by "
+                      f"{s.get('compare', '?')} correlation")
+        return (
+            f"Searchlight ({s.get('radius_mm', '?')} mm spheres around each of {s.get('n_centres', '?')} "
+            f"centres of the {mask} mask, {s.get('n_subjects', '?')} subjects, "
+            f"{s.get('n_conditions', '?')} stimuli): {scored}; the group map is the mean over subjects. "
+            f"{n_perm} condition-label permutations shared by every sphere and subject gave voxelwise p, "
+            f"maximum-statistic FWE p and cluster-mass FWE p (cluster-forming p {s.get('cluster_p', '?')})."
+        )
+    if kind == "partition":
+        refs += ["maxstat"]
+        spaces = ", ".join(str(x) for x in s.get("spaces") or []) or "?"
+        return (
+            f"Variance partitioning (subject {s.get('subject', '?')}, {s.get('n_voxels', '?')} voxels of the "
+            f"{mask} mask, {s.get('n_stimuli', '?')} stimuli): banded ridge regression (one penalty per "
+            f"feature space and voxel, himalaya) of the feature spaces {spaces}, jointly and leaving each out, "
+            f"in {s.get('cv', '?')}-fold cross-validation over stimuli, gave each space's unique and the "
+            f"shared cross-validated R²; each unique part was tested with {n_perm} permutations of that "
+            f"space's rows, family-wise error corrected over voxels with the maximum statistic."
+        )
+    if kind.startswith("contrast-"):
+        sides = [str(x) for x in s.get("sides") or []]
+        named = " and ".join(sides) if sides else (mask if s.get("compared") == "mask" else "?")
+        compared = ("regions " if s.get("compared") == "mask" else "layers ") + named
+        value = str(s.get("statistic", "?")).removeprefix("per subject: ")
+        return (
+            f"Comparison of {compared} ({kind.split('-', 1)[1]}, {s.get('n_subjects', '?')} subjects): "
+            f"the paired difference of a per-subject value ({value}) was tested by "
+            f"swapping each subject's two sides ({s.get('n_flips', '?')} sign flips, "
+            f"{'exact' if s.get('exact') else 'random'}; paired t; FWE over pairs by the maximum |t|, and "
+            f"Holm); as a secondary test, {n_perm} stimulus relabellings applied to every side."
+        )
+    return None
 
 
 def _methods(runs: list[tuple[Path, dict[str, Any]]]) -> str:

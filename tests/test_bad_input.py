@@ -1231,6 +1231,7 @@ def test_manifest_file_path_escaping_the_dataset_is_refused(path, tmp_path):
 @pytest.mark.parametrize("command, option", [
     ("encode", "--permutations"), ("decode", "--permutations"), ("decode", "--bootstrap"),
     ("rsa", "--permutations"), ("categorize", "--permutations"), ("searchlight", "--permutations"),
+    ("network-decoding", "--permutations"),
 ])
 def test_negative_counts_are_refused_with_the_fix(command, option, study, fc8, tmp_path, capsys):
     out = tmp_path / "out"
@@ -1591,8 +1592,8 @@ BAD_POWER = {
     "repeats-0": (["--repeats", "0"], "--repeats 0: must be 1 or more; pass --repeats 1 or a larger number"),
     "components-0": (["--components", "0"], "--components 0: must be 1 or more; pass --components 1 or a larger number"),
     "alpha": (["--alpha", "1.5"], "--alpha 1.5: the test level must be between 0 and 1; pass e.g. --alpha 0.05"),
-    "permutations": (["--permutations", "5"], "--permutations 5: a p-value below 0.05 needs at least 19; "
-                                              "pass --permutations 99 or more"),
+    "permutations": (["--permutations", "19"], "--permutations 19: a p-value below 0.05 needs at least 20 "
+                                               "(the smallest p is 1/(permutations + 1)); pass --permutations 99 or more"),
     "sizes": (["--sizes", "3,9"], "--sizes 9: the study has 3 subjects; choose sizes between 3 and 3"),
     "stimuli": (["--stimuli", "999"], "--stimuli 999: the study has 16 stimuli; choose sizes between 7 and 16"),
 }

@@ -88,7 +88,7 @@ EMBEDDED_RUNS = {
     "encode": (["encode", "--subject", "01", "--permutations", "20"], "sub-01/encode-fc8"),
     "decode": (["decode", "--permutations", "20", "--bootstrap", "4", "--cluster-draws", "10"], "group/decode-fc8"),
     "rsa": (["rsa", "--permutations", "200", "--bootstrap", "20"], "group/rsa-fc8"),
-    "power": (["power", "--sizes", "4,8", "--repeats", "2", "--permutations", "19"], "group/power-fc8"),
+    "power": (["power", "--sizes", "4,8", "--repeats", "2", "--permutations", "20"], "group/power-fc8"),
     "categorize": (["categorize", "--permutations", "5"], "group/categorize-occipital"),
     "network-decoding": (["network-decoding"], "group/network-decoding-fc8"),
 }

@@ -493,6 +493,11 @@ def test_cli_writes_the_comparison_table_with_provenance(planted, tmp_path, caps
     with np.load(folder / "contrast_null.npz") as saved:
         assert saved["per_subject"].shape == (6, 2) and saved["flip_null"].shape == (63, 1)
     assert [m["name"] for m in summary["provenance"]["mask"]] == ["occipital", "inferotemporal"]
+    # the report reads a region comparison (one mask per side in the provenance) and describes it
+    assert main(["report", "--results", str(out)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert "Comparison of regions occipital and inferotemporal (rsa, 6 subjects)" in (out / "report.html").read_text()
+    (out / "report.html").unlink()
     # Other parameters in the same folder: refused before any subject is loaded, the parameter named.
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     from brainnet.study import Study

@@ -173,6 +173,8 @@ def test_cli_network_decoding(small_study, tmp_path, capsys):
             str(feats),
             "--folds",
             "4",
+            "--permutations",
+            "9",
             "--out",
             str(out),
         ]
@@ -182,6 +184,10 @@ def test_cli_network_decoding(small_study, tmp_path, capsys):
     assert "rank" in captured.out and "network-decoding-fc8" in captured.out
     folder = out / "group" / "network-decoding-fc8"
     summary = json.loads((folder / "summary.json").read_text())
+    # the headline p is the permutation test's; the binomial p is named as the parametric extra
+    assert summary["n_permutations"] == 9
+    assert (f"(permutation p = {summary['p_value']:.3g}, 9 category shuffles; binomial p vs chance "
+            f"{summary['network_accuracy_p']:.3g}, a parametric extra)") in captured.out
     for key in (
         "analysis",
         "layer",

@@ -175,6 +175,10 @@ def test_command_with_controls_writes_result_and_figure(tmp_path, capsys):
     assert res.spaces == ["fc8", "pixels"] and res.provenance["controls"]["controls"] == ["pixels"]
     assert {"unique_fc8_p_fwe", "unique_pixels_p_fwe"} <= set(res.table.columns)
     assert any(p.name.endswith("partition.png") for p in make_figures(out, formats=("png",)))
+    from brainnet.report import write_report
+
+    html = write_report(out).read_text()
+    assert "Variance partitioning (subject 01" in html and "of the feature spaces fc8, pixels" in html
 
 
 def test_through_the_runner_other_parameters_are_refused_before_loading_and_a_rerun_reads(small_study, tmp_path,

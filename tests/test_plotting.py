@@ -634,7 +634,7 @@ def test_make_figures_writes_every_figure(results_folder):
     # the weakest significant r, and as many voxels as the summary counts
     for view in ("glass", "stat"):
         shown = entries[f"sub-01_encode-fc8_r-map-{view}"]["map"]
-        assert shown["threshold"] == 0.2 and shown["n_voxels_shown"] == 2
+        assert shown["threshold"] == pytest.approx(0.2, abs=1e-7) and shown["n_voxels_shown"] == 2
     assert "the 2 voxels with p_FWE < 0.05 (|r| ≥ 0.200)" in entries["sub-01_encode-fc8_r-map-stat"]["caption"]
     # the stat map's peak table, with atlas labels
     peaks = pd.read_csv(figures / entries["sub-01_encode-fc8_r-map-stat"]["tables"]["peaks"], sep="\t")
@@ -924,3 +924,20 @@ def test_figures_of_categorize_network_decoding_and_naturalistic(tmp_path):
     colours = [to_hex(b.get_facecolor()) for b in ax.patches]
     assert colours[0] == plotting._VERMILLION.lower() and colours.count(colours[0]) == 1
     assert any(np.allclose(line.get_ydata(), 1 / 3) for line in ax.get_lines())
+
+
+def test_encoding_map_shows_every_significant_voxel_when_float32_rounds_down(tmp_path):
+    # r = 0.7 is 0.69999999 in the float32 map: a float64 threshold of 0.7 would hide that voxel
+    import nibabel as nib
+
+    from brainnet._plot_brain import plot_brain_map
+    from brainnet.plotting import _encoding_survivors
+
+    vol = np.zeros((4, 4, 4), dtype=np.float32)
+    vol[1, 1, 1], vol[2, 2, 2], vol[3, 3, 3] = 0.7, 0.9, 0.1
+    nib.save(nib.Nifti1Image(vol, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "r_map.nii.gz")
+    pd.DataFrame({"voxel": [0, 1, 2], "i": [1, 2, 3], "j": [1, 2, 3], "k": [1, 2, 3], "r": [0.7, 0.9, 0.1],
+                  "p_fwe": [0.01, 0.01, 0.5]}).to_csv(tmp_path / "voxel_scores.tsv", sep="\t", index=False)
+    img, threshold, n = _encoding_survivors(tmp_path, {})
+    fig = plot_brain_map(img, threshold=threshold, kind="stat")
+    assert n == 2 and fig.brainnet_map["n_voxels_shown"] == 2

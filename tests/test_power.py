@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -130,9 +131,13 @@ def test_bad_sizes_and_permutations():
     with pytest.raises(BrainnetError, match="--stimuli 100: the study has 40 stimuli"):
         power_curve(*data, subject_sizes=(4,), n_stimuli_sizes=(100,))
     with pytest.raises(
-        BrainnetError, match="n_permutations=9: a p-value below 0.05 needs at least 19; pass n_permutations=99 or more"
+        BrainnetError, match=re.escape("n_permutations=19: a p-value below 0.05 needs at least 20 (the smallest p is "
+                                       "1/(permutations + 1)); pass n_permutations=99 or more")
     ):
-        power_curve(*data, subject_sizes=(4,), n_permutations=9)
+        power_curve(*data, subject_sizes=(4,), n_permutations=19)
+    with pytest.raises(BrainnetError, match=re.escape("n_permutations=99: a p-value below 0.01 needs at least 100")):
+        power_curve(*data, subject_sizes=(4,), n_permutations=99, alpha=0.01)
+    power_curve(*data, subject_sizes=(4,), n_repeats=1, n_permutations=20)  # 1/21 < .05: accepted
 
 
 @pytest.fixture(scope="module")

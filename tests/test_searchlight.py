@@ -471,6 +471,9 @@ def test_encoding_command_writes_its_own_folder_figure_and_report(tmp_path, caps
     assert sum(p.name.endswith("searchlight_r.png") for p in written) == 2
     html = write_report(out).read_text()
     assert "searchlight-encoding-fc8-occipital" in html
+    assert "layer fc8 was encoded into each sphere&#x27;s mean response" in html or \
+        "layer fc8 was encoded into each sphere's mean response" in html
+    assert "RDM was compared with layer fc8" in html
 
 
 def test_encoding_says_compare_is_not_used():

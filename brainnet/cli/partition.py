@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
 )
 
@@ -56,6 +57,7 @@ def run(args) -> int:
     check_at_least(args, 0, "permutations")
     check_at_least(args, 1, "n_iter")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     result = partition_subject(
         args.study,
         subject=args.subject,

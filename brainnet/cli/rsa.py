@@ -114,6 +114,10 @@ def _register_decoding(subparsers) -> None:
     parser.add_argument(
         "--components", type=int, default=None, help="PLS-DA components (default n_classes - 1)"
     )
+    parser.add_argument(
+        "--permutations", type=int, default=100,
+        help="category shuffles of the network's accuracy test, classifier refitted (default 100)",
+    )
     add_compute_args(parser)
     add_output_args(parser)
     parser.set_defaults(func=run_decoding)
@@ -122,6 +126,7 @@ def _register_decoding(subparsers) -> None:
 def run_decoding(args) -> int:
     from brainnet.network_subject import network_category_decoding
 
+    check_at_least(args, 0, "permutations")
     notice_if_untrained(args)
     notice_if_embedded_study(args)
     result = network_category_decoding(
@@ -132,6 +137,7 @@ def run_decoding(args) -> int:
         model=args.model,
         n_folds=args.folds,
         n_components=args.components,
+        n_permutations=args.permutations,
         weights=args.weights,
         untrained_seed=args.untrained_seed,
         features_file=args.features,
@@ -141,14 +147,16 @@ def run_decoding(args) -> int:
     )
     s = result.summary
     lo, hi = s["human_accuracy_range"]
+    tested = (f"permutation p = {s['p_value']:.3g}, {s['n_permutations']} category shuffles"
+              if s.get("p_value") is not None else "no permutation test")
     print(
         f"category decoding ({s['classifier']}, {s['n_folds']} folds), {s['n_subjects']} subjects x "
         f"{s['n_stimuli']} stimuli, {s['n_classes']} categories (chance {s['chance']:.3f})"
     )
     print(
-        f"  network {s['layer']}: accuracy {s['network_accuracy']:.3f} (p = "
-        f"{s['network_accuracy_p']:.3g} vs chance), rank {s['network_rank']} of "
-        f"{s['network_rank_of']}; humans {s['human_accuracy_mean']:.3f} [{lo:.3f}, {hi:.3f}]"
+        f"  network {s['layer']}: accuracy {s['network_accuracy']:.3f} ({tested}; binomial p vs chance "
+        f"{s['network_accuracy_p']:.3g}, a parametric extra), rank {s['network_rank']} of {s['network_rank_of']}; humans mean "
+        f"{s['human_accuracy_mean']:.3f} (range {lo:.3f}-{hi:.3f})"
     )
     print(
         f"  confusions: network vs humans r = {s['confusion_r_network_to_humans']:.3f}, vs their "
@@ -198,7 +206,8 @@ def run(args) -> int:
         print(
             f"  {res.layer:6s} network-human r = {res.network_human_r:.3f} "
             f"[{res.ci_subjects[0]:.3f}, {res.ci_subjects[1]:.3f}], p = {res.p_value:.4g} "
-            f"(FWE {res.p_fwe:.4g}), rank {res.network_rank} of {n + 1}"
+            f"(FWE {res.p_fwe:.4g}); vs the subjects' mean RDM r = {res.network_to_mean:.3f}, "
+            f"rank {res.network_rank} of {n + 1} among the subjects' leave-one-out values"
         )
     print(f"results: {args.out / 'group'}")
     return 0

@@ -10,6 +10,7 @@ from brainnet.cli._common import (
     add_study_args,
     add_weights_args,
     check_at_least,
+    notice_if_embedded_study,
     notice_if_untrained,
     split_list,
 )
@@ -61,6 +62,7 @@ def run(args) -> int:
 
     check_at_least(args, 0, "permutations")
     notice_if_untrained(args)
+    notice_if_embedded_study(args)
     result = searchlight_group(
         args.study,
         layer=args.layer,
