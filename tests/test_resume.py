@@ -142,7 +142,7 @@ def test_checkpoint_of_other_parameters_is_never_mixed_in(tmp_path):
     patterns = [rng.standard_normal((16, 30)) for _ in range(4)]
     index = [np.arange(16)] * 4
     features = rng.standard_normal((16, 5))
-    kwargs = dict(subject_sizes=[3], n_repeats=4, n_permutations=19, n_components=2, n_pca=10)
+    kwargs = dict(subject_sizes=[3], n_repeats=4, n_permutations=20, n_components=2, n_pca=10)
     ckpt = tmp_path / "ckpt.npz"
     power_curve(patterns, index, features, seed=1, checkpoint=ckpt, **kwargs)
     # a checkpoint made with seed 1 must not leak into a seed-2 run
