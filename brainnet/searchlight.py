@@ -738,9 +738,8 @@ def searchlight_rsa(
             )
             null[:, start:stop] = res.null
     head = {"analysis": "searchlight", "statistic": "rsa", "compare": method, "n_subjects": len(stack),
-            "n_conditions": n_cond, "n_centres": n_vox,
-            "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1)))}
-    return _group_result(head, observed, null, subject_r, ijk, grid_shape, labels, affine,
+            "n_conditions": n_cond, "n_centres": n_vox}
+    return _group_result(head, observed, null, subject_r, nb, ijk, grid_shape, labels, affine,
                          n_permutations=n_permutations, seed=seed, cluster_p=cluster_p, alpha=alpha)
 
 
@@ -857,18 +856,18 @@ def searchlight_encoding(
     null /= len(stack)
     head = {"analysis": "searchlight", "statistic": "encoding", "model": model, "cv": int(cv),
             "r_definition": "per-fold r of the sphere's mean response, cross-validated encoding, averaged over folds",
-            "n_subjects": len(stack), "n_conditions": n_cond, "n_units": int(x.shape[1]), "n_centres": n_vox,
-            "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1)))}
-    return _group_result(head, subject_r.mean(axis=0), null, subject_r, ijk, grid_shape, labels, affine,
+            "n_subjects": len(stack), "n_conditions": n_cond, "n_units": int(x.shape[1]), "n_centres": n_vox}
+    return _group_result(head, subject_r.mean(axis=0), null, subject_r, nb, ijk, grid_shape, labels, affine,
                          n_permutations=n_permutations, seed=seed, cluster_p=cluster_p, alpha=alpha)
 
 
-def _group_result(head, observed, null, subject_r, ijk, grid_shape, labels, affine, *,
+def _group_result(head, observed, null, subject_r, nb, ijk, grid_shape, labels, affine, *,
                   n_permutations: int, seed: int, cluster_p: float, alpha: float) -> SearchlightResult:
     """Voxelwise, max-statistic and cluster-mass maps, the cluster table and the summary of a group map.
 
     Shared by every searchlight statistic: ``observed`` (n_centres,) and ``null``
-    (n_permutations, n_centres) are group maps under the same permutations.
+    (n_permutations, n_centres) are group maps under the same permutations; ``nb`` the
+    spheres (padding index ``n_centres``).
     """
     import pandas as pd
 
@@ -897,6 +896,7 @@ def _group_result(head, observed, null, subject_r, ijk, grid_shape, labels, affi
     peak = int(np.nanargmax(observed)) if np.any(np.isfinite(observed)) else 0
     summary = {
         **head,
+        "mean_sphere_voxels": float(np.mean((nb < n_vox).sum(axis=1))),
         "n_permutations": int(n_permutations),
         "seed": seed,
         "cluster_p": cluster_p,

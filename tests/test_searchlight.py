@@ -164,15 +164,20 @@ def test_planted_sphere_found_by_fwe_maps_and_nothing_else():
     ijk, subjects, layer, inside = _planted_study(rng, shape, 5, 12, centre, 1.5, 0.6)
     nb = sphere_neighbourhoods(ijk, radius)
     res = searchlight_rsa(subjects, layer, nb, voxel_ijk=ijk, n_permutations=199, seed=0)
+    _assert_planted_ball_found_and_nothing_else(res, ijk, inside, centre, radius + 1.5)
+    assert res.summary["n_clusters_p_fwe_05"] == 1
+
+
+def _assert_planted_ball_found_and_nothing_else(res, ijk, inside, centre, reach_radius):
+    """Both FWE maps find most of the ball, nothing beyond ``reach_radius``; the top cluster peaks at it."""
     # a sphere can reach the signal only if its centre is within radius + signal radius of it
-    reach = np.sqrt(((ijk - centre) ** 2).sum(axis=1)) <= radius + 1.5
+    reach = np.sqrt(((ijk - centre) ** 2).sum(axis=1)) <= reach_radius
     voxel_hits = res.maps["p_fwe"] <= 0.05
     cluster_hits = res.maps["cluster_p_fwe"] <= 0.05
     assert voxel_hits[inside].mean() > 0.5 and cluster_hits[inside].mean() > 0.5
     assert not voxel_hits[~reach].any() and not cluster_hits[~reach].any()
     peak = res.table.iloc[0]
     assert peak.p_fwe <= 0.05 and np.abs(np.array([peak.i, peak.j, peak.k]) - centre).max() <= 1
-    assert res.summary["n_clusters_p_fwe_05"] == 1
 
 
 def _null_family_rejections(n_studies: int) -> tuple[int, int]:
@@ -349,13 +354,7 @@ def test_encoding_finds_a_planted_sphere_and_nothing_else():
         subjects.append(x)
     nb = sphere_neighbourhoods(ijk, 1.5)
     res = searchlight_encoding(subjects, features, nb, voxel_ijk=ijk, n_permutations=99, seed=0)
-    reach = np.sqrt(((ijk - centre) ** 2).sum(axis=1)) <= 3.0
-    voxel_hits = res.maps["p_fwe"] <= 0.05
-    cluster_hits = res.maps["cluster_p_fwe"] <= 0.05
-    assert voxel_hits[inside].mean() > 0.5 and cluster_hits[inside].mean() > 0.5
-    assert not voxel_hits[~reach].any() and not cluster_hits[~reach].any()
-    peak = res.table.iloc[0]
-    assert peak.p_fwe <= 0.05 and np.abs(np.array([peak.i, peak.j, peak.k]) - centre).max() <= 1
+    _assert_planted_ball_found_and_nothing_else(res, ijk, inside, centre, 3.0)
 
 
 def test_encoding_family_wise_error_calibrated_on_null_studies(science_scale):
